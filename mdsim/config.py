@@ -1,0 +1,151 @@
+"""Settings as dataclasses, with TOML in and plain dicts out.
+
+:class:`FeatureConfig` fixes the analysis grid shared by every feature; it is
+written once at the root of a features store and checked when a store is
+reopened or read for training. Model settings live in
+:mod:`mdsim.model.config`, training settings in :mod:`mdsim.training.config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mdsim.errors import InputError
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """The analysis grid: one STFT from which mel, CENS and tempogram derive.
+
+    Attributes
+    ----------
+    sample_rate : int
+        Hz; every signal is resampled to it.
+    n_fft : int
+        STFT window in samples (512 = 23 ms at 22 050 Hz), Hann, centred.
+    hop_length : int
+        STFT hop in samples (256 = 11.6 ms, 50 % overlap).
+    n_mels : int
+        Mel bands of the log-mel spectrogram, ``log10(1 + 10 * S)``.
+    n_chroma : int
+        Chroma bins of the CENS chromagram.
+    tuning : float
+        Tuning deviation in fractions of a chroma bin, or ``None`` to estimate it
+        per track (costs about as much as the rest of the extractor together).
+    cens_window : int
+        Length in frames of the Hann window that smooths CENS along time.
+    tempogram_win_length : int
+        Autocorrelation lags of the tempogram (384 frames = 4.5 s).
+    cyclic_tempogram : bool
+        Fold the tempogram into tempo octaves (documented option, off by default).
+    segment_frames : int
+        Frames per 3 s segment (259 at the default grid).
+    dtype : str
+        ``"float16"`` (default) or ``"float32"``: how matrices are stored.
+    """
+
+    sample_rate: int = 22050
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 128
+    n_chroma: int = 12
+    tuning: float | None = 0.0
+    cens_window: int = 41
+    tempogram_win_length: int = 384
+    cyclic_tempogram: bool = False
+    segment_frames: int = 259
+    dtype: str = "float16"
+
+    def __post_init__(self):
+        if self.dtype not in ("float16", "float32"):
+            raise InputError(f"feature dtype {self.dtype!r} is not supported (use float16 or float32)")
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "n_chroma",
+                     "tempogram_win_length", "segment_frames"):
+            if getattr(self, name) <= 0:
+                raise InputError(f"feature setting {name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def n_bins(self) -> dict:
+        """Bins per feature: ``{"mel": 128, "cens": 12, "tempogram": 384}``."""
+        return {"mel": self.n_mels, "cens": self.n_chroma, "tempogram": self.tempogram_win_length}
+
+    def analysis_dict(self) -> dict:
+        """The settings that change feature values (``dtype`` excluded)."""
+        d = dataclasses.asdict(self)
+        d.pop("dtype")
+        return d
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureConfig":
+        return cls(**_known_fields(cls, data, "feature settings"))
+
+
+def _known_fields(cls, data: dict, what: str) -> dict:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"unknown {what}: {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    return dict(data)
+
+
+def to_json(obj) -> str:
+    """Serialise a config dataclass (anything with ``to_dict``) as JSON."""
+    return json.dumps(obj.to_dict(), sort_keys=True)
+
+
+def read_toml(path) -> dict:
+    """Read a TOML file, with an error that names the file and the problem."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: not valid TOML ({e})") from None
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def write_toml(path, sections: dict) -> None:
+    """Write ``{section: {key: value}}`` as TOML (``None`` values are left out).
+
+    Values may be booleans, numbers, strings, lists of those, or nested dicts
+    (written as sub-tables ``[section.key]``).
+    """
+    lines: list[str] = []
+
+    def emit(name: str, table: dict) -> None:
+        lines.append(f"[{name}]")
+        nested = {}
+        for key, value in table.items():
+            if value is None:
+                continue
+            if isinstance(value, dict):
+                nested[key] = value
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+        for key, value in nested.items():
+            emit(f"{name}.{key}", value)
+
+    for name, table in sections.items():
+        emit(name, table)
+    Path(path).write_text("\n".join(lines))

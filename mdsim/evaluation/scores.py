@@ -1,0 +1,253 @@
+"""Triplet scores: validate the inputs, pure metric functions, one ``evaluate``.
+
+A triplet is predicted correctly when the Euclidean distance from the anchor
+to the positive is *strictly* smaller than to the negative; equal distances
+count as incorrect, so a constant embedding scores 0, not 0.5.
+
+The multi-dimensional analysis scores every non-empty combination of named
+subspaces. For Euclidean distance the squared distance over a combination is
+the sum of the per-subspace squared distances, so the per-subspace squared
+distances are computed once, ``(n_triplets, n_dims)``, and every combination
+follows from one product with the 0/1 combination matrix.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from mdsim.errors import InputError
+from mdsim.evaluation.embeddings import EmbeddingSource, check_layout, gather
+from mdsim.evaluation.triplets import Triplets
+
+#: Schema tag of the dict :func:`evaluate` returns (docs/evaluation.md).
+RESULT_SCHEMA = "mdsim.evaluation/1"
+#: How many missing track ids an error message quotes.
+_QUOTE = 5
+
+
+# --------------------------------------------------------------------------------------
+# Pure metrics
+
+
+def combinations(dimensions) -> list[tuple[str, ...]]:
+    """Every non-empty combination of ``dimensions``: by size, then in the given order.
+
+    ``2**k - 1`` of them for ``k`` dimensions (63 for six).
+    """
+    dimensions = tuple(dimensions)
+    return [c for size in range(1, len(dimensions) + 1) for c in itertools.combinations(dimensions, size)]
+
+
+def combination_matrix(n_dims: int) -> np.ndarray:
+    """``float64 [shape=(2**n_dims - 1, n_dims)]``, row c is 1 on the subspaces of combination c.
+
+    Rows are in the order of :func:`combinations`.
+    """
+    rows = combinations(range(n_dims))
+    matrix = np.zeros((len(rows), n_dims))
+    for i, c in enumerate(rows):
+        matrix[i, list(c)] = 1.0
+    return matrix
+
+
+def subspace_sq_distances(x, y, slices) -> np.ndarray:
+    """Squared Euclidean distance between rows of ``x`` and ``y`` within each slice.
+
+    Parameters
+    ----------
+    x, y : np.ndarray [shape=(n, D)]
+    slices : sequence of (start, stop)
+
+    Returns
+    -------
+    np.ndarray [shape=(n, len(slices)), dtype=float64]
+    """
+    sq = (np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64)) ** 2
+    return np.stack([sq[:, a:b].sum(axis=1) for a, b in slices], axis=1)
+
+
+def triplet_correct(anchor, positive, negative) -> np.ndarray:
+    """``bool [shape=(n,)]``: ``d(anchor, positive) < d(anchor, negative)`` over the full vectors.
+
+    Inputs are ``(n, D)``; distances are Euclidean; ties are incorrect.
+    """
+    a = np.asarray(anchor, dtype=np.float64)
+    d_pos = ((a - positive) ** 2).sum(axis=1)
+    d_neg = ((a - negative) ** 2).sum(axis=1)
+    return d_pos < d_neg
+
+
+def combination_correct(anchor, positive, negative, slices, matrix) -> np.ndarray:
+    """``bool [shape=(n, n_combinations)]``: correctness of each triplet in each combination.
+
+    ``matrix`` is :func:`combination_matrix` over the ``slices``. The margin
+    ``d(a, n)**2 - d(a, p)**2`` of a combination is the sum of per-subspace
+    margins; the triplet is correct where it is strictly positive.
+    """
+    margin = subspace_sq_distances(anchor, negative, slices) - subspace_sq_distances(anchor, positive, slices)
+    return (margin @ np.asarray(matrix).T) > 0
+
+
+def bootstrap_ci(correct, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0):
+    """Percentile bootstrap interval of the mean of each column of ``correct``.
+
+    Triplets (rows) are resampled with replacement, the same resamples for
+    every column, so intervals of different combinations are paired.
+
+    Parameters
+    ----------
+    correct : np.ndarray [shape=(n, m)], bool or 0/1
+    n_resamples : int
+    confidence : float
+        E.g. 0.95 for the 2.5 % and 97.5 % percentiles.
+    seed : int
+
+    Returns
+    -------
+    low, high : np.ndarray [shape=(m,), dtype=float64]
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    n = correct.shape[0]
+    rng = np.random.default_rng(seed)
+    # counts[r, i] = how often triplet i is drawn in resample r: the same
+    # distribution as drawing n indices, without an (r, n, m) array.
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(np.float64)
+    means = counts @ correct / n
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail], axis=0)
+    return low, high
+
+
+def competition_rank(scores) -> np.ndarray:
+    """Ranks by descending score, equal scores sharing the best rank ("1224" ranking), int64."""
+    scores = np.asarray(scores)
+    return (scores[None, :] > scores[:, None]).sum(axis=1) + 1
+
+
+# --------------------------------------------------------------------------------------
+# Validate and evaluate
+
+
+def validate(triplets: Triplets, source: EmbeddingSource, *, strict: bool = False):
+    """Keep the triplets whose three tracks the source has.
+
+    Returns
+    -------
+    kept : Triplets
+    missing : list of str
+        Sorted ids of the tracks referred to but not in ``source.track_ids``.
+
+    Raises
+    ------
+    InputError
+        With ``strict=True`` when any track is missing (quoting a few and the
+        count), and always when no triplet is left.
+    """
+    if not isinstance(triplets, Triplets):
+        raise InputError(f"expected Triplets (from load_triplets or select_triplets), got {type(triplets).__name__}")
+    available = set(source.track_ids)
+    missing = sorted(t for t in triplets.track_ids() if t not in available)
+    if missing and strict:
+        raise InputError(f"{len(missing)} track(s) of the triplets have no embedding, e.g. "
+                         f"{', '.join(missing[:_QUOTE])}; embed them, or drop strict to score the rest")
+    gone = set(missing)
+    keep = np.array([not ({a, p, q} & gone) for a, p, q in zip(triplets.anchor, triplets.positive, triplets.negative)],
+                    dtype=bool)
+    if not keep.any():
+        raise InputError(f"none of the {len(triplets)} triplets has all three tracks embedded "
+                         f"({len(missing)} track(s) missing, e.g. {', '.join(missing[:_QUOTE])})")
+    return triplets.take(keep), missing
+
+
+def evaluate(triplets: Triplets, source: EmbeddingSource, *, mode: str = "track", model_name: str | None = None,
+             strict: bool = False, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Score embeddings on triplets: the full embedding and every combination of subspaces.
+
+    Parameters
+    ----------
+    triplets : Triplets
+        From :func:`~mdsim.evaluation.load_triplets` (its selection counts go
+        into the result) or built by hand.
+    source : EmbeddingSource
+        An :class:`~mdsim.evaluation.EmbeddingSet` (track mode) or
+        :class:`~mdsim.evaluation.ClipEmbeddings` (clip mode), or anything
+        with the same ``get`` and attributes. Without named subspaces only
+        the full embedding is scored.
+    mode : {"track", "clip"}
+        Track mode asks ``source.get(track_id)``; clip mode
+        ``source.get(track_id, start_seconds)`` with each triplet's start times.
+    model_name : str, optional
+        Default: ``source.name``, else ``"embeddings"``.
+    strict : bool
+        Fail when a track is missing instead of scoring the rest.
+    n_bootstrap : int
+        Bootstrap resamples for the intervals; 0 gives no intervals (null).
+    confidence : float
+    seed : int
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    dict
+        Stable keys, JSON-serialisable; the schema is in docs/evaluation.md.
+    """
+    if mode not in ("track", "clip"):
+        raise InputError(f"mode is {mode!r}, expected 'track' or 'clip'")
+    if int(n_bootstrap) != n_bootstrap or n_bootstrap < 0:
+        raise InputError(f"n_bootstrap is {n_bootstrap}, expected a whole number >= 0")
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence is {confidence}, expected a fraction such as 0.95")
+    kept, missing = validate(triplets, source, strict=strict)
+
+    def embed(ids, starts):
+        return gather(source, ids, starts if mode == "clip" else None)
+
+    anchor = embed(kept.anchor, kept.anchor_start)
+    positive = embed(kept.positive, kept.positive_start)
+    negative = embed(kept.negative, kept.negative_start)
+    if not anchor.shape[1] == positive.shape[1] == negative.shape[1]:
+        raise InputError("anchor, positive and negative embeddings differ in size")
+    dims, slices = check_layout(source.dimensions, source.slices, anchor.shape[1])
+    combos = combinations(dims)
+
+    correct = triplet_correct(anchor, positive, negative)[:, None]
+    if dims:
+        per_combo = combination_correct(anchor, positive, negative, slices, combination_matrix(len(dims)))
+        correct = np.concatenate([correct, per_combo], axis=1)
+    scores = correct.mean(axis=0)
+    if n_bootstrap:
+        low, high = bootstrap_ci(correct, n_resamples=int(n_bootstrap), confidence=confidence, seed=seed)
+    else:
+        low = high = [None] * len(scores)
+    n_correct = correct.sum(axis=0)
+
+    def entry(i):
+        return {"score": float(scores[i]), "ci_low": _float(low[i]), "ci_high": _float(high[i]),
+                "n_correct": int(n_correct[i])}
+
+    ranks = competition_rank(scores[1:])
+    order = sorted(range(len(combos)), key=lambda c: (ranks[c], len(combos[c]), c))
+    selection = kept.selection.to_dict() if kept.selection is not None else {
+        "source": None, "min_agreement": None, "n_read": len(triplets), "n_kept": len(triplets),
+        "n_dropped_tie": 0, "n_dropped_low_agreement": 0}
+    return {
+        "schema": RESULT_SCHEMA,
+        "model": model_name or getattr(source, "name", None) or "embeddings",
+        "mode": mode,
+        "distance": "euclidean",
+        "ties": "incorrect",
+        "triplets": {**selection, "n_dropped_missing": len(triplets) - len(kept), "n_scored": len(kept)},
+        "missing_tracks": missing,
+        "dimensions": list(dims),
+        "slices": [list(s) for s in slices],
+        "bootstrap": {"method": "percentile", "n_resamples": int(n_bootstrap), "confidence": float(confidence),
+                      "seed": int(seed)},
+        "full": entry(0),
+        "combinations": [{"dims": list(combos[c]), **entry(c + 1), "rank": int(ranks[c])} for c in order],
+    }
+
+
+def _float(x):
+    return None if x is None else float(x)

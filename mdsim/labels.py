@@ -1,0 +1,300 @@
+"""Dimensions, label parsing and the similarity rule of each dimension.
+
+This module is the single source of truth for *who is a positive*:
+
+==========  =============================================================
+dimension   two tracks are similar when
+==========  =============================================================
+genre,      they share at least one tag of that dimension; a track with no
+mood,       tag in a dimension takes no part in that dimension
+instrument,
+era
+tempo       ``|t1 - t2 * 2**k| <= 5`` BPM for some integer k in -2..2
+key         same key, or the parallel key (same tonic, other mode)
+==========  =============================================================
+
+Labels of one track are a plain ``dict``: tag dimensions map to a list of
+tag strings (empty: unlabelled), ``tempo`` to BPM as ``float`` or ``None``,
+``key`` to a key index (see :func:`parse_key`) or ``None``.
+
+For training, labels are packed into one float32 row per track by a
+:class:`LabelLayout` (multi-hot blocks for the tag dimensions, one column of
+BPM for tempo with 0 meaning missing, one column of key index with -1
+meaning missing) so that any Keras backend can carry them as ``y_true``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mdsim.errors import InputError
+
+#: Every dimension mdsim knows, in the canonical subspace order.
+DIMENSIONS = ("genre", "mood", "instrument", "era", "tempo", "key")
+#: Dimensions whose labels are free-form multi-label tags.
+TAG_DIMENSIONS = ("genre", "mood", "instrument", "era")
+
+#: Default tolerance of the tempo rule, in BPM.
+TEMPO_TOLERANCE_BPM = 5.0
+#: Tempo octaves 2**k with k in -MAX_TEMPO_OCTAVE..MAX_TEMPO_OCTAVE count as similar.
+MAX_TEMPO_OCTAVE = 2
+
+#: Pitch-class spelling used for key names (index 0 = C).
+PITCH_CLASSES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_PITCH_INDEX = {
+    "C": 0, "B#": 0, "C#": 1, "DB": 1, "D": 2, "D#": 3, "EB": 3, "E": 4, "FB": 4,
+    "F": 5, "E#": 5, "F#": 6, "GB": 6, "G": 7, "G#": 8, "AB": 8, "A": 9,
+    "A#": 10, "BB": 10, "B": 11, "CB": 11,
+}
+#: The 24 key names, index = pitch class + 12 * mode (mode 0 major, 1 minor).
+KEY_NAMES = tuple(f"{p} major" for p in PITCH_CLASSES) + tuple(f"{p} minor" for p in PITCH_CLASSES)
+
+_KEY_RE = re.compile(
+    r"^\s*([A-Ga-g])\s*([#b\u266f\u266d]?)\s*[:_ ]?\s*(major|minor|maj|min|m|M)?\s*$"
+)
+
+
+def check_dimensions(dims, *, allowed=DIMENSIONS) -> tuple[str, ...]:
+    """Validate dimension names and return them as a tuple (order kept).
+
+    Accepts a sequence or a comma-separated string.
+    """
+    if isinstance(dims, str):
+        dims = [d.strip() for d in dims.split(",") if d.strip()]
+    dims = tuple(dims)
+    if not dims:
+        raise InputError(f"no dimension given (valid: {', '.join(allowed)})")
+    for d in dims:
+        if d not in allowed:
+            raise InputError(f"unknown dimension {d!r} (valid: {', '.join(allowed)})")
+    if len(set(dims)) != len(dims):
+        raise InputError(f"dimension listed twice in {', '.join(dims)}")
+    return dims
+
+
+def parse_tags(cell) -> list[str]:
+    """Split a ``;``-separated multi-label cell into stripped, unique tags."""
+    if cell is None:
+        return []
+    if isinstance(cell, float) and math.isnan(cell):
+        return []
+    out: list[str] = []
+    for tag in str(cell).split(";"):
+        tag = tag.strip()
+        if tag and tag not in out:
+            out.append(tag)
+    return out
+
+
+def parse_key(text) -> int | None:
+    """Parse a key name such as ``"F# minor"``, ``"Gb min"``, ``"a"`` or ``"Am"``.
+
+    Returns the key index ``pitch_class + 12 * mode`` (0 = C major,
+    12 = C minor), or ``None`` for an empty cell. A bare lower-case letter
+    means minor and a bare upper-case letter major (``"a"`` is A minor).
+
+    Raises
+    ------
+    InputError
+        When the text is not a key name.
+    """
+    if text is None:
+        return None
+    if isinstance(text, (int, np.integer)):
+        if 0 <= int(text) < 24:
+            return int(text)
+        raise InputError(f"key index {text} is out of range 0..23")
+    text = str(text).strip()
+    if not text:
+        return None
+    m = _KEY_RE.match(text)
+    if not m:
+        raise InputError(f"cannot read key {text!r}: write it like 'F# minor' or 'Bb major'")
+    letter, accidental, mode = m.groups()
+    accidental = {"\u266f": "#", "\u266d": "b"}.get(accidental, accidental)
+    pitch = _PITCH_INDEX.get(letter.upper() + accidental.upper())
+    if pitch is None:
+        raise InputError(f"cannot read key {text!r}: unknown tonic")
+    if mode is None:
+        minor = letter.islower()
+    else:
+        minor = mode in ("minor", "min", "m")
+    return pitch + 12 * int(minor)
+
+
+def key_name(index: int | None) -> str | None:
+    """The canonical name of a key index (``18 -> "F# minor"``)."""
+    if index is None or index < 0:
+        return None
+    return KEY_NAMES[int(index)]
+
+
+def parse_tempo(value) -> float | None:
+    """Parse a BPM cell; empty, non-positive or non-finite means missing."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        try:
+            value = float(value)
+        except ValueError:
+            raise InputError(f"cannot read tempo {value!r}: give beats per minute, e.g. 120") from None
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# Similarity rules (NumPy; the keras.ops versions in mdsim.metric are tested against these)
+
+
+def tempo_similar(t1: float, t2: float, *, tolerance_bpm: float = TEMPO_TOLERANCE_BPM,
+                  max_octave: int = MAX_TEMPO_OCTAVE) -> bool:
+    """True when ``|a - b * 2**k| <= tolerance_bpm`` for an integer ``|k| <= max_octave``,
+    with ``(a, b)`` either ``(t1, t2)`` or ``(t2, t1)``.
+
+    Read one way only the rule is not symmetric (300 vs 147 BPM: 6 BPM off
+    one way, 3 BPM the other); a similarity must be, so either way counts.
+    """
+    return any(abs(a - b * 2.0 ** k) <= tolerance_bpm
+               for a, b in ((t1, t2), (t2, t1)) for k in range(-max_octave, max_octave + 1))
+
+
+def key_similar(k1: int, k2: int) -> bool:
+    """True for the same key or its parallel key (same tonic, other mode)."""
+    return k1 % 12 == k2 % 12
+
+
+def is_labelled(dimension: str, value) -> bool:
+    """Whether a track takes part in ``dimension`` (has a label there)."""
+    if dimension in TAG_DIMENSIONS:
+        return bool(value)
+    return value is not None
+
+
+def similar(dimension: str, a, b, *, tolerance_bpm: float = TEMPO_TOLERANCE_BPM) -> bool:
+    """The similarity rule of ``dimension`` for two labelled values."""
+    if dimension in TAG_DIMENSIONS:
+        return bool(set(a) & set(b))
+    if dimension == "tempo":
+        return tempo_similar(a, b, tolerance_bpm=tolerance_bpm)
+    if dimension == "key":
+        return key_similar(a, b)
+    raise InputError(f"unknown dimension {dimension!r} (valid: {', '.join(DIMENSIONS)})")
+
+
+def similarity_matrix(dimension: str, values, *, tolerance_bpm: float = TEMPO_TOLERANCE_BPM):
+    """Pairwise similarity of a list of label values in one dimension.
+
+    Returns
+    -------
+    similar : np.ndarray [shape=(n, n), dtype=bool]
+        ``similar[i, j]`` when both are labelled and the rule holds (the
+        diagonal is True for labelled items).
+    labelled : np.ndarray [shape=(n,), dtype=bool]
+    """
+    n = len(values)
+    labelled = np.array([is_labelled(dimension, v) for v in values], dtype=bool)
+    sim = np.zeros((n, n), dtype=bool)
+    if dimension in TAG_DIMENSIONS:
+        values = [v or [] for v in values]
+        vocab = sorted({t for v in values for t in v})
+        index = {t: i for i, t in enumerate(vocab)}
+        hot = np.zeros((n, len(vocab)), dtype=np.float32)
+        for i, v in enumerate(values):
+            for t in v:
+                hot[i, index[t]] = 1.0
+        sim = (hot @ hot.T) > 0
+    elif dimension == "tempo":
+        t = np.array([v if v is not None else np.nan for v in values], dtype=np.float64)
+        sim = np.zeros((n, n), dtype=bool)
+        for k in range(-MAX_TEMPO_OCTAVE, MAX_TEMPO_OCTAVE + 1):
+            one_way = np.abs(t[:, None] - t[None, :] * 2.0 ** k) <= tolerance_bpm
+            sim |= one_way | one_way.T
+    elif dimension == "key":
+        k = np.array([v if v is not None else -1 for v in values])
+        sim = (k[:, None] % 12) == (k[None, :] % 12)
+    else:
+        raise InputError(f"unknown dimension {dimension!r} (valid: {', '.join(DIMENSIONS)})")
+    sim &= labelled[:, None] & labelled[None, :]
+    return sim, labelled
+
+
+# --------------------------------------------------------------------------------------
+# Packing labels for training
+
+
+@dataclass(frozen=True)
+class LabelLayout:
+    """How the labels of a set of dimensions are packed into one float32 row.
+
+    Tag dimensions take one multi-hot block over their vocabulary; ``tempo``
+    one column of BPM (0 = missing); ``key`` one column of key index
+    (-1 = missing). The layout is saved with a training run so that the loss
+    can unpack ``y_true``.
+    """
+
+    dimensions: tuple[str, ...]
+    vocabularies: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "dimensions", check_dimensions(self.dimensions))
+        vocab = {d: tuple(self.vocabularies.get(d, ())) for d in self.dimensions if d in TAG_DIMENSIONS}
+        object.__setattr__(self, "vocabularies", vocab)
+
+    @classmethod
+    def from_records(cls, dimensions, records) -> "LabelLayout":
+        """Build the vocabularies from the labels of a collection of tracks."""
+        dimensions = check_dimensions(dimensions)
+        vocab = {d: tuple(sorted({t for r in records for t in r.get(d) or []}))
+                 for d in dimensions if d in TAG_DIMENSIONS}
+        return cls(dimensions, vocab)
+
+    def width(self, dimension: str) -> int:
+        return len(self.vocabularies[dimension]) if dimension in TAG_DIMENSIONS else 1
+
+    @property
+    def offsets(self) -> dict:
+        """``{dimension: (start, stop)}`` columns of each dimension in a packed row."""
+        out, pos = {}, 0
+        for d in self.dimensions:
+            out[d] = (pos, pos + self.width(d))
+            pos += self.width(d)
+        return out
+
+    @property
+    def total_width(self) -> int:
+        return sum(self.width(d) for d in self.dimensions)
+
+    def encode(self, records) -> np.ndarray:
+        """Pack a list of label dicts into ``float32 [shape=(n, total_width)]``."""
+        out = np.zeros((len(records), self.total_width), dtype=np.float32)
+        offsets = self.offsets
+        for d in self.dimensions:
+            start, stop = offsets[d]
+            if d in TAG_DIMENSIONS:
+                index = {t: i for i, t in enumerate(self.vocabularies[d])}
+                for i, r in enumerate(records):
+                    for t in r.get(d) or []:
+                        if t in index:
+                            out[i, start + index[t]] = 1.0
+            elif d == "tempo":
+                out[:, start] = [r.get("tempo") or 0.0 for r in records]
+            else:
+                out[:, start] = [-1 if r.get("key") is None else r["key"] for r in records]
+        return out
+
+    def to_dict(self) -> dict:
+        return {"dimensions": list(self.dimensions),
+                "vocabularies": {d: list(v) for d, v in self.vocabularies.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LabelLayout":
+        return cls(tuple(data["dimensions"]), {d: tuple(v) for d, v in data.get("vocabularies", {}).items()})

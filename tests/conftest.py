@@ -1,0 +1,79 @@
+"""Shared fixtures: a seeded rng, generated signals, the bundled recordings."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SR = 22050
+AUDIO_DIR = Path(__file__).parent / "data" / "audio"
+RECORDINGS = ("brahms", "fishin", "humpback", "nutcracker", "robin", "speech", "trumpet", "vibeace")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def audio_dir() -> Path:
+    return AUDIO_DIR
+
+
+def sine(freq=440.0, seconds=4.0, sr=SR, amp=0.5):
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def chirp(seconds=4.0, sr=SR, f0=100.0, f1=4000.0):
+    import scipy.signal
+
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.5 * scipy.signal.chirp(t, f0, seconds, f1)).astype(np.float32)
+
+
+def clicks(bpm=120.0, seconds=6.0, sr=SR):
+    """A click track: short decaying noise bursts on the beat."""
+    y = np.zeros(int(seconds * sr), dtype=np.float32)
+    burst = (np.random.default_rng(1).standard_normal(800) * np.exp(-np.arange(800) / 120)).astype(np.float32)
+    for start in np.arange(0, seconds, 60.0 / bpm):
+        i = int(start * sr)
+        y[i:i + 800] += burst[: len(y[i:i + 800])]
+    return 0.5 * y / np.abs(y).max()
+
+
+def write_wav(path, y, sr=SR):
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), y, sr, subtype="PCM_16")
+    return path
+
+
+def write_manifest(path, rows, columns=None):
+    columns = columns or list(rows[0])
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    return Path(path)
+
+
+@pytest.fixture
+def small_corpus(tmp_path):
+    """Six short labelled tracks with tempo and key in the manifest (madmom is skipped)."""
+    folder = tmp_path / "corpus"
+    rows = []
+    for i in range(6):
+        y = clicks(bpm=90 + 10 * i, seconds=4.0) + 0.3 * sine(220 * (1 + i / 6), seconds=4.0)
+        write_wav(folder / f"t{i}.wav", y)
+        rows.append({"track_id": f"t{i}", "path": f"t{i}.wav", "genre": ["rock", "jazz"][i % 2],
+                     "mood": "happy;calm" if i % 3 == 0 else "sad", "instrument": "", "era": "",
+                     "tempo": 90 + 10 * i, "key": ["C major", "A minor", "F# minor"][i % 3],
+                     "group": f"artist{i // 2}", "year": 1990 + i})
+    return write_manifest(folder / "manifest.csv", rows)

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from mdsim.errors import InputError
+from mdsim.labels import (DIMENSIONS, KEY_NAMES, LabelLayout, check_dimensions, key_name, parse_key,
+                          parse_tags, parse_tempo, similar, similarity_matrix, tempo_similar)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("C major", 0), ("C minor", 12), ("F# minor", 18), ("Gb minor", 18), ("Bb major", 10),
+    ("A#:min", 22), ("Am", 21), ("a", 21), ("E", 4), ("Db maj", 1), ("B# major", 0), ("", None), (None, None),
+])
+def test_parse_key(text, expected):
+    assert parse_key(text) == expected
+
+
+def test_key_names_round_trip():
+    assert len(KEY_NAMES) == 24
+    for i in range(24):
+        assert parse_key(key_name(i)) == i
+
+
+@pytest.mark.parametrize("bad", ["H major", "C dorian", "12", "C##"])
+def test_parse_key_rejects(bad):
+    with pytest.raises(InputError, match="cannot read key"):
+        parse_key(bad)
+
+
+def test_parse_tags_and_tempo():
+    assert parse_tags(" rock; pop ;;rock") == ["rock", "pop"]
+    assert parse_tags("") == [] and parse_tags(None) == []
+    assert parse_tempo("120.5") == 120.5 and parse_tempo("") is None and parse_tempo("0") is None
+    with pytest.raises(InputError, match="cannot read tempo 'fast'"):
+        parse_tempo("fast")
+
+
+def test_check_dimensions():
+    assert check_dimensions("genre, tempo") == ("genre", "tempo")
+    with pytest.raises(InputError, match="unknown dimension 'colour'.*valid: genre"):
+        check_dimensions(["colour"])
+
+
+def test_tempo_octaves_are_similar_and_symmetric():
+    assert tempo_similar(120, 60) and tempo_similar(60, 240) and tempo_similar(120, 124.9)
+    assert not tempo_similar(120, 90) and not tempo_similar(120, 20)
+    assert tempo_similar(300, 147) == tempo_similar(147, 300) is True  # 3 BPM one way, 6 the other
+    assert not tempo_similar(100, 25 * 0.5)  # k = -3 is out of range
+
+
+def test_parallel_keys_are_similar():
+    assert similar("key", parse_key("C major"), parse_key("C minor"))
+    assert not similar("key", parse_key("C major"), parse_key("A minor"))  # relative, not parallel
+
+
+def test_similarity_matrix_matches_pairwise_rule(rng):
+    tempi = [None if rng.random() < 0.2 else float(rng.uniform(50, 200)) for _ in range(40)]
+    sim, lab = similarity_matrix("tempo", tempi)
+    for i, a in enumerate(tempi):
+        for j, b in enumerate(tempi):
+            expected = a is not None and b is not None and tempo_similar(a, b)
+            assert sim[i, j] == expected
+    assert np.array_equal(lab, [t is not None for t in tempi])
+    tags = [["a"], ["b", "a"], [], ["c"], None]
+    sim, lab = similarity_matrix("genre", tags)
+    assert sim[0, 1] and not sim[0, 3] and not sim[2, 2] and not lab[4]
+
+
+def test_label_layout_packs_and_round_trips():
+    records = [{"genre": ["rock", "pop"], "tempo": 120.0, "key": 3},
+               {"genre": [], "tempo": None, "key": None}]
+    layout = LabelLayout.from_records(["genre", "tempo", "key"], records)
+    packed = layout.encode(records)
+    assert layout.offsets == {"genre": (0, 2), "tempo": (2, 3), "key": (3, 4)}
+    np.testing.assert_array_equal(packed, [[1, 1, 120, 3], [0, 0, 0, -1]])
+    assert LabelLayout.from_dict(layout.to_dict()) == layout
+    assert set(DIMENSIONS) >= set(layout.dimensions)
