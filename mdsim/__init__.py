@@ -4,9 +4,23 @@ One embedding per 3 s of audio, split into a named subspace per dimension
 (genre, mood, instrument, era, tempo, key).
 """
 
+import os as _os
+
+# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise to mdsim's users.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 __version__ = "0.1.0"
 
 from mdsim.errors import MdsimError  # noqa: E402
 from mdsim.labels import DIMENSIONS  # noqa: E402
 
-__all__ = ["__version__", "MdsimError", "DIMENSIONS"]
+__all__ = ["__version__", "MdsimError", "DIMENSIONS", "load_model", "Model", "Embedding"]
+
+
+def __getattr__(name):
+    # The API imports Keras when a model is loaded, not when mdsim is imported.
+    if name in ("load_model", "Model", "Embedding"):
+        from mdsim import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'mdsim' has no attribute {name!r}")

@@ -95,6 +95,229 @@ def _run_inspect(args) -> int:
     return 0
 
 
+# -- train -------------------------------------------------------------------------------
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train the masked subspace model on a features store",
+        description="Train a conditional similarity network: one forward pass per batch, a masked "
+                    "triplet loss per dimension with semi-hard negatives mined in the batch, averaged "
+                    "over dimensions. Settings come from --config (TOML with [model] and [training] "
+                    "tables; see experiments/configs/), then from the options below. Checkpoints, a "
+                    "CSV log and TensorBoard logs go to --out; Ctrl-C keeps every finished epoch.")
+    p.add_argument("store", help="features store written by `mdsim prep`")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="RUN_DIR", help="folder for a new run")
+    where.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last finished epoch")
+    p.add_argument("--config", metavar="FILE.toml", help="model and training settings")
+    p.add_argument("--backbone", choices=("baseline", "multi_input"), help="network (default multi_input)")
+    p.add_argument("--dims", help="comma-separated dimensions, in subspace order "
+                                  "(default genre,mood,instrument,era,tempo,key)")
+    p.add_argument("--embedding-size", type=_positive_int, help="embedding size, split evenly (default 384)")
+    p.add_argument("--width", type=float, help="multiplier of every filter count (default 1.0)")
+    p.add_argument("--epochs", type=_positive_int, help="epochs in total (default 100)")
+    p.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default: each track once)")
+    p.add_argument("--batch-size", type=_positive_int, help="windows per batch (default 64)")
+    p.add_argument("--learning-rate", type=float, help="Adam's initial learning rate (default 1e-5)")
+    p.add_argument("--fallback", choices=("nearest-farthest", "nearest", "farthest", "none"),
+                   help="negative for a pair with no semi-hard one (default nearest-farthest)")
+    p.add_argument("--workers", type=int, help="loader worker processes (default 0: in process)")
+    p.add_argument("--seed", type=int, help="seed of the split, sampler and weights (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_train)
+
+
+def _train_configs(args):
+    from mdsim.labels import check_dimensions
+    from mdsim.model import ModelConfig
+    from mdsim.training import TrainConfig, read_run_config
+
+    model, training = (ModelConfig(), TrainConfig()) if not args.config else read_run_config(args.config)
+    model_changes = {k: v for k, v in (("backbone", args.backbone), ("embedding_size", args.embedding_size),
+                                       ("width", args.width)) if v is not None}
+    if args.dims:
+        model_changes["dimensions"] = check_dimensions(args.dims)
+    training_changes = {k: v for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
+                                          ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
+                                          ("fallback", args.fallback), ("workers", args.workers),
+                                          ("seed", args.seed)) if v is not None}
+    return model.replace(**model_changes), training.replace(**training_changes), training_changes
+
+
+def _run_train(args) -> int:
+    from mdsim.training import train
+
+    model_config, train_config, changes = _train_configs(args)
+    if args.resume:
+        unsupported = sorted(set(changes) - {"epochs"})
+        if unsupported or args.config or args.backbone or args.dims or args.embedding_size or args.width:
+            print("mdsim train: note: --resume keeps the run's own settings; only --epochs is applied",
+                  file=sys.stderr)
+        result = train(args.store, args.resume, train_config=train_config if args.epochs else None,
+                       resume=True, verbose=0 if args.quiet else 1)
+    else:
+        result = train(args.store, args.out, model_config=model_config, train_config=train_config,
+                       verbose=0 if args.quiet else 1)
+    print(f"train: {result.epochs_done} epochs done, best validation loss {result.best_val_loss:.4f}, "
+          f"model {result.run_dir / 'best.keras'}")
+    return 0
+
+
+# -- embed -------------------------------------------------------------------------------
+def _add_embed(sub) -> None:
+    p = sub.add_parser(
+        "embed", help="embed audio files, folders, manifests or stores with a trained model",
+        description="Embed every track of the inputs: the mean of non-overlapping 3 s segment "
+                    "embeddings per track (or every segment with --segments). Writes an embeddings "
+                    "file (HDF5, layout in docs/embeddings.md) that `mdsim evaluate --embeddings` and "
+                    "h5py read. Re-running skips tracks the output already holds; failures are "
+                    "reported and skipped.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio files, folders, manifest CSVs or features stores (.h5 from `mdsim prep`)")
+    p.add_argument("--model", required=True, help="a trained model (.keras), e.g. RUN_DIR/best.keras")
+    p.add_argument("--out", required=True, help="embeddings file to write (.h5)")
+    p.add_argument("--dims", help="comma-separated subspaces to keep (default: all)")
+    p.add_argument("--segments", action="store_true", help="also keep every 3 s segment's embedding")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="segments per network call (default 64)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(run=_run_embed)
+
+
+def _run_embed(args) -> int:
+    import mdsim
+    from mdsim.embed import embed_to_file
+
+    model = mdsim.load_model(args.model)
+    summary = embed_to_file(args.inputs, model, args.out, dims=args.dims, segments=args.segments,
+                            batch_size=args.batch_size, progress=not args.quiet)
+    return 0 if summary.done + summary.skipped > 0 or not summary.failed else 1
+
+
+# -- triplets ----------------------------------------------------------------------------
+def _add_triplets(sub) -> None:
+    p = sub.add_parser(
+        "triplets", help="generate evaluation triplets of one dimension from labels",
+        description="Draw triplets (anchor, a positive similar to it in one dimension, a negative that "
+                    "is not) from the labels of a manifest or a features store, by the similarity rules "
+                    "of docs/method.md, and write them in the Dim-sim CSV format.")
+    p.add_argument("source", help="a manifest CSV or a features store (.h5)")
+    p.add_argument("--dimension", required=True, choices=("genre", "mood", "instrument", "era", "tempo", "key"),
+                   help="the dimension whose similarity rule picks positives and negatives")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--n", type=_positive_int, default=1000, help="number of triplets (default 1000)")
+    p.add_argument("--tracks", metavar="FILE",
+                   help="only these tracks: a text file of track ids, or a run's split.json "
+                        "(its validation tracks)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(run=_run_triplets)
+
+
+def _labels_of(source):
+    from pathlib import Path
+
+    from mdsim.features.store import FeatureStore
+    from mdsim.manifest import read_manifest
+
+    path = Path(source)
+    if path.suffix.lower() == ".csv":
+        entries = read_manifest(path)
+        return {e.track_id: e.labels for e in entries}, {}
+    with FeatureStore(path) as store:
+        ids = store.track_ids()
+        return ({t: store.labels(t) for t in ids}, {t: store.attrs(t)["duration"] for t in ids})
+
+
+def _read_track_list(path):
+    import json
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    if str(path).endswith(".json"):
+        return json.loads(text)["validation"]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _run_triplets(args) -> int:
+    from mdsim.evaluation import generate_triplets, write_triplets
+
+    labels, durations = _labels_of(args.source)
+    tracks = _read_track_list(args.tracks) if args.tracks else None
+    table = generate_triplets(labels, args.dimension, args.n, seed=args.seed, track_ids=tracks)
+    write_triplets(args.out, table)
+    print(f"triplets: wrote {args.n} {args.dimension} triplets to {args.out}")
+    return 0
+
+
+# -- evaluate ----------------------------------------------------------------------------
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate", help="triplet score per subspace combination, table and radar chart",
+        description="Score human or generated similarity triplets (Dim-sim CSV format): the fraction "
+                    "with d(anchor, positive) < d(anchor, negative), Euclidean, for the full embedding "
+                    "and every combination of subspaces, with bootstrap 95 %% intervals. Writes "
+                    "evaluation.json, evaluation.md and evaluation_radar.png to --out. Give several "
+                    "--model or --embeddings to compare them side by side.")
+    p.add_argument("--triplets", required=True, help="triplets CSV (Dim-sim raw or clean format)")
+    p.add_argument("--model", action="append", default=[], help="a trained model (.keras); repeatable")
+    p.add_argument("--store", help="features store holding the triplets' tracks (needed with --model)")
+    p.add_argument("--embeddings", action="append", default=[],
+                   help="an embeddings file (HDF5 or NPZ, e.g. from `mdsim embed`); repeatable")
+    p.add_argument("--name", action="append", default=[],
+                   help="display name for each --model then each --embeddings, in order")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--min-agreement", type=float, default=0.9,
+                   help="keep triplets whose vote agreement is at least this (default 0.9)")
+    p.add_argument("--mode", choices=("track", "clip"), default="track",
+                   help="track: mean over the track's 3 s segments (default); clip: the 3 s at the "
+                        "triplet's start time (needs --model)")
+    p.add_argument("--strict", action="store_true", help="fail when a triplet's track is missing")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--top", type=int, default=None, help="rows of the ranked table (default all)")
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from mdsim.errors import InputError
+    from mdsim.evaluation import evaluate, load_triplets, read_embeddings, write_report
+
+    if not args.model and not args.embeddings:
+        raise InputError("give at least one --model (with --store) or --embeddings file")
+    if args.model and not args.store:
+        raise InputError("--model needs --store, the features store with the triplets' tracks")
+    if args.mode == "clip" and args.embeddings:
+        raise InputError("--mode clip needs --model: an embeddings file holds one vector per track")
+    triplets = load_triplets(args.triplets, min_agreement=args.min_agreement)
+    sel = triplets.selection
+    print(f"evaluate: {args.triplets}: read {sel.n_read}, kept {sel.n_kept} "
+          f"(dropped {sel.n_dropped_tie} ties, {sel.n_dropped_low_agreement} below agreement "
+          f"{args.min_agreement})", file=sys.stderr)
+    names = list(args.name)
+    sources = []
+    if args.model:
+        import mdsim
+        from mdsim.embed import store_clip_embeddings, store_embedding_set
+
+        for path in args.model:
+            name = names.pop(0) if names else path
+            model = mdsim.load_model(path)
+            if args.mode == "clip":
+                sources.append(store_clip_embeddings(model, args.store, name=name))
+            else:
+                sources.append(store_embedding_set(model, args.store, sorted(triplets.track_ids()), name=name))
+    for path in args.embeddings:
+        sources.append(read_embeddings(path, name=names.pop(0) if names else None))
+    results = [evaluate(triplets, s, mode=args.mode, strict=args.strict, n_bootstrap=args.bootstrap,
+                        seed=args.seed) for s in sources]
+    files = write_report(results[0] if len(results) == 1 else results, args.out, top=args.top)
+    for r in results:
+        t = r["triplets"]
+        print(f"evaluate: {r['model']}: scored {t['n_scored']} triplets "
+              f"({t['n_dropped_missing']} dropped for missing tracks); full embedding "
+              f"{r['full']['score']:.4f} [{r['full']['ci_low']:.4f}, {r['full']['ci_high']:.4f}]")
+    print("evaluate: wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
 # -- entry point ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -104,9 +327,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mdsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_prep, _add_inspect):
+    for add in (_add_prep, _add_inspect, _add_train, _add_embed, _add_triplets, _add_evaluate):
         add(sub)
     return parser
+
+
+def help_markdown() -> str:
+    """The CLI reference (docs/cli.md): every subcommand's ``--help``, at 100 columns."""
+    import os
+
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        parser = build_parser()
+        out = ["# Command-line reference", "",
+               "Generated from `mdsim COMMAND --help` by `python -m mdsim.cli --markdown`; "
+               "a test keeps it in sync.", "", "```", parser.format_help().rstrip(), "```", ""]
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for name, p in sub.choices.items():
+            out += [f"## mdsim {name}", "", "```", p.format_help().rstrip(), "```", ""]
+        return "\n".join(out)
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -116,6 +361,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     """Run the ``mdsim`` command; returns the exit status."""
     args = parse_args(argv)
+    import warnings
+
+    # A user's warning is a sentence, not a source line.
+    warnings.formatwarning = lambda message, category, *a, **k: f"mdsim {args.command}: warning: {message}\n"
     try:
         return args.run(args)
     except MdsimError as e:
@@ -125,3 +374,10 @@ def main(argv=None) -> int:
         print(f"mdsim {args.command}: interrupted; finished work is kept, run the same command to resume",
               file=sys.stderr)
         return 130
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--markdown"]:
+        print(help_markdown(), end="")
+        raise SystemExit(0)
+    raise SystemExit(main())

@@ -121,14 +121,17 @@ def _toml_value(value) -> str:
         return json.dumps(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # inline table, e.g. one Inception block's filter counts
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
 def write_toml(path, sections: dict) -> None:
     """Write ``{section: {key: value}}`` as TOML (``None`` values are left out).
 
-    Values may be booleans, numbers, strings, lists of those, or nested dicts
-    (written as sub-tables ``[section.key]``).
+    Values may be booleans, numbers, strings, lists of those (dicts inside a
+    list become inline tables), or nested dicts (written as sub-tables
+    ``[section.key]``).
     """
     lines: list[str] = []
 

@@ -181,10 +181,12 @@ def tempogram(oenv, *, sr: int, hop_length: int, win_length: int = 384,
     frames = np.zeros((n, n_fft), dtype=np.float32)
     np.multiply(np.lib.stride_tricks.sliding_window_view(padded, win_length)[:n], window,
                 out=frames[:, :win_length])
-    X = scipy.fft.rfft(frames, axis=-1)
+    X = scipy.fft.rfft(frames, axis=-1, overwrite_x=True)
     X *= X.conj()  # power spectrum, kept complex so irfft takes it without a copy
-    ac = scipy.fft.irfft(X, n=n_fft, axis=-1)[:, :win_length]
-    peak = np.abs(ac).max(axis=1, keepdims=True)
+    ac = scipy.fft.irfft(X, n=n_fft, axis=-1, overwrite_x=True)[:, :win_length]
+    # Lag 0 is each frame's energy and bounds every other lag (Cauchy-Schwarz):
+    # it is the max-norm librosa divides by, found without a search.
+    peak = ac[:, :1].copy()
     T = np.divide(ac, peak, out=np.zeros(ac.shape, dtype=np.float32), where=peak > 0).T
     return fold_octaves(T) if cyclic else T
 

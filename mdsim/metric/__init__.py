@@ -1,0 +1,45 @@
+"""Metric learning for subspace embeddings: distances, masks, mining, losses.
+
+Pure ``keras.ops`` functions with small contracts, then thin Keras objects:
+
+============================  ====================================================
+:func:`subspace_cosine_distances`  embeddings ``(B, D)`` -> distances ``(S, B, B)``
+:func:`similarity_masks`       packed labels ``(B, W)`` -> positive, negative ``(S, B, B)``
+:func:`mine_semihard`          distances + masks -> :class:`MinedTriplets`
+:func:`triplet_loss`           distances + mined triplets -> loss, per-dimension loss
+:func:`conditional_triplet_loss`  all of the above -> :class:`TripletLossResult`
+:class:`ConditionalTripletLoss`   the Keras loss (``y_true`` packed labels, ``y_pred`` embeddings)
+:class:`SubspaceTripletMetric`    one dimension's loss or semi-hard fraction, for ``compile``
+============================  ====================================================
+
+Exact definitions and benchmark figures: ``docs/metric.md``.
+"""
+
+from mdsim.metric.distances import NORM_EPSILON, check_subspaces, subspace_cosine_distances
+from mdsim.metric.losses import (
+    STATISTICS,
+    TRIPLET_MARGIN,
+    ConditionalTripletLoss,
+    SubspaceTripletMetric,
+    TripletLossResult,
+    conditional_triplet_loss,
+    subspace_metrics,
+    triplet_loss,
+)
+from mdsim.metric.masks import similarity_masks
+from mdsim.metric.mining import (
+    DEFAULT_FALLBACK,
+    FALLBACKS,
+    MINING_MARGIN,
+    MinedTriplets,
+    mine_semihard,
+)
+
+__all__ = [
+    "NORM_EPSILON", "check_subspaces", "subspace_cosine_distances",
+    "similarity_masks",
+    "DEFAULT_FALLBACK", "FALLBACKS", "MINING_MARGIN", "MinedTriplets", "mine_semihard",
+    "STATISTICS", "TRIPLET_MARGIN", "TripletLossResult", "triplet_loss",
+    "conditional_triplet_loss", "ConditionalTripletLoss", "SubspaceTripletMetric",
+    "subspace_metrics",
+]

@@ -1,0 +1,270 @@
+"""The conditional (per-subspace) triplet loss, and its Keras wrappers.
+
+Per dimension ``s``, over the triplets the miner chose::
+
+    L_s = mean over (a, p) of max(0, d_s(a, p) - d_s(a, n*) + triplet_margin)
+
+and the total is the mean of ``L_s`` over the dimensions that have at least
+one triplet in the batch (0 when none has). The pure functions come first;
+:class:`ConditionalTripletLoss` and :class:`SubspaceTripletMetric` only hold
+settings and call them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import keras
+from keras import ops
+
+from mdsim.errors import InputError
+from mdsim.labels import LabelLayout, check_dimensions
+from mdsim.metric.distances import check_subspaces, subspace_cosine_distances
+from mdsim.metric.masks import similarity_masks
+from mdsim.metric.mining import DEFAULT_FALLBACK, MINING_MARGIN, check_fallback, mine_semihard
+
+#: Default margin of the triplet loss (SPEC), in cosine-distance units.
+TRIPLET_MARGIN = 0.1
+#: What :class:`SubspaceTripletMetric` can report.
+STATISTICS = ("loss", "semihard")
+
+
+class TripletLossResult(NamedTuple):
+    """The loss of a batch with its per-dimension breakdown.
+
+    Attributes
+    ----------
+    loss : tensor [shape=(), float32]
+        Mean of ``dimension_loss`` over dimensions with ``n_triplets > 0``.
+    dimension_loss : tensor [shape=(S,), float32]
+        Mean hinge over the triplets of each dimension (0 without triplets).
+    n_triplets : tensor [shape=(S,), float32]
+        Anchor-positive pairs that got a negative (the loss's denominators).
+    n_pairs : tensor [shape=(S,), float32]
+        Anchor-positive pairs whose anchor has at least one negative.
+    n_semihard : tensor [shape=(S,), float32]
+        Pairs whose negative is a true semi-hard one.
+    """
+
+    loss: object
+    dimension_loss: object
+    n_triplets: object
+    n_pairs: object
+    n_semihard: object
+
+    @property
+    def semihard_fraction(self):
+        """``n_semihard / n_pairs`` per dimension (0 without pairs), ``(S,)``."""
+        return self.n_semihard / ops.maximum(self.n_pairs, 1.0)
+
+
+def _count(mask):
+    return ops.sum(ops.cast(mask, "float32"), axis=(1, 2))
+
+
+def triplet_loss(distances, mined, *, triplet_margin=TRIPLET_MARGIN):
+    """Margin triplet loss on mined triplets, per dimension and in total.
+
+    Parameters
+    ----------
+    distances : tensor [shape=(S, B, B), float32]
+        ``d_s(a, x)``, differentiable.
+    mined : MinedTriplets
+        From :func:`mine_semihard` on the same distances.
+    triplet_margin : float
+        The margin of the hinge, in distance units.
+
+    Returns
+    -------
+    loss : tensor [shape=(), float32]
+    dimension_loss : tensor [shape=(S,), float32]
+    """
+    to_negative = ops.take_along_axis(distances, mined.negative, axis=-1)
+    hinge = ops.relu(distances - to_negative + triplet_margin)
+    # A product, not ops.where, so skipped pairs add exact zeros to the gradient.
+    n_triplets = _count(mined.triplet)
+    dimension_loss = (ops.sum(hinge * ops.cast(mined.triplet, "float32"), axis=(1, 2))
+                      / ops.maximum(n_triplets, 1.0))
+    active = ops.cast(n_triplets > 0, "float32")
+    loss = ops.sum(dimension_loss * active) / ops.maximum(ops.sum(active), 1.0)
+    return loss, dimension_loss
+
+
+def conditional_triplet_loss(labels, embeddings, *, layout, subspaces, dimensions=None,
+                             triplet_margin=TRIPLET_MARGIN, mining_margin=MINING_MARGIN,
+                             fallback=DEFAULT_FALLBACK) -> TripletLossResult:
+    """Distances, masks, semi-hard mining and the triplet loss of one batch.
+
+    Parameters
+    ----------
+    labels : tensor [shape=(B, W), float]
+        Packed labels (:meth:`mdsim.labels.LabelLayout.encode`).
+    embeddings : tensor [shape=(B, D), float]
+        The model's output.
+    layout : mdsim.labels.LabelLayout
+        How ``labels`` are packed; its dimensions name the subspaces.
+    subspaces : sequence of (int, int)
+        Column range ``[start, stop)`` of each of ``layout.dimensions``, in
+        that order.
+    dimensions : sequence of str or None
+        Restrict the loss to these dimensions (``None``: all).
+    triplet_margin, mining_margin : float
+        Hinge margin of the loss; width of the semi-hard window.
+    fallback : str
+        Mining fallback, one of :data:`mdsim.metric.FALLBACKS`.
+
+    Returns
+    -------
+    TripletLossResult
+        Per-dimension entries in the order of ``dimensions``.
+    """
+    subspaces = _subspaces_by_dimension(layout, subspaces)
+    dimensions = layout.dimensions if dimensions is None else check_dimensions(
+        dimensions, allowed=layout.dimensions)
+    distances = subspace_cosine_distances(embeddings, subspaces=[subspaces[d] for d in dimensions])
+    positive, negative = similarity_masks(labels, layout=layout, dimensions=dimensions)
+    mined = mine_semihard(distances, positive, negative, mining_margin=mining_margin,
+                          fallback=fallback)
+    loss, dimension_loss = triplet_loss(distances, mined, triplet_margin=triplet_margin)
+    return TripletLossResult(loss=loss, dimension_loss=dimension_loss,
+                             n_triplets=_count(mined.triplet), n_pairs=_count(mined.pair),
+                             n_semihard=_count(mined.semihard))
+
+
+def _subspaces_by_dimension(layout, subspaces) -> dict:
+    subspaces = check_subspaces(subspaces)
+    if len(subspaces) != len(layout.dimensions):
+        raise InputError(
+            f"{len(subspaces)} subspaces for {len(layout.dimensions)} label dimensions "
+            f"({', '.join(layout.dimensions)}): give one (start, stop) per dimension")
+    return dict(zip(layout.dimensions, subspaces))
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The settings a loss or metric object holds, validated once."""
+
+    layout: LabelLayout
+    subspaces: tuple
+    triplet_margin: float
+    mining_margin: float
+    fallback: str
+
+    def __post_init__(self):
+        if not isinstance(self.layout, LabelLayout):
+            raise InputError(f"layout must be a mdsim.labels.LabelLayout, not {type(self.layout).__name__}")
+        subspaces = tuple(_subspaces_by_dimension(self.layout, self.subspaces).values())
+        object.__setattr__(self, "subspaces", subspaces)
+        check_fallback(self.fallback)
+
+    def config(self) -> dict:
+        return {"layout": self.layout.to_dict(), "subspaces": [list(b) for b in self.subspaces],
+                "triplet_margin": self.triplet_margin, "mining_margin": self.mining_margin,
+                "fallback": self.fallback}
+
+    @staticmethod
+    def parse_config(config: dict) -> dict:
+        """A ``get_config`` dict with the layout turned back into a :class:`LabelLayout`."""
+        return {**config, "layout": LabelLayout.from_dict(config["layout"])}
+
+    def compute(self, y_true, y_pred, dimensions=None) -> TripletLossResult:
+        return conditional_triplet_loss(
+            y_true, y_pred, layout=self.layout, subspaces=self.subspaces, dimensions=dimensions,
+            triplet_margin=self.triplet_margin, mining_margin=self.mining_margin,
+            fallback=self.fallback)
+
+
+@keras.saving.register_keras_serializable(package="mdsim")
+class ConditionalTripletLoss(keras.losses.Loss):
+    """:func:`conditional_triplet_loss` as a Keras loss.
+
+    ``y_true`` are packed labels ``(B, W)`` float32, ``y_pred`` embeddings
+    ``(B, D)``; the call returns the scalar total loss. The loss is a property
+    of the whole batch, so per-sample weights are refused.
+    """
+
+    def __init__(self, *, layout, subspaces, triplet_margin=TRIPLET_MARGIN,
+                 mining_margin=MINING_MARGIN, fallback=DEFAULT_FALLBACK,
+                 name="conditional_triplet_loss", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.settings = _Settings(layout, subspaces, float(triplet_margin), float(mining_margin),
+                                  fallback)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise InputError("ConditionalTripletLoss takes no sample_weight: the loss is a "
+                             "mean over the batch's triplets, not over samples")
+        return super().__call__(y_true, y_pred)
+
+    def call(self, y_true, y_pred):
+        return self.settings.compute(y_true, y_pred).loss
+
+    def get_config(self):
+        return {**super().get_config(), **self.settings.config()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_Settings.parse_config(config))
+
+
+@keras.saving.register_keras_serializable(package="mdsim")
+class SubspaceTripletMetric(keras.metrics.Metric):
+    """One dimension's triplet loss or semi-hard fraction, pooled over batches.
+
+    ``statistic="loss"`` reports the dimension's loss averaged over all its
+    triplets seen since the last reset; ``statistic="semihard"`` the fraction
+    of its anchor-positive pairs that found a true semi-hard negative. Only
+    that dimension's subspace is mined, so a metric costs about ``1/S`` of
+    the loss. Default name: ``"{dimension}_{statistic}"``.
+    """
+
+    def __init__(self, *, dimension, statistic, layout, subspaces, triplet_margin=TRIPLET_MARGIN,
+                 mining_margin=MINING_MARGIN, fallback=DEFAULT_FALLBACK, name=None, dtype=None):
+        super().__init__(name=name or f"{dimension}_{statistic}", dtype=dtype)
+        self.settings = _Settings(layout, subspaces, float(triplet_margin), float(mining_margin),
+                                  fallback)
+        (self.dimension,) = check_dimensions([dimension], allowed=layout.dimensions)
+        if statistic not in STATISTICS:
+            raise InputError(f"unknown statistic {statistic!r} (valid: {', '.join(STATISTICS)})")
+        self.statistic = statistic
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        result = self.settings.compute(y_true, y_pred, dimensions=[self.dimension])
+        if self.statistic == "loss":
+            total = result.dimension_loss[0] * result.n_triplets[0]
+            count = result.n_triplets[0]
+        else:
+            total, count = result.n_semihard[0], result.n_pairs[0]
+        self.total.assign_add(ops.cast(total, self.total.dtype))
+        self.count.assign_add(ops.cast(count, self.count.dtype))
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "dimension": self.dimension,
+                "statistic": self.statistic, **self.settings.config()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_Settings.parse_config(config))
+
+
+def subspace_metrics(*, layout, subspaces, triplet_margin=TRIPLET_MARGIN,
+                     mining_margin=MINING_MARGIN, fallback=DEFAULT_FALLBACK) -> list:
+    """A loss and a semi-hard metric for every dimension of ``layout``.
+
+    For ``model.compile(metrics=...)``; names ``"genre_loss"``,
+    ``"genre_semihard"``, ... in the order of ``layout.dimensions``.
+    """
+    return [SubspaceTripletMetric(dimension=dim, statistic=statistic, layout=layout,
+                                  subspaces=subspaces, triplet_margin=triplet_margin,
+                                  mining_margin=mining_margin, fallback=fallback)
+            for dim in layout.dimensions for statistic in STATISTICS]

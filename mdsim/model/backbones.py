@@ -1,0 +1,96 @@
+"""The two backbones, assembled from the same branch, trunk and head helpers.
+
+::
+
+    baseline (Lee et al.)              multi_input (Ribecky et al.)
+    mel                                mel        cens (pad 16)   tempogram
+     branch: stem, block1, block2       branch     branch          branch
+     16 x 16                            16 x 16    16 x 16         16 x 16
+                                        └─────── concat on channels ──┘
+     trunk: block3, block4, pool, block5, block6
+     head: mean over time, flatten, dense D, layer norm, subspaces
+
+So both paths run six Inception blocks; the baseline is exactly the
+multi-input model's mel path. Shapes per stage: ``docs/model.md``.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from mdsim.model import blocks
+from mdsim.model.config import ModelConfig, padded_bins, pool_plan, scale_filters
+from mdsim.model.head import SubspaceHead
+from mdsim.model.normalization import Standardize
+
+
+def prepare_input(inputs, name: str, *, n_bins: int, n_frames: int):
+    """``(B, n_bins, n_frames)`` -> z-scored ``(B, bins, n_frames, 1)``, zero-padded to a
+    multiple of 16 bins (CENS: 12 -> 16, two bins each side)."""
+    x = Standardize(n_bins, name=f"{name}_standardize")(inputs)
+    x = layers.Reshape((n_bins, n_frames, 1), name=f"{name}_channels")(x)
+    pad = padded_bins(n_bins) - n_bins
+    if pad:
+        x = layers.ZeroPadding2D(((pad // 2, pad - pad // 2), (0, 0)), name=f"{name}_pad")(x)
+    return x
+
+
+def branch(x, config: ModelConfig, name: str, *, n_bins: int):
+    """Stem convolution and two Inception blocks, each followed by max-pooling
+    (:func:`~mdsim.model.config.pool_plan`), ending as a 16 x 16 map."""
+    stem_pool, pool1, pool2 = pool_plan(n_bins, config.n_frames, input_name=name)
+    block1, block2 = (b.scaled(config.width) for b in config.branch_filters)
+    # Pooling inside the stem unit normalises and rectifies a map 8x (mel) to
+    # 24x (tempogram) smaller: docs/model.md, "Speed".
+    x = blocks.conv_unit(x, scale_filters(config.stem_filters, config.width), 3,
+                         batch_norm=config.batch_norm, name=f"{name}_stem", pool=stem_pool)
+    x = blocks.inception_block(x, block1, batch_norm=config.batch_norm, name=f"{name}_block1")
+    x = layers.MaxPooling2D(pool1, name=f"{name}_pool1")(x)
+    x = blocks.inception_block(x, block2, batch_norm=config.batch_norm, name=f"{name}_block2")
+    return layers.MaxPooling2D(pool2, name=f"{name}_pool2")(x)
+
+
+def trunk(x, config: ModelConfig):
+    """Inception blocks 3 and 4 on the 16 x 16 map, 2 x 2 max-pooling, blocks 5 and 6 on 8 x 8."""
+    for i, filters in enumerate(config.trunk_filters, start=3):
+        if i == 5:
+            x = layers.MaxPooling2D(2, name="trunk_pool")(x)
+        x = blocks.inception_block(x, filters.scaled(config.width), batch_norm=config.batch_norm,
+                                   name=f"trunk_block{i}")
+    return x
+
+
+def head(x, config: ModelConfig):
+    """Mean over time, flatten (frequency x channels), dense to D, layer normalisation.
+
+    Only time is averaged: the frequency axis keeps where in the spectrum a
+    feature sits, which pitch (key) and register (instrument) depend on.
+    """
+    x = layers.AveragePooling2D((1, x.shape[2]), name="head_timepool")(x)
+    x = layers.Flatten(name="head_flatten")(x)
+    x = layers.Dense(config.embedding_size, name="head_dense")(x)
+    # Keras' default epsilon (1e-3) is large next to the variance of an untrained
+    # dense output and would shrink it; 1e-5 is PyTorch's and Ba et al.'s scale.
+    x = layers.LayerNormalization(epsilon=1e-5, name="head_norm")(x)
+    return SubspaceHead(config.to_dict())(x)
+
+
+def build_model(config: ModelConfig | None = None) -> keras.Model:
+    """Build the backbone ``config`` describes (default: 6-dimension, 384-d multi-input).
+
+    The model takes a dict of float32 features without a channel axis,
+    ``{"mel": (B, 128, 259), "cens": (B, 12, 259), "tempogram": (B, 384, 259)}``
+    (the baseline reads ``"mel"`` only; pass exactly the keys in
+    ``config.inputs``, e.g. via :meth:`ModelConfig.model_inputs`), and returns
+    the layer-normalised embedding ``(B, embedding_size)``.
+    """
+    config = config if config is not None else ModelConfig()
+    inputs, maps = {}, []
+    for name, (n_bins, n_frames) in config.input_shapes.items():
+        inputs[name] = keras.Input((n_bins, n_frames), name=name)
+        x = prepare_input(inputs[name], name, n_bins=n_bins, n_frames=n_frames)
+        maps.append(branch(x, config, name, n_bins=n_bins))
+    x = maps[0] if len(maps) == 1 else layers.Concatenate(name="trunk_concat")(maps)
+    x = trunk(x, config)
+    return keras.Model(inputs, head(x, config), name=f"mdsim_{config.backbone}")

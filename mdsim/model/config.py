@@ -1,0 +1,335 @@
+"""The model's settings as a plain dataclass (no Keras import).
+
+:class:`ModelConfig` says everything :func:`mdsim.model.build_model` needs:
+which backbone, the dimensions and their subspace sizes, the filter counts
+(:class:`BlockFilters`, one per Inception block) and the input shapes. It
+round-trips through plain JSON types (:meth:`ModelConfig.to_dict`,
+:meth:`ModelConfig.from_dict`) and is stored inside every saved model, so the
+CLI can read a model's settings without loading TensorFlow
+(:func:`mdsim.model.saving.read_model_config`).
+
+The default filter counts and the reasoning behind them are in
+``docs/model.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from mdsim.errors import InputError
+from mdsim.labels import DIMENSIONS
+
+BACKBONES = ("baseline", "multi_input")
+#: Inputs each backbone reads, in the order their branches are concatenated.
+BACKBONE_INPUTS = {"baseline": ("mel",), "multi_input": ("mel", "cens", "tempogram")}
+#: Every branch ends as a BRANCH_MAP x BRANCH_MAP feature map (Ribecky et al.: 16 x 16).
+BRANCH_MAP = 16
+#: Time pooling after the first and after the second Inception block of a branch.
+BLOCK_TIME_POOL = 2
+
+
+@dataclass(frozen=True)
+class BlockFilters:
+    """Filter counts of one Inception block: a naive module, then a dimension-reduction module.
+
+    Naive module (Szegedy et al. 2015, fig. 2a): parallel 1x1, 3x3 and 5x5
+    convolutions and a 3x3 max-pooling of the input, concatenated; it outputs
+    ``naive_1x1 + naive_3x3 + naive_5x5 + input channels``.
+
+    Dimension-reduction module (fig. 2b): a 1x1 convolution; a 1x1 bottleneck
+    then a 3x3; a 1x1 bottleneck then a 5x5; a 3x3 max-pooling then a 1x1
+    projection; concatenated. It outputs :attr:`out_channels`.
+    """
+
+    naive_1x1: int
+    naive_3x3: int
+    naive_5x5: int
+    reduce_1x1: int
+    reduce_3x3_bottleneck: int
+    reduce_3x3: int
+    reduce_5x5_bottleneck: int
+    reduce_5x5: int
+    reduce_pool_proj: int
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"filter count {f.name}={value!r} must be a positive integer")
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the block's output (the reduction module's concatenation)."""
+        return self.reduce_1x1 + self.reduce_3x3 + self.reduce_5x5 + self.reduce_pool_proj
+
+    def scaled(self, width: float) -> BlockFilters:
+        """Every count times ``width``, rounded, at least 1."""
+        return BlockFilters(**{k: scale_filters(v, width) for k, v in asdict(self).items()})
+
+
+def scale_filters(n: int, width: float) -> int:
+    """``n * width`` rounded to an integer, at least 1."""
+    return max(1, int(round(n * width)))
+
+
+def _block(n1, n3, n5, r1, b3, r3, b5, r5, rp) -> BlockFilters:
+    return BlockFilters(n1, n3, n5, r1, b3, r3, b5, r5, rp)
+
+
+# Reasoning and the resulting shapes, parameters and FLOPs: docs/model.md.
+DEFAULT_STEM_FILTERS = 16
+DEFAULT_BRANCH_FILTERS = (
+    _block(8, 16, 8, 16, 16, 24, 8, 8, 16),     # 64 x 64 map -> 64 channels
+    _block(16, 32, 8, 24, 24, 40, 8, 16, 16),   # 32 x 32 map -> 96 channels
+)
+DEFAULT_TRUNK_FILTERS = (
+    _block(32, 48, 16, 48, 48, 96, 16, 32, 32),  # 16 x 16 -> 208
+    _block(32, 48, 16, 48, 48, 96, 16, 32, 32),  # 16 x 16 -> 208
+    _block(32, 64, 16, 48, 64, 96, 16, 24, 24),  # 8 x 8 -> 192
+    _block(32, 64, 16, 48, 64, 96, 16, 24, 24),  # 8 x 8 -> 192
+)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines an mdsim network.
+
+    Attributes
+    ----------
+    backbone : {"multi_input", "baseline"}
+        ``"baseline"`` (Lee et al.) reads the mel spectrogram only;
+        ``"multi_input"`` (Ribecky et al.) has a branch each for mel, CENS
+        and tempogram.
+    dimensions : tuple of str
+        Subspace names, in embedding order (a subset of
+        :data:`mdsim.labels.DIMENSIONS`).
+    embedding_size : int
+        Size D of the embedding, the sum of the subspace sizes.
+    subspace_sizes : tuple of int or None
+        One size per dimension; ``None`` splits ``embedding_size`` equally
+        (it must then divide evenly).
+    width : float
+        Multiplier applied to every filter count at build time.
+    stem_filters : int
+        Filters of each branch's first 3x3 convolution.
+    branch_filters : tuple of 2 BlockFilters
+        The two Inception blocks of each branch (all branches alike).
+    trunk_filters : tuple of 4 BlockFilters
+        The four Inception blocks after the branches are concatenated.
+    batch_norm : bool
+        Batch normalisation between every convolution and its ReLU.
+    mel_bins, cens_bins, tempogram_bins : int
+        Frequency bins (or lags) of each input; inputs whose bin count is
+        not a multiple of 16 (CENS: 12) are zero-padded up to the next one.
+    n_frames : int
+        Frames per segment (3 s = 259 at 22 050 Hz, hop 256).
+    """
+
+    backbone: str = "multi_input"
+    dimensions: tuple = DIMENSIONS
+    embedding_size: int = 384
+    subspace_sizes: tuple | None = None
+    width: float = 1.0
+    stem_filters: int = DEFAULT_STEM_FILTERS
+    branch_filters: tuple = DEFAULT_BRANCH_FILTERS
+    trunk_filters: tuple = DEFAULT_TRUNK_FILTERS
+    batch_norm: bool = True
+    mel_bins: int = 128
+    cens_bins: int = 12
+    tempogram_bins: int = 384
+    n_frames: int = 259
+
+    def __post_init__(self):
+        # Accept lists (from JSON / TOML) and store tuples so the config stays hashable.
+        object.__setattr__(self, "dimensions", tuple(self.dimensions))
+        if self.subspace_sizes is not None:
+            object.__setattr__(self, "subspace_sizes", tuple(self.subspace_sizes))
+        object.__setattr__(self, "branch_filters", _as_blocks(self.branch_filters, "branch_filters"))
+        object.__setattr__(self, "trunk_filters", _as_blocks(self.trunk_filters, "trunk_filters"))
+        self._validate()
+
+    def _validate(self):
+        if self.backbone not in BACKBONES:
+            raise InputError(f"unknown backbone {self.backbone!r} (valid: {', '.join(BACKBONES)})")
+        if not self.dimensions:
+            raise InputError(f"no dimension given (valid: {', '.join(DIMENSIONS)})")
+        for d in self.dimensions:
+            if d not in DIMENSIONS:
+                raise InputError(f"unknown dimension {d!r} (valid: {', '.join(DIMENSIONS)})")
+        if len(set(self.dimensions)) != len(self.dimensions):
+            raise InputError(f"dimension listed twice in {', '.join(self.dimensions)}")
+        _check_positive_int("embedding_size", self.embedding_size)
+        n_dims = len(self.dimensions)
+        if self.subspace_sizes is None:
+            if self.embedding_size % n_dims:
+                raise InputError(
+                    f"embedding_size {self.embedding_size} does not split evenly into "
+                    f"{n_dims} dimensions; use a multiple of {n_dims} (e.g. "
+                    f"{n_dims * (self.embedding_size // n_dims)}) or give subspace_sizes")
+        else:
+            if len(self.subspace_sizes) != n_dims:
+                raise InputError(
+                    f"subspace_sizes has {len(self.subspace_sizes)} entries for "
+                    f"{n_dims} dimensions ({', '.join(self.dimensions)})")
+            for size in self.subspace_sizes:
+                _check_positive_int("subspace size", size)
+            if sum(self.subspace_sizes) != self.embedding_size:
+                raise InputError(
+                    f"subspace_sizes {list(self.subspace_sizes)} sum to "
+                    f"{sum(self.subspace_sizes)}, not embedding_size {self.embedding_size}")
+        if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not self.width > 0:
+            raise InputError(f"width must be a positive number, got {self.width!r}")
+        _check_positive_int("stem_filters", self.stem_filters)
+        if len(self.branch_filters) != 2:
+            raise InputError(f"branch_filters needs 2 blocks, got {len(self.branch_filters)}")
+        if len(self.trunk_filters) != 4:
+            raise InputError(f"trunk_filters needs 4 blocks, got {len(self.trunk_filters)}")
+        if not isinstance(self.batch_norm, bool):
+            raise InputError(f"batch_norm must be true or false, got {self.batch_norm!r}")
+        for name in ("mel_bins", "cens_bins", "tempogram_bins", "n_frames"):
+            _check_positive_int(name, getattr(self, name))
+        for name in self.inputs:
+            pool_plan(self.input_bins[name], self.n_frames, input_name=name)
+
+    # ---- derived values -------------------------------------------------------
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names of the model's inputs, in branch order."""
+        return BACKBONE_INPUTS[self.backbone]
+
+    @property
+    def input_bins(self) -> dict[str, int]:
+        """Bins of every feature this config knows, by input name."""
+        return {"mel": self.mel_bins, "cens": self.cens_bins, "tempogram": self.tempogram_bins}
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, int]]:
+        """``{name: (n_bins, n_frames)}`` for the inputs the model reads (no batch axis)."""
+        return {name: (self.input_bins[name], self.n_frames) for name in self.inputs}
+
+    def model_inputs(self, features) -> dict:
+        """Exactly the features the model reads, from a mapping that may hold more.
+
+        Pass a model only its own keys: a Keras functional model given a dict
+        with extra keys matches inputs by sorted position, not by name (a
+        baseline fed ``{"cens", "mel"}`` would read CENS as mel).
+
+        Raises
+        ------
+        InputError
+            When a feature is missing or has the wrong ``(bins, frames)``.
+        """
+        out = {}
+        for name, expected in self.input_shapes.items():
+            if name not in features:
+                raise InputError(f"the {self.backbone} model needs feature {name!r} "
+                                 f"(given: {', '.join(features) or 'none'})")
+            value = features[name]
+            shape = tuple(getattr(value, "shape", ()))[-2:]
+            if len(shape) == 2 and shape != expected:
+                raise InputError(f"feature {name!r} has (bins, frames) {shape}, the model expects {expected}")
+            out[name] = value
+        return out
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Subspace size of each dimension, in embedding order."""
+        if self.subspace_sizes is not None:
+            return self.subspace_sizes
+        return (self.embedding_size // len(self.dimensions),) * len(self.dimensions)
+
+    # ---- plain-types round trip ---------------------------------------------
+
+    def to_dict(self) -> dict:
+        """The config as JSON-able types (lists, dicts, str, int, float, bool, None)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("branch_filters", "trunk_filters"):
+                value = [asdict(b) for b in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Build a config from :meth:`to_dict` output; missing keys take defaults.
+
+        Raises
+        ------
+        InputError
+            On unknown keys or invalid values.
+        """
+        if not isinstance(data, dict):
+            raise InputError(f"model config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(
+                f"unknown model config key(s) {', '.join(unknown)} (valid: {', '.join(sorted(known))})")
+        return cls(**data)
+
+    def replace(self, **changes) -> ModelConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+def _as_blocks(blocks, what: str) -> tuple[BlockFilters, ...]:
+    out = []
+    for b in blocks:
+        if isinstance(b, BlockFilters):
+            out.append(b)
+        elif isinstance(b, dict):
+            try:
+                out.append(BlockFilters(**b))
+            except TypeError as exc:
+                names = ", ".join(f.name for f in fields(BlockFilters))
+                raise InputError(f"{what}: bad block {b!r} ({exc}; keys: {names})") from None
+        else:
+            raise InputError(f"{what}: a block must be a mapping of filter counts, got {b!r}")
+    return tuple(out)
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+
+
+def padded_bins(n_bins: int) -> int:
+    """Bins after zero-padding up to a multiple of :data:`BRANCH_MAP` (CENS: 12 -> 16)."""
+    return -(-n_bins // BRANCH_MAP) * BRANCH_MAP
+
+
+def pool_plan(n_bins: int, n_frames: int, *, input_name: str = "input") -> tuple[tuple[int, int], ...]:
+    """Max-pooling sizes ``(freq, time)`` that take one branch to a 16 x 16 map.
+
+    A branch pools three times: after its stem convolution, after its first
+    and after its second Inception block. The later two halve what they can
+    (time always, frequency while the remaining factor is even); the stem
+    takes the rest, so the large inputs shrink before the costly blocks.
+    With floor pooling, 259 frames -> 64 -> 32 -> 16.
+
+    Returns
+    -------
+    tuple of three (int, int)
+        Pool sizes for the stem, block 1 and block 2.
+
+    Raises
+    ------
+    InputError
+        When the shape cannot be pooled to exactly 16 x 16.
+    """
+    freq = padded_bins(n_bins) // BRANCH_MAP
+    freq_pools = []
+    for _ in range(2):
+        f = 2 if freq % 2 == 0 else 1
+        freq_pools.append(f)
+        freq //= f
+    stem_time = n_frames // (BRANCH_MAP * BLOCK_TIME_POOL * BLOCK_TIME_POOL)
+    if stem_time < 1 or n_frames // stem_time // BLOCK_TIME_POOL // BLOCK_TIME_POOL != BRANCH_MAP:
+        raise InputError(
+            f"{input_name}: {n_frames} frames cannot be max-pooled to {BRANCH_MAP} frames "
+            f"(pools k, 2, 2 with floor); use e.g. 256-271 frames (3 s = 259)")
+    return ((freq, stem_time), (freq_pools[1], BLOCK_TIME_POOL), (freq_pools[0], BLOCK_TIME_POOL))

@@ -1,0 +1,52 @@
+"""The subspace head: the model's last layer, which carries its configuration.
+
+:class:`SubspaceHead` passes the layer-normalised embedding through
+unchanged. Its job is to be found: it is named ``"subspaces"``, its Keras
+config holds the whole :class:`~mdsim.model.config.ModelConfig` (dimension
+order and slice sizes included) and the file format version, so a saved
+``.keras`` file describes its own subspaces and needs nothing beside it.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from mdsim.model.config import ModelConfig
+from mdsim.model.saving import FORMAT_VERSION
+from mdsim.model.subspaces import subspace_slices
+
+HEAD_NAME = "subspaces"
+
+
+@keras.saving.register_keras_serializable(package="mdsim")
+class SubspaceHead(keras.layers.Layer):
+    """Identity on ``(batch, D)`` that records the subspace layout and the model config."""
+
+    def __init__(self, model_config: dict, format_version: int = FORMAT_VERSION, **kwargs):
+        kwargs.setdefault("name", HEAD_NAME)
+        super().__init__(**kwargs)
+        self.model_config = ModelConfig.from_dict(model_config)
+        self.format_version = int(format_version)
+
+    @property
+    def slices(self) -> dict[str, slice]:
+        """``{dimension: slice}`` of the embedding, in order."""
+        return subspace_slices(self.model_config)
+
+    def call(self, embedding):
+        return embedding
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "model_config": self.model_config.to_dict(),
+                "format_version": self.format_version}
+
+
+def find_head(model: keras.Model) -> SubspaceHead | None:
+    """The model's :class:`SubspaceHead`, or ``None`` for a model mdsim did not build."""
+    for layer in reversed(model.layers):
+        if isinstance(layer, SubspaceHead):
+            return layer
+    return None

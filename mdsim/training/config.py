@@ -1,0 +1,118 @@
+"""Training settings, and the TOML file that holds them with the model's.
+
+A run's config file has two tables::
+
+    [model]                      # mdsim.model.ModelConfig
+    backbone = "multi_input"
+    dimensions = ["genre", "mood", "instrument", "era", "tempo", "key"]
+    embedding_size = 384
+
+    [training]                   # TrainConfig below
+    batch_size = 64
+    learning_rate = 1e-05
+
+Any key left out takes its default. ``mdsim train`` writes the effective
+config (every key) to ``RUN_DIR/config.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from mdsim.config import _known_fields, read_toml, write_toml
+from mdsim.errors import InputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the paper's settings are the defaults where it gives them).
+
+    Attributes
+    ----------
+    batch_size : int
+        Windows per batch; every dimension gets anchor-positive pairs in it.
+    epochs : int
+        Epochs to train in total (a resumed run continues to this number).
+    steps_per_epoch : int or None
+        Batches per epoch; ``None``: enough for every training track to
+        appear about once.
+    validation_steps : int or None
+        Validation batches per epoch (fixed windows, same every epoch);
+        ``None``: enough for every validation track to appear about once.
+    learning_rate : float
+        Adam's initial learning rate (1e-5).
+    lr_factor, lr_patience, min_lr : float, int, float
+        Reduce the learning rate by ``lr_factor`` (1/5) when the validation
+        loss has not improved for ``lr_patience`` (10) epochs, down to
+        ``min_lr`` (1e-10).
+    triplet_margin, mining_margin : float
+        Hinge margin of the loss (0.1); width of the semi-hard window (0.1).
+    fallback : str
+        What to do for a pair with no semi-hard negative (see
+        ``mdsim.metric.FALLBACKS``).
+    validation_fraction : float
+        Share of tracks (or of groups, when the store has a ``group``
+        column) held out for validation.
+    normalization_windows : int
+        Random training windows used to fit the input z-score statistics.
+    seed : int
+        Seeds the split, the sampler and the weights.
+    workers : int
+        Loader worker processes (0: load in the training process).
+    """
+
+    batch_size: int = 64
+    epochs: int = 100
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    learning_rate: float = 1e-5
+    lr_factor: float = 0.2
+    lr_patience: int = 10
+    min_lr: float = 1e-10
+    triplet_margin: float = 0.1
+    mining_margin: float = 0.1
+    fallback: str = "nearest-farthest"
+    validation_fraction: float = 0.1
+    normalization_windows: int = 512
+    seed: int = 0
+    workers: int = 0
+
+    def __post_init__(self):
+        if self.batch_size < 4:
+            raise InputError(f"batch_size {self.batch_size} is too small: triplets need at least 4")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise InputError(f"validation_fraction {self.validation_fraction} must be in [0, 1)")
+        if self.epochs < 1:
+            raise InputError(f"epochs {self.epochs} must be at least 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return cls(**_known_fields(cls, data, "training settings"))
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def read_run_config(path):
+    """``(ModelConfig, TrainConfig)`` from a TOML file with ``[model]`` and ``[training]``."""
+    from mdsim.model.config import ModelConfig
+
+    data = read_toml(path)
+    unknown = sorted(set(data) - {"model", "training"})
+    if unknown:
+        raise InputError(f"{path}: unknown table(s) {', '.join(unknown)} (known: model, training)")
+    try:
+        model = ModelConfig.from_dict(data.get("model", {}))
+        training = TrainConfig.from_dict(data.get("training", {}))
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{path}: {e}") from None
+    return model, training
+
+
+def write_run_config(path, model_config, train_config) -> None:
+    """Write both configs, every key, as TOML."""
+    write_toml(path, {"model": model_config.to_dict(), "training": train_config.to_dict()})

@@ -1,0 +1,257 @@
+"""Training data from a features store: split, conditional batch sampling, loading.
+
+The store is read lazily, one 3 s window per item, never whole. A batch is
+built so that every trained dimension has anchor-positive pairs: the
+sampler walks the dimensions in turn, picks an anchor track labelled in that
+dimension, then a positive similar to it by that dimension's rule (shared
+tag, tempo within 5 BPM up to tempo octaves, same or parallel key), and
+adds both; then a random window of each track. Negatives are whatever else
+the batch holds (mined inside the loss).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mdsim.errors import InputError
+from mdsim.features.spectral import FEATURE_NAMES
+from mdsim.features.store import FeatureStore
+from mdsim.labels import MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled
+
+
+@dataclass
+class TrackTable:
+    """The trainable tracks of a store: ids, frame counts, labels, groups."""
+
+    track_ids: list
+    n_frames: np.ndarray
+    labels: list
+    groups: list
+
+    @classmethod
+    def from_store(cls, store: FeatureStore, *, min_frames: int) -> tuple["TrackTable", int]:
+        """Tracks with at least ``min_frames`` frames, and how many were too short."""
+        ids, frames, labels, groups, short = [], [], [], [], 0
+        for tid in store.track_ids():
+            a = store.attrs(tid)
+            if int(a["n_frames"]) < min_frames:
+                short += 1
+                continue
+            ids.append(tid)
+            frames.append(int(a["n_frames"]))
+            labels.append(store.labels(tid))
+            groups.append(a.get("group") or "")
+        return cls(ids, np.array(frames, dtype=np.int64), labels, groups), short
+
+    def subset(self, index) -> "TrackTable":
+        return TrackTable([self.track_ids[i] for i in index], self.n_frames[index],
+                          [self.labels[i] for i in index], [self.groups[i] for i in index])
+
+    def __len__(self):
+        return len(self.track_ids)
+
+
+def split_tracks(table: TrackTable, *, validation_fraction: float, seed: int) -> tuple[list, list]:
+    """Train/validation track ids; by ``group`` when every track has one, so
+    one artist never sits on both sides, else by track."""
+    rng = np.random.default_rng(seed)
+    use_groups = all(table.groups) and len(set(table.groups)) > 1
+    units = sorted(set(table.groups)) if use_groups else list(table.track_ids)
+    order = rng.permutation(len(units))
+    n_val = int(round(validation_fraction * len(units)))
+    if validation_fraction > 0 and n_val == 0 and len(units) > 1:
+        n_val = 1
+    held = {units[i] for i in order[:n_val]}
+    key = table.groups if use_groups else table.track_ids
+    train = [t for t, k in zip(table.track_ids, key) if k not in held]
+    val = [t for t, k in zip(table.track_ids, key) if k in held]
+    return train, val
+
+
+def trainable_dimensions(table: TrackTable, dimensions) -> tuple[list, dict]:
+    """Dimensions with at least one similar pair of distinct tracks, and why others are not.
+
+    Returns
+    -------
+    (list of str, dict)
+        The trainable dimensions (order kept) and ``{dimension: reason}``.
+    """
+    ok, why = [], {}
+    for d in dimensions:
+        index = _PositiveIndex(d, table.labels)
+        n_labelled = int(sum(is_labelled(d, lab[d]) for lab in table.labels))
+        if n_labelled < 2:
+            why[d] = f"{n_labelled} of {len(table)} tracks labelled"
+        elif not index.anchors.size:
+            why[d] = f"{n_labelled} labelled tracks but no two are similar"
+        else:
+            ok.append(d)
+    return ok, why
+
+
+class _PositiveIndex:
+    """For one dimension: anchors that have a positive, and a sampler of positives."""
+
+    def __init__(self, dimension: str, labels: list):
+        self.dimension = dimension
+        values = [lab[dimension] for lab in labels]
+        n = len(values)
+        if dimension in TAG_DIMENSIONS:
+            by_tag: dict = {}
+            for i, v in enumerate(values):
+                for t in v or []:
+                    by_tag.setdefault(t, []).append(i)
+            self._groups = {t: np.array(ix) for t, ix in by_tag.items() if len(ix) > 1}
+            member = {i for ix in self._groups.values() for i in ix}
+            self._tags = [[t for t in (v or []) if t in self._groups] for v in values]
+            self.anchors = np.array(sorted(member), dtype=np.int64)
+        elif dimension == "key":
+            pc = np.array([-1 if v is None else v % 12 for v in values])
+            self._groups = {c: np.flatnonzero(pc == c) for c in range(12)}
+            self._groups = {c: ix for c, ix in self._groups.items() if len(ix) > 1}
+            self._pc = pc
+            self.anchors = np.array(sorted(i for ix in self._groups.values() for i in ix), dtype=np.int64)
+        else:  # tempo: sorted tempi and binary search around t * 2**k
+            t = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            labelled = np.flatnonzero(np.isfinite(t))
+            order = labelled[np.argsort(t[labelled])]
+            self._sorted_idx, self._sorted_t, self._t = order, t[order], t
+            anchors = [i for i in labelled if len(self._tempo_candidates(i)) > 0]
+            self.anchors = np.array(anchors, dtype=np.int64)
+        del n
+
+    def _tempo_candidates(self, i: int) -> np.ndarray:
+        """Tracks similar to ``i`` in tempo, found by binary search.
+
+        ``|t_i - t_j 2**-k| <= tol`` is ``|t_j - t_i 2**k| <= tol 2**k``, so for
+        each octave ``k`` the similar tempi form one window around ``t_i 2**k``
+        of half-width ``tol * max(1, 2**k)`` (the wider of the rule's two readings).
+        """
+        out = []
+        for k in range(-MAX_TEMPO_OCTAVE, MAX_TEMPO_OCTAVE + 1):
+            target = self._t[i] * 2.0 ** k
+            tol = TEMPO_TOLERANCE_BPM * max(1.0, 2.0 ** k) * (1 + 1e-12)
+            lo, hi = int(np.searchsorted(self._sorted_t, target - tol, side="left")), \
+                int(np.searchsorted(self._sorted_t, target + tol, side="right"))
+            out.append(self._sorted_idx[lo:hi])
+        c = np.unique(np.concatenate(out))
+        return c[c != i]
+
+    def positive(self, i: int, rng) -> int:
+        if self.dimension in TAG_DIMENSIONS:
+            pool = self._groups[self._tags[i][rng.integers(len(self._tags[i]))]]
+        elif self.dimension == "key":
+            pool = self._groups[self._pc[i]]
+        else:
+            pool = self._tempo_candidates(i)
+        pool = pool[pool != i]
+        return int(pool[rng.integers(len(pool))])
+
+
+class ConditionalSampler:
+    """Seeded track indices for batches in which every dimension has positives."""
+
+    def __init__(self, table: TrackTable, dimensions, *, batch_size: int):
+        self.table, self.dimensions, self.batch_size = table, list(dimensions), batch_size
+        self._index = {d: _PositiveIndex(d, table.labels) for d in self.dimensions}
+        usable = [d for d in self.dimensions if self._index[d].anchors.size]
+        if not usable:
+            raise InputError("no dimension has two similar tracks to form a positive pair")
+        self._usable = usable
+
+    def batch(self, rng) -> np.ndarray:
+        """``batch_size`` track indices (anchor-positive pairs, dimensions in turn)."""
+        out = []
+        start = int(rng.integers(len(self._usable)))
+        k = 0
+        while len(out) < self.batch_size - 1:
+            d = self._usable[(start + k) % len(self._usable)]
+            index = self._index[d]
+            a = int(index.anchors[rng.integers(index.anchors.size)])
+            out += [a, index.positive(a, rng)]
+            k += 1
+        if len(out) < self.batch_size:
+            out.append(int(rng.integers(len(self.table))))
+        return np.array(out[: self.batch_size], dtype=np.int64)
+
+
+def _keras_dataset_base():
+    import keras
+
+    return keras.utils.PyDataset
+
+
+class WindowBatches(_keras_dataset_base()):
+    """A ``keras.utils.PyDataset`` of ``(inputs, packed labels)`` batches.
+
+    ``inputs`` is ``{"mel": (B, 128, 259), "cens": ..., "tempogram": ...}``
+    float32 (only the features the model reads); labels are
+    :meth:`LabelLayout.encode` rows. Batch ``i`` of epoch ``e`` is a pure
+    function of ``(seed, e, i)`` (with ``fixed=True``, of ``(seed, i)``: the
+    same validation windows every epoch), so runs are reproducible with any
+    number of loader workers.
+    """
+
+    def __init__(self, store_path, table: TrackTable, layout: LabelLayout, *, inputs, batch_size: int,
+                 steps: int, segment_frames: int, seed: int, fixed: bool = False, workers: int = 0):
+        kwargs = {"workers": workers, "use_multiprocessing": True} if workers > 0 else {}
+        super().__init__(**kwargs)
+        self.store_path = Path(store_path)
+        self.table, self.layout, self.inputs = table, layout, tuple(inputs)
+        self.batch_size, self.steps, self.segment_frames = batch_size, steps, segment_frames
+        self.seed, self.fixed, self.epoch = seed, fixed, 0
+        self.sampler = ConditionalSampler(table, layout.dimensions, batch_size=batch_size)
+        self._labels = layout.encode(table.labels)
+        self._store = None
+
+    def __len__(self):
+        return self.steps
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def _rng(self, index: int):
+        epoch = 0 if self.fixed else self.epoch
+        return np.random.default_rng([self.seed, epoch, index])
+
+    def __getitem__(self, index: int):
+        if self._store is None:  # opened in the process that reads (loader workers too)
+            self._store = FeatureStore(self.store_path)
+        rng = self._rng(index)
+        rows = self.sampler.batch(rng)
+        starts = rng.integers(0, self.table.n_frames[rows] - self.segment_frames + 1)
+        batch = {name: [] for name in self.inputs}
+        for r, s in zip(rows, starts):
+            feats = self._store.features(self.table.track_ids[r], names=self.inputs,
+                                         start=int(s), stop=int(s) + self.segment_frames)
+            for name in self.inputs:
+                batch[name].append(feats[name])
+        x = {name: np.stack(v) for name, v in batch.items()}
+        return x, self._labels[rows]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_store"] = None
+        return state
+
+
+def default_steps(n_tracks: int, batch_size: int) -> int:
+    """Batches for every track to appear about once."""
+    return max(1, math.ceil(n_tracks / batch_size))
+
+
+def save_split(path, train, val, *, by_group: bool) -> None:
+    Path(path).write_text(json.dumps({"by_group": by_group, "train": train, "validation": val}, indent=1))
+
+
+def load_split(path) -> tuple[list, list]:
+    data = json.loads(Path(path).read_text())
+    return data["train"], data["validation"]
+
+
+FEATURES = FEATURE_NAMES

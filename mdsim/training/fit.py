@@ -1,0 +1,254 @@
+"""``mdsim train``: wire the store, the model and the loss into a resumable Keras fit.
+
+A run folder holds::
+
+    RUN_DIR/config.toml     the effective config (model and training), every key
+    RUN_DIR/split.json      train / validation track ids
+    RUN_DIR/labels.json     the label layout (dimensions, tag vocabularies)
+    RUN_DIR/last.keras      model + optimizer after the last finished epoch
+    RUN_DIR/best.keras      the model with the lowest validation loss
+    RUN_DIR/state.json      epochs done, best validation loss, plateau counter
+    RUN_DIR/log.csv         one row of losses and metrics per epoch
+    RUN_DIR/tensorboard/    TensorBoard logs (``tensorboard --logdir RUN_DIR``)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mdsim.errors import InputError
+from mdsim.features.store import FeatureStore
+from mdsim.labels import LabelLayout
+from mdsim.training.config import TrainConfig, read_run_config, write_run_config
+from mdsim.training.data import (TrackTable, WindowBatches, default_steps, load_split, save_split,
+                                 split_tracks, trainable_dimensions)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    best_val_loss: float
+    history: dict
+    dimensions: tuple
+    skipped_dimensions: dict
+
+
+def _read_state(run_dir: Path) -> dict:
+    p = run_dir / "state.json"
+    return json.loads(p.read_text()) if p.exists() else {"epochs_done": 0, "best_val_loss": None,
+                                                          "plateau_wait": 0}
+
+
+def _write_state(run_dir: Path, state: dict) -> None:
+    tmp = run_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(run_dir / "state.json")
+
+
+def _state_callback(run_dir: Path, plateau, initial: dict):
+    """Save last.keras and state.json after every epoch (atomically), and best.keras."""
+    import keras
+
+    from mdsim.model import save_model
+
+    class RunState(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.state = dict(initial)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            val = logs.get("val_loss", logs.get("loss"))
+            tmp = run_dir / "last.tmp.keras"
+            save_model(self.model, tmp)
+            tmp.replace(run_dir / "last.keras")
+            best = self.state.get("best_val_loss")
+            if val is not None and np.isfinite(val) and (best is None or val < best):
+                self.state["best_val_loss"] = float(val)
+                tmp = run_dir / "best.tmp.keras"
+                save_model(self.model, tmp)
+                tmp.replace(run_dir / "best.keras")
+            self.state["epochs_done"] = epoch + 1
+            self.state["plateau_wait"] = int(plateau.wait)
+            self.state["plateau_best"] = float(plateau.best)
+            self.state["learning_rate"] = float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate))
+            _write_state(run_dir, self.state)
+
+    return RunState()
+
+
+def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, run_dir: Path, resume: bool,
+                  log):
+    table, n_short = TrackTable.from_store(store, min_frames=model_config.n_frames)
+    if n_short:
+        print(f"train: {n_short} tracks shorter than one {model_config.n_frames}-frame window are "
+              "excluded", file=log)
+    if len(table) < 4:
+        raise InputError(f"{store.path}: {len(table)} tracks long enough to train on; "
+                         "need at least 4 (anchor, positive, negatives)")
+    split_path = run_dir / "split.json"
+    if resume and split_path.exists():
+        train_ids, val_ids = load_split(split_path)
+    else:
+        train_ids, val_ids = split_tracks(table, validation_fraction=train_config.validation_fraction,
+                                          seed=train_config.seed)
+        save_split(split_path, train_ids, val_ids, by_group=all(table.groups))
+    pos = {t: i for i, t in enumerate(table.track_ids)}
+    missing = [t for t in train_ids + val_ids if t not in pos]
+    if missing:
+        raise InputError(f"{split_path} names {len(missing)} tracks the store lacks (e.g. {missing[0]!r}); "
+                         "train a new run or use the store it was made with")
+    train = table.subset([pos[t] for t in train_ids])
+    val = table.subset([pos[t] for t in val_ids])
+    return train, val
+
+
+def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig | None = None,
+          resume: bool = False, verbose: int = 1, log=sys.stderr) -> TrainResult:
+    """Train (or resume) a conditional similarity network on a features store.
+
+    Parameters
+    ----------
+    store_path : path of a store written by ``mdsim prep``
+    run_dir : folder for checkpoints, logs, config and split
+    model_config : mdsim.model.ModelConfig, optional
+        Ignored on resume (the run's own config is used).
+    train_config : TrainConfig, optional
+        On resume, only ``epochs`` may differ from the run's config.
+    resume : bool
+        Continue ``run_dir`` from its last finished epoch, with the optimizer state.
+
+    Returns
+    -------
+    TrainResult
+    """
+    import keras
+
+    from mdsim.metric import ConditionalTripletLoss, subspace_metrics
+    from mdsim.model import ModelConfig, build_model, fit_normalization, load_model_file
+
+    run_dir = Path(run_dir)
+    if resume:
+        if not (run_dir / "config.toml").exists():
+            raise InputError(f"{run_dir}: nothing to resume (no config.toml); start a run with --out")
+        saved_model_config, saved_train = read_run_config(run_dir / "config.toml")
+        model_config = saved_model_config
+        epochs = train_config.epochs if train_config is not None else saved_train.epochs
+        train_config = saved_train.replace(epochs=epochs)
+    else:
+        if (run_dir / "state.json").exists():
+            raise InputError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
+                             "or choose another --out")
+        model_config = model_config or ModelConfig()
+        train_config = train_config or TrainConfig()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    store = FeatureStore(store_path)
+    train_t, val_t = _build_tables(store, model_config, train_config, run_dir, resume, log)
+    dims, why = trainable_dimensions(train_t, model_config.dimensions)
+    for d, reason in why.items():
+        print(f"train: dimension {d!r} is not trained ({reason}); its subspace stays untrained", file=log)
+    if not dims:
+        raise InputError(f"{store_path}: no trainable dimension among {', '.join(model_config.dimensions)} "
+                         f"({'; '.join(f'{d}: {r}' for d, r in why.items())}); add labels to the manifest")
+    if len(train_t) < train_config.batch_size // 2:
+        print(f"train: note: {len(train_t)} training tracks for batches of {train_config.batch_size}; "
+              "tracks repeat within a batch (as different windows)", file=log)
+
+    layout_path = run_dir / "labels.json"
+    if resume and layout_path.exists():
+        layout = LabelLayout.from_dict(json.loads(layout_path.read_text()))
+    else:
+        layout = LabelLayout.from_records(dims, train_t.labels + val_t.labels)
+        layout_path.write_text(json.dumps(layout.to_dict(), indent=1))
+    write_run_config(run_dir / "config.toml", model_config, train_config)
+
+    slices = dict(zip(model_config.dimensions, _slices(model_config)))
+    subspaces = [slices[d] for d in layout.dimensions]
+    seg = model_config.n_frames
+    steps = train_config.steps_per_epoch or default_steps(len(train_t), train_config.batch_size)
+    train_data = WindowBatches(store.path, train_t, layout, inputs=model_config.inputs,
+                               batch_size=train_config.batch_size, steps=steps, segment_frames=seg,
+                               seed=train_config.seed, workers=train_config.workers)
+    val_data = None
+    if len(val_t) >= 2:
+        try:
+            vsteps = train_config.validation_steps or default_steps(len(val_t), train_config.batch_size)
+            val_data = WindowBatches(store.path, val_t, layout, inputs=model_config.inputs,
+                                     batch_size=train_config.batch_size, steps=vsteps, segment_frames=seg,
+                                     seed=train_config.seed + 1, fixed=True, workers=train_config.workers)
+        except InputError:
+            print("train: validation tracks have no similar pairs; monitoring the training loss", file=log)
+    state = _read_state(run_dir) if resume else {"epochs_done": 0, "best_val_loss": None, "plateau_wait": 0}
+    train_data.epoch = state["epochs_done"]
+
+    keras.utils.set_random_seed(train_config.seed)
+    loss = ConditionalTripletLoss(layout=layout, subspaces=subspaces,
+                                  triplet_margin=train_config.triplet_margin,
+                                  mining_margin=train_config.mining_margin, fallback=train_config.fallback)
+    metrics = subspace_metrics(layout=layout, subspaces=subspaces, triplet_margin=train_config.triplet_margin,
+                               mining_margin=train_config.mining_margin, fallback=train_config.fallback)
+    if resume and (run_dir / "last.keras").exists():
+        # weights, normalisation, optimizer state and learning rate as saved
+        model, _ = load_model_file(run_dir / "last.keras", compile=True)
+        print(f"train: resuming {run_dir} after epoch {state['epochs_done']}", file=log)
+    else:
+        model = build_model(model_config)
+        norm_batches = _normalization_batches(train_data, train_config.normalization_windows)
+        fit_normalization(model, norm_batches)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_config.learning_rate),
+                      loss=loss, metrics=metrics, jit_compile=False)
+
+    monitor = "val_loss" if val_data is not None else "loss"
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=train_config.lr_factor,
+                                                patience=train_config.lr_patience,
+                                                min_lr=train_config.min_lr, verbose=verbose)
+    if state.get("plateau_best") is not None:
+        plateau._reset()
+        plateau.best, plateau.wait = state["plateau_best"], state.get("plateau_wait", 0)
+        plateau._reset = lambda: None  # keep the restored counters at train begin
+    callbacks = [
+        plateau,
+        _state_callback(run_dir, plateau, state),
+        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
+    ]
+    history: dict = {}
+    if state["epochs_done"] >= train_config.epochs:
+        print(f"train: {run_dir} already finished {state['epochs_done']} epochs; "
+              "raise --epochs to train more", file=log)
+    else:
+        try:
+            h = model.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
+                          initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=verbose)
+            history = h.history
+        except KeyboardInterrupt:
+            print(f"\ntrain: interrupted; epochs finished so far are saved in {run_dir}. "
+                  f"Continue with: mdsim train {store_path} --resume {run_dir}", file=log)
+            raise
+        finally:
+            store.close()
+    final = _read_state(run_dir)
+    return TrainResult(run_dir, final["epochs_done"], final.get("best_val_loss") or float("nan"),
+                       history, tuple(layout.dimensions), why)
+
+
+def _slices(model_config) -> list:
+    from mdsim.model import subspace_slices
+
+    s = subspace_slices(model_config)
+    return [(s[d].start, s[d].stop) for d in model_config.dimensions]
+
+
+def _normalization_batches(data: WindowBatches, n_windows: int):
+    """Random training windows for the input statistics (at least one batch)."""
+    n_batches = max(1, -(-n_windows // data.batch_size))
+    for i in range(min(n_batches, len(data))):
+        yield data[i][0]

@@ -1,0 +1,388 @@
+"""Tests of mdsim.model: shapes, subspaces, config, normalisation, saving, shared blocks.
+
+The module runs on the Keras backend of the environment (TensorFlow by
+default); ``test_module_on_other_backend`` re-runs it under JAX and PyTorch
+where they are installed. Test models have two filters per convolution: few
+distinct weight shapes keep JAX's per-shape compilation short.
+"""
+
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from mdsim.errors import InputError, ModelError
+from mdsim.model import (
+    FORMAT_VERSION, BlockFilters, ModelConfig, build_model, fit_normalization, load_model_file,
+    mask, model_flops, read_model_config, save_model, select, subspace_mask, subspace_slices,
+    summarize,
+)
+from mdsim.model import blocks
+from mdsim.model.config import DEFAULT_TRUNK_FILTERS, pool_plan
+
+ATOL = 1e-6  # float32, same weights, same backend: save/load must reproduce outputs
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FOUR_DIMS = ("genre", "mood", "instrument", "era")
+TWOS, FOURS = BlockFilters(*(2,) * 9), BlockFilters(*(4,) * 9)
+TINY_MULTI = ModelConfig(stem_filters=2, branch_filters=(TWOS,) * 2, trunk_filters=(TWOS,) * 4,
+                         embedding_size=24)
+# Width 0.5 of fours: the same weight shapes as TINY_MULTI, through the width multiplier.
+TINY_BASELINE = ModelConfig(backbone="baseline", dimensions=FOUR_DIMS, embedding_size=16, width=0.5,
+                            stem_filters=4, branch_filters=(FOURS,) * 2, trunk_filters=(FOURS,) * 4)
+
+
+def features(config, rng, batch=2):
+    """Random features for every input of ``config``, shaped as the store gives them."""
+    return {name: rng.normal(1.0, 2.0, size=(batch, *shape)).astype(np.float32)
+            for name, shape in config.input_shapes.items()}
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def multi():
+    return build_model(TINY_MULTI)
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return build_model(TINY_BASELINE)
+
+
+# ---- shapes -----------------------------------------------------------------
+
+def test_every_branch_ends_as_16x16_map(multi, baseline):
+    for model, config in ((multi, TINY_MULTI), (baseline, TINY_BASELINE)):
+        for name in config.inputs:
+            assert tuple(model.get_layer(f"{name}_pool2").output.shape[1:3]) == (16, 16), name
+    assert tuple(multi.get_layer("cens_pad").output.shape[1:3]) == (16, 259)
+    assert multi.get_layer("trunk_concat").output.shape[1:] == (16, 16, 3 * TWOS.out_channels)
+    assert baseline.get_layer("mel_stem_conv").filters == 2  # 4 x width 0.5
+
+
+def test_pool_plan_of_the_paper_inputs():
+    assert pool_plan(128, 259) == ((2, 4), (2, 2), (2, 2))
+    assert pool_plan(12, 259) == ((1, 4), (1, 2), (1, 2))
+    assert pool_plan(384, 259) == ((6, 4), (2, 2), (2, 2))
+    with pytest.raises(InputError, match="300 frames cannot be max-pooled"):
+        pool_plan(128, 300)
+    with pytest.raises(InputError, match="n_frames|frames"):
+        ModelConfig(n_frames=100)
+
+
+def test_output_is_layer_normalised_embedding(multi, baseline, rng):
+    for model, config in ((multi, TINY_MULTI), (baseline, TINY_BASELINE)):
+        emb = keras.ops.convert_to_numpy(model(features(config, rng, batch=3)))
+        assert emb.shape == (3, config.embedding_size)
+        np.testing.assert_allclose(emb.mean(axis=1), 0.0, atol=1e-4)
+        np.testing.assert_allclose(emb.std(axis=1), 1.0, atol=1e-2)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="backend-independent numbers; full-size models are slow to initialise on JAX")
+def test_default_models_are_cpu_sized():
+    # Filter-count regressions show here first (docs/model.md has the table).
+    multi, baseline = build_model(), build_model(ModelConfig(backbone="baseline"))
+    assert multi.count_params() == 2_062_187
+    assert baseline.count_params() == 1_733_425
+    assert 0.9e9 < model_flops(multi) < 1.0e9
+    text = summarize(multi)
+    assert f"{multi.count_params():,}" in text
+    for stage in ("mel_block1", "cens_block2", "tempogram_pool2", "trunk_block6", "head_dense"):
+        assert f"| {stage} |" in text
+
+
+def test_flops_count_matches_hand_count():
+    x = keras.Input((8, 10, 2))
+    y = keras.layers.Conv2D(4, 3, padding="same")(x)
+    y = keras.layers.Conv2D(6, (1, 5), strides=(1, 2), padding="same")(y)
+    y = keras.layers.Dense(3)(keras.layers.Flatten()(y))
+    model = keras.Model(x, y)
+    macs = 8 * 10 * 9 * 2 * 4 + 8 * 5 * 5 * 4 * 6 + 8 * 5 * 6 * 3
+    assert model_flops(model) == 2 * macs
+
+
+# ---- blocks are shared, not copied -----------------------------------------
+
+def test_both_backbones_build_their_blocks_with_one_helper(monkeypatch):
+    calls = []
+    helper = blocks.inception_block
+
+    def counting(x, filters, *, batch_norm, name):
+        calls.append(name)
+        return helper(x, filters, batch_norm=batch_norm, name=name)
+
+    monkeypatch.setattr(blocks, "inception_block", counting)
+    build_model(TINY_BASELINE)
+    assert calls == ["mel_block1", "mel_block2", *(f"trunk_block{i}" for i in range(3, 7))]
+    calls.clear()
+    build_model(TINY_MULTI)
+    assert sorted(calls) == sorted(f"{b}_block{i}" for b in ("mel", "cens", "tempogram") for i in (1, 2)) \
+        + [f"trunk_block{i}" for i in range(3, 7)]
+
+
+def test_baseline_is_the_multi_input_mel_path(multi, baseline):
+    def path(model):
+        # trunk_block3 reads 3 branches in one model and 1 in the other: compare
+        # its layers' settings, and everything else down to the output shapes.
+        return [(layer.name, type(layer).__name__, getattr(layer, "filters", None),
+                 getattr(layer, "kernel_size", None),
+                 tuple(layer.output.shape[1:]) if not layer.name.startswith("trunk_block3") else None)
+                for layer in model.layers if layer.name.split("_")[0] in ("mel", "trunk")
+                and layer.name != "trunk_concat"]
+
+    assert path(baseline) == path(multi)
+    # Every Inception block is the same layer template, whatever its path.
+    templates = {}
+    for model in (multi, baseline):
+        for layer in model.layers:
+            parts = layer.name.split("_")
+            if len(parts) > 2 and parts[1].startswith("block"):
+                templates.setdefault((model.name, *parts[:2]), []).append(
+                    ("_".join(parts[2:]), type(layer).__name__, getattr(layer, "kernel_size", None)))
+    assert len(templates) == 10 + 6
+    first = sorted(next(iter(templates.values())))
+    assert all(sorted(t) == first for t in templates.values())
+
+
+# ---- subspaces ----------------------------------------------------------------
+
+@pytest.mark.parametrize("n_dims, size, step", [(6, 384, 64), (6, 258, 43), (4, 256, 64)])
+def test_equal_subspace_slices_of_the_paper(n_dims, size, step):
+    from mdsim.labels import DIMENSIONS
+
+    config = ModelConfig(dimensions=DIMENSIONS[:n_dims], embedding_size=size)
+    slices = subspace_slices(config)
+    assert list(slices) == list(DIMENSIONS[:n_dims])
+    assert [(s.start, s.stop) for s in slices.values()] == [(i * step, (i + 1) * step) for i in range(n_dims)]
+
+
+def test_explicit_and_invalid_subspace_sizes():
+    config = ModelConfig(dimensions=("tempo", "key"), embedding_size=48, subspace_sizes=(16, 32))
+    assert subspace_slices(config) == {"tempo": slice(0, 16), "key": slice(16, 48)}
+    with pytest.raises(InputError, match="does not split evenly into 6"):
+        ModelConfig(embedding_size=100)
+    with pytest.raises(InputError, match="sum to 40, not embedding_size 48"):
+        ModelConfig(dimensions=("tempo", "key"), embedding_size=48, subspace_sizes=(8, 32))
+    with pytest.raises(InputError, match="unknown dimension 'rhythm'"):
+        ModelConfig(dimensions=("genre", "rhythm"), embedding_size=64)
+
+
+def test_select_and_mask_on_numpy(rng):
+    config = ModelConfig()
+    emb = rng.normal(size=(5, 384)).astype(np.float32)
+    picked = select(emb, config, ["tempo", "mood"])  # embedding order, whatever the request order
+    np.testing.assert_array_equal(picked, np.concatenate([emb[:, 64:128], emb[:, 256:320]], axis=1))
+    np.testing.assert_array_equal(select(emb, config, "key"), emb[:, 320:])
+    masked = mask(emb, config, "mood, tempo")
+    assert masked.dtype == np.float32 and masked.shape == emb.shape
+    keep = np.zeros(384, bool)
+    keep[64:128] = keep[256:320] = True
+    np.testing.assert_array_equal(masked[:, keep], emb[:, keep])
+    assert not masked[:, ~keep].any()
+    np.testing.assert_array_equal(subspace_mask(config, ["mood", "tempo"]), keep.astype(np.float32))
+
+
+def test_select_and_mask_on_backend_tensors(rng):
+    config = TINY_BASELINE
+    emb = rng.normal(size=(3, 16)).astype(np.float32)
+    tensor = keras.ops.convert_to_tensor(emb)
+    for dims in (["era"], ["genre", "era"], FOUR_DIMS):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(select(tensor, config, dims)),
+                                      select(emb, config, dims))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(mask(tensor, config, dims)),
+                                      mask(emb, config, dims))
+
+
+def test_unknown_or_missing_dimensions_are_rejected(rng):
+    config = TINY_BASELINE
+    emb = np.zeros((1, 16), np.float32)
+    with pytest.raises(InputError, match=r"unknown dimension 'tempo' \(this model has: genre, mood, instrument, era\)"):
+        select(emb, config, ["genre", "tempo"])
+    with pytest.raises(InputError, match="no dimension selected"):
+        mask(emb, config, [])
+    with pytest.raises(InputError, match="embedding has 384 values on its last axis, the model's config says 16"):
+        select(np.zeros((1, 384), np.float32), config, ["genre"])
+
+
+# ---- config -------------------------------------------------------------------
+
+@pytest.mark.parametrize("config", [
+    ModelConfig(),
+    TINY_BASELINE,
+    ModelConfig(dimensions=("tempo", "key"), embedding_size=48, subspace_sizes=(16, 32), width=0.5,
+                batch_norm=False, trunk_filters=DEFAULT_TRUNK_FILTERS[::-1]),
+])
+def test_config_round_trips_through_json(config):
+    data = json.loads(json.dumps(config.to_dict()))
+    assert ModelConfig.from_dict(data) == config
+    assert isinstance(data["branch_filters"][0], dict)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(InputError, match="unknown model config key.*backbonee"):
+        ModelConfig.from_dict({"backbonee": "baseline"})
+    with pytest.raises(InputError, match="unknown backbone 'resnet'.*baseline, multi_input"):
+        ModelConfig(backbone="resnet")
+    with pytest.raises(InputError, match="width must be a positive number"):
+        ModelConfig(width=0)
+    with pytest.raises(InputError, match="trunk_filters needs 4 blocks"):
+        ModelConfig(trunk_filters=DEFAULT_TRUNK_FILTERS[:3])
+    with pytest.raises(InputError, match="naive_5x5=0"):
+        BlockFilters(8, 8, 0, 8, 8, 8, 8, 8, 8)
+
+
+def test_model_inputs_picks_the_features_the_model_reads(rng):
+    feats = features(TINY_MULTI, rng)
+    assert list(TINY_BASELINE.model_inputs(feats)) == ["mel"]
+    with pytest.raises(InputError, match="needs feature 'tempogram'"):
+        TINY_MULTI.model_inputs({"mel": feats["mel"], "cens": feats["cens"]})
+    with pytest.raises(InputError, match=r"\(bins, frames\) \(12, 100\)"):
+        TINY_MULTI.model_inputs({**feats, "cens": feats["cens"][:, :, :100]})
+
+
+# ---- normalisation --------------------------------------------------------------
+
+def test_fit_normalization_pools_all_frames_of_all_batches(baseline, rng):
+    model = baseline
+    batches = [rng.normal(3.0, 2.0, size=(n, 128, 259)).astype(np.float32) for n in (4, 1, 3)]
+    stats = fit_normalization(model, iter(batches))
+    frames = np.concatenate([b.transpose(1, 0, 2).reshape(128, -1) for b in batches], axis=1)
+    np.testing.assert_allclose(stats["mel"]["mean"], frames.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(stats["mel"]["std"], frames.std(axis=1), rtol=1e-5)
+    assert stats["mel"]["count"] == 8 * 259
+    layer = model.get_layer("mel_standardize")
+    z = keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(batches[0])))
+    expected = (batches[0] - frames.mean(axis=1)[:, None]) / frames.std(axis=1)[:, None]
+    np.testing.assert_allclose(z, expected, atol=1e-4)
+
+
+def test_fit_normalization_takes_dicts_and_checks_shapes(multi, baseline, rng):
+    model = baseline
+    stats = fit_normalization(model, features(TINY_MULTI, rng))  # baseline ignores cens, tempogram
+    assert list(stats) == ["mel"]
+    with pytest.raises(InputError, match=r"mel batch has shape \(2, 64, 259\)"):
+        fit_normalization(model, np.zeros((2, 64, 259), np.float32))
+    with pytest.raises(InputError, match="no frames to fit normalisation on"):
+        fit_normalization(model, [{"cens": np.zeros((2, 12, 259), np.float32)}])
+    # a constant bin (tempogram lag 0) gets a floor instead of std 0
+    tempo = features(TINY_MULTI, rng)["tempogram"]
+    tempo[:, 0] = 1.0
+    assert fit_normalization(multi, {"tempogram": tempo})["tempogram"]["std"][0] > 0
+
+
+# ---- saving and loading ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def saved(multi, tmp_path_factory):
+    """The tiny multi-input model, fitted and saved to disk, with its inputs and outputs."""
+    rng = np.random.default_rng(1)
+    model = multi
+    fit_normalization(model, features(TINY_MULTI, rng, batch=4))
+    x = features(TINY_MULTI, rng, batch=3)
+    path = save_model(model, tmp_path_factory.mktemp("model") / "sub" / "tiny.keras")
+    return path, x, keras.ops.convert_to_numpy(model(x))
+
+
+def test_saved_model_loads_with_same_outputs_and_config(saved):
+    path, x, expected = saved
+    model, config = load_model_file(path)
+    assert config == TINY_MULTI
+    assert model.get_layer("subspaces").model_config == TINY_MULTI
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), expected, atol=ATOL)
+    assert float(keras.ops.convert_to_numpy(model.get_layer("mel_standardize").count)) == 4 * 259
+
+
+def test_config_reads_without_importing_keras(saved):
+    code = ("import sys; from mdsim.model import read_model_config; "
+            f"c = read_model_config({str(saved[0])!r}); print(c.backbone, c.sizes); "
+            "assert not {'keras', 'tensorflow', 'jax', 'torch'} & set(sys.modules), sorted(sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["multi_input", "(4,", "4,", "4,", "4,", "4,", "4)"]
+
+
+def test_loading_rejects_what_is_not_a_current_mdsim_model(saved, tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model_file(tmp_path / "nope.keras")
+    (tmp_path / "text.keras").write_text("not a zip")
+    with pytest.raises(ModelError, match="not a zip archive"):
+        load_model_file(tmp_path / "text.keras")
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    plain.save(tmp_path / "plain.keras")
+    with pytest.raises(ModelError, match="not an mdsim model"):
+        load_model_file(tmp_path / "plain.keras")
+    with pytest.raises(ModelError, match="not an mdsim model"):
+        save_model(plain, tmp_path / "plain2.keras")
+    with pytest.raises(InputError, match=r"must end in \.keras"):
+        save_model(plain, tmp_path / "model.h5")
+    # the same file, stamped as written by a future mdsim
+    newer = tmp_path / "newer.keras"
+    with zipfile.ZipFile(saved[0]) as src, zipfile.ZipFile(newer, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "config.json":
+                data = data.replace(b'"format_version": %d' % FORMAT_VERSION,
+                                    b'"format_version": %d' % (FORMAT_VERSION + 1))
+                assert b'"format_version": %d' % (FORMAT_VERSION + 1) in data
+            dst.writestr(item, data)
+    with pytest.raises(ModelError, match=f"format version {FORMAT_VERSION + 1}, newer"):
+        load_model_file(newer)
+    with pytest.raises(ModelError, match="newer"):
+        read_model_config(newer)
+
+
+# ---- training ----------------------------------------------------------------------------
+
+def test_one_training_step_changes_every_trainable_weight(rng):
+    model = build_model(TINY_BASELINE)
+    # The gradient path is the same compiled or not; pick the faster start:
+    # TensorFlow spends a minute building the graph of a compiled step on two
+    # cores, JAX compiles every op of an eager step separately.
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=keras.backend.backend() != "jax",
+                  loss=lambda y_true, y_pred: keras.ops.mean(keras.ops.square(y_pred - y_true)))
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+    x = features(TINY_BASELINE, rng, batch=4)
+    loss = model.train_on_batch(x, rng.normal(size=(4, 16)).astype(np.float32))
+    assert math.isfinite(float(loss))
+    after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    frozen = [w.path for w, a, b in zip(model.trainable_weights, after, before) if np.array_equal(a, b)]
+    assert not frozen
+
+
+# ---- code rules and other backends ---------------------------------------------------------
+
+def test_model_code_uses_keras_only():
+    for path in (ROOT / "mdsim" / "model").glob("*.py"):
+        text = path.read_text()
+        assert "tensorflow" not in text and "tf." not in text, path.name
+        if path.name in ("config.py", "subspaces.py", "saving.py", "__init__.py"):
+            assert "\nimport keras" not in text and "\nfrom keras" not in text, path.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_module_on_other_backend(backend):
+    """Re-run this whole module with KERAS_BACKEND=backend (fixed at Keras import time)."""
+    if os.environ.get("MDSIM_TEST_BACKEND_CHILD"):
+        pytest.skip("already a re-run under another backend")
+    if keras.backend.backend() == backend:
+        pytest.skip(f"this run already uses {backend}")
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    env = {**os.environ, "KERAS_BACKEND": backend, "MDSIM_TEST_BACKEND_CHILD": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    assert out.returncode == 0, f"{backend} run failed:\n{out.stdout[-4000:]}\n{out.stderr[-2000:]}"

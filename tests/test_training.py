@@ -1,0 +1,136 @@
+"""Batch sampling, splits and the train loop on a tiny store."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mdsim.errors import InputError
+from mdsim.features.pipeline import prep
+from mdsim.features.store import FeatureStore
+from mdsim.labels import LabelLayout, similarity_matrix
+from mdsim.training.config import TrainConfig, read_run_config, write_run_config
+from mdsim.training.data import (ConditionalSampler, TrackTable, WindowBatches, split_tracks,
+                                 trainable_dimensions)
+
+from conftest import clicks, sine, write_manifest, write_wav
+
+DIMS = ("genre", "mood", "tempo", "key")
+
+
+def _table(rng, n=40, missing=0.2):
+    labels = []
+    for _ in range(n):
+        labels.append({
+            "genre": [] if rng.random() < missing else [str(rng.choice(["rock", "jazz", "pop", "folk"]))],
+            "mood": [] if rng.random() < missing else list({str(rng.choice(["sad", "happy", "calm"])) for _ in range(2)}),
+            "instrument": [], "era": [],
+            "tempo": None if rng.random() < missing else float(rng.uniform(60, 180)),
+            "key": None if rng.random() < missing else int(rng.integers(24)),
+        })
+    return TrackTable([f"t{i}" for i in range(n)], np.full(n, 600), labels, [f"g{i // 4}" for i in range(n)])
+
+
+def test_every_batch_gives_every_dimension_positives(rng):
+    table = _table(rng)
+    sampler = ConditionalSampler(table, DIMS, batch_size=16)
+    for _ in range(30):
+        rows = sampler.batch(rng)
+        assert len(rows) == 16
+        for d in DIMS:
+            sim, _ = similarity_matrix(d, [table.labels[r][d] for r in rows])
+            distinct = np.array(rows)[:, None] != np.array(rows)[None, :]
+            assert (sim & distinct).any() or (sim & ~np.eye(16, dtype=bool)).any(), d
+
+
+def test_split_by_group_never_leaks(rng):
+    table = _table(rng)
+    train, val = split_tracks(table, validation_fraction=0.25, seed=0)
+    group = dict(zip(table.track_ids, table.groups))
+    assert {group[t] for t in train}.isdisjoint({group[t] for t in val})
+    assert len(train) + len(val) == len(table) and val
+    assert split_tracks(table, validation_fraction=0.25, seed=0) == (train, val)
+
+
+def test_dimension_without_labels_is_reported(rng):
+    table = _table(rng)
+    ok, why = trainable_dimensions(table, ("genre", "instrument", "tempo"))
+    assert ok == ["genre", "tempo"] and "0 of 40 tracks labelled" in why["instrument"]
+
+
+def test_config_round_trip(tmp_path):
+    from mdsim.model import ModelConfig
+
+    m, t = ModelConfig(backbone="baseline", dimensions=DIMS, embedding_size=256), TrainConfig(epochs=3)
+    write_run_config(tmp_path / "c.toml", m, t)
+    assert read_run_config(tmp_path / "c.toml") == (m, t)
+    (tmp_path / "bad.toml").write_text("[training]\nbatchsize = 3\n")
+    with pytest.raises(InputError, match="unknown training settings: batchsize"):
+        read_run_config(tmp_path / "bad.toml")
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    rows = []
+    for i in range(12):
+        y = clicks(bpm=70 + 10 * i, seconds=6.0) + 0.3 * sine(220 * 2 ** ((i % 4) / 12), seconds=6.0)
+        write_wav(folder / f"t{i}.wav", y)
+        rows.append({"track_id": f"t{i}", "path": f"t{i}.wav", "genre": ["rock", "jazz", "pop"][i % 3],
+                     "mood": ["happy", "sad"][i % 2], "tempo": 70 + 10 * i,
+                     "key": ["C major", "A minor", "F# minor", "D major"][i % 4], "group": f"a{i // 3}"})
+    manifest = write_manifest(folder / "m.csv", rows)
+    prep(manifest, folder / "store.h5", workers=1, progress=False)
+    return folder / "store.h5"
+
+
+def test_window_batches_are_reproducible(tiny_store):
+    with FeatureStore(tiny_store) as store:
+        table, short = TrackTable.from_store(store, min_frames=259)
+    assert short == 0 and len(table) == 12
+    layout = LabelLayout.from_records(DIMS, table.labels)
+    data = WindowBatches(tiny_store, table, layout, inputs=("mel", "cens", "tempogram"), batch_size=8,
+                         steps=2, segment_frames=259, seed=3)
+    x, y = data[0]
+    assert x["mel"].shape == (8, 128, 259) and x["tempogram"].shape == (8, 384, 259)
+    assert y.shape == (8, layout.total_width)
+    x2, _ = data[0]
+    np.testing.assert_array_equal(x["cens"], x2["cens"])
+
+
+def _tiny_args(store, out, epochs):
+    return ["train", str(store), "--out", str(out), "--width", "0.25", "--batch-size", "8",
+            "--epochs", str(epochs), "--steps-per-epoch", "2", "--dims", ",".join(DIMS),
+            "--embedding-size", "32", "--quiet"]
+
+
+@pytest.mark.slow
+def test_train_resume_and_checkpoints(tiny_store, tmp_path):
+    from mdsim.cli import main
+
+    run = tmp_path / "run"
+    assert main(_tiny_args(tiny_store, run, 2)) == 0
+    for name in ("config.toml", "split.json", "labels.json", "last.keras", "best.keras", "log.csv", "state.json"):
+        assert (run / name).exists(), name
+    state = json.loads((run / "state.json").read_text())
+    assert state["epochs_done"] == 2
+    assert main(_tiny_args(tiny_store, run, 2)) == 2  # refuses to overwrite a run
+    assert main(["train", str(tiny_store), "--resume", str(run), "--epochs", "3", "--quiet"]) == 0
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 3
+    log = (run / "log.csv").read_text().strip().splitlines()
+    assert len(log) == 4 and "genre_semihard" in log[0]
+    import mdsim
+
+    model = mdsim.load_model(run / "best.keras")
+    assert model.dimensions == DIMS and model.config.embedding_size == 32
+
+
+def test_too_few_tracks_fails_with_numbers(tmp_path):
+    from mdsim.training.fit import train
+
+    folder = tmp_path / "few"
+    write_wav(folder / "a.wav", clicks(100, 4.0))
+    write_wav(folder / "b.wav", clicks(120, 4.0))
+    prep(folder, tmp_path / "s.h5", workers=1, progress=False)
+    with pytest.raises(InputError, match="2 tracks long enough to train on; need at least 4"):
+        train(tmp_path / "s.h5", tmp_path / "run")
