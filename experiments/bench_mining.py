@@ -251,7 +251,10 @@ def measure(impl, batch_size, repeats, threads):
                 step()
                 times.append(time.perf_counter() - t0)
     except (MemoryError, RuntimeError) as error:
-        return {"impl": impl, "batch_size": batch_size, "error": f"{type(error).__name__}: {error}"[:200]}
+        message = f"{type(error).__name__}: {error}"[:200]
+        if impl == "pml" and ("allocate" in message or isinstance(error, MemoryError)):
+            message = f"out of memory under the {PML_MEMORY_CAP / 2**30:.0f} GiB cap"
+        return {"impl": impl, "batch_size": batch_size, "error": message}
     seconds = min(times)
     if n_anchors is not None:  # scale the loop part up to all anchors
         setup, loop = extra.pop("setup") / repeats, extra.pop("loop") / repeats

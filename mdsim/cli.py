@@ -120,6 +120,8 @@ def _add_train(sub) -> None:
     p.add_argument("--learning-rate", type=float, help="Adam's initial learning rate (default 1e-5)")
     p.add_argument("--fallback", choices=("nearest-farthest", "nearest", "farthest", "none"),
                    help="negative for a pair with no semi-hard one (default nearest-farthest)")
+    p.add_argument("--validation-fraction", type=float,
+                   help="share of tracks (or groups) held out for validation (default 0.1)")
     p.add_argument("--workers", type=int, help="loader worker processes (default 0: in process)")
     p.add_argument("--seed", type=int, help="seed of the split, sampler and weights (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -139,6 +141,7 @@ def _train_configs(args):
     training_changes = {k: v for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
                                           ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
                                           ("fallback", args.fallback), ("workers", args.workers),
+                                          ("validation_fraction", args.validation_fraction),
                                           ("seed", args.seed)) if v is not None}
     return model.replace(**model_changes), training.replace(**training_changes), training_changes
 

@@ -113,15 +113,26 @@ def test_flops_count_matches_hand_count():
     assert model_flops(model) == 2 * macs
 
 
+def test_channels_first_layout_computes_the_same_function(multi, rng):
+    # The layout changes speed only: the same weights give the same embedding.
+    other = build_model(TINY_MULTI.replace(data_format="channels_first"))
+    assert other.get_layer("mel_pool2").output.shape[1:] == (TWOS.out_channels, 16, 16)
+    assert model_flops(other) == model_flops(multi)
+    other.set_weights(multi.get_weights())
+    x = features(TINY_MULTI, rng)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(other(x)),
+                               keras.ops.convert_to_numpy(multi(x)), atol=1e-4)
+
+
 # ---- blocks are shared, not copied -----------------------------------------
 
 def test_both_backbones_build_their_blocks_with_one_helper(monkeypatch):
     calls = []
     helper = blocks.inception_block
 
-    def counting(x, filters, *, batch_norm, name):
+    def counting(x, filters, *, batch_norm, data_format, name):
         calls.append(name)
-        return helper(x, filters, batch_norm=batch_norm, name=name)
+        return helper(x, filters, batch_norm=batch_norm, data_format=data_format, name=name)
 
     monkeypatch.setattr(blocks, "inception_block", counting)
     build_model(TINY_BASELINE)
@@ -222,7 +233,7 @@ def test_unknown_or_missing_dimensions_are_rejected(rng):
     ModelConfig(),
     TINY_BASELINE,
     ModelConfig(dimensions=("tempo", "key"), embedding_size=48, subspace_sizes=(16, 32), width=0.5,
-                batch_norm=False, trunk_filters=DEFAULT_TRUNK_FILTERS[::-1]),
+                batch_norm=False, data_format="channels_first", trunk_filters=DEFAULT_TRUNK_FILTERS[::-1]),
 ])
 def test_config_round_trips_through_json(config):
     data = json.loads(json.dumps(config.to_dict()))
@@ -237,6 +248,8 @@ def test_config_rejects_bad_values():
         ModelConfig(backbone="resnet")
     with pytest.raises(InputError, match="width must be a positive number"):
         ModelConfig(width=0)
+    with pytest.raises(InputError, match="unknown data_format 'NHWC'"):
+        ModelConfig(data_format="NHWC")
     with pytest.raises(InputError, match="trunk_filters needs 4 blocks"):
         ModelConfig(trunk_filters=DEFAULT_TRUNK_FILTERS[:3])
     with pytest.raises(InputError, match="naive_5x5=0"):

@@ -20,19 +20,22 @@ import keras
 from keras import layers
 
 from mdsim.model import blocks
-from mdsim.model.config import ModelConfig, padded_bins, pool_plan, scale_filters
+from mdsim.model.config import ModelConfig, channel_axis, padded_bins, pool_plan, scale_filters
 from mdsim.model.head import SubspaceHead
 from mdsim.model.normalization import Standardize
 
 
-def prepare_input(inputs, name: str, *, n_bins: int, n_frames: int):
-    """``(B, n_bins, n_frames)`` -> z-scored ``(B, bins, n_frames, 1)``, zero-padded to a
-    multiple of 16 bins (CENS: 12 -> 16, two bins each side)."""
+def prepare_input(inputs, name: str, *, n_bins: int, n_frames: int, data_format: str):
+    """``(B, n_bins, n_frames)`` -> z-scored ``(B, bins, n_frames, 1)`` (channels last) or
+    ``(B, 1, bins, n_frames)``, zero-padded to a multiple of 16 bins (CENS: 12 -> 16,
+    two bins each side)."""
     x = Standardize(n_bins, name=f"{name}_standardize")(inputs)
-    x = layers.Reshape((n_bins, n_frames, 1), name=f"{name}_channels")(x)
+    shape = (n_bins, n_frames, 1) if data_format == "channels_last" else (1, n_bins, n_frames)
+    x = layers.Reshape(shape, name=f"{name}_channels")(x)
     pad = padded_bins(n_bins) - n_bins
     if pad:
-        x = layers.ZeroPadding2D(((pad // 2, pad - pad // 2), (0, 0)), name=f"{name}_pad")(x)
+        x = layers.ZeroPadding2D(((pad // 2, pad - pad // 2), (0, 0)), data_format=data_format,
+                                 name=f"{name}_pad")(x)
     return x
 
 
@@ -44,20 +47,23 @@ def branch(x, config: ModelConfig, name: str, *, n_bins: int):
     # Pooling inside the stem unit normalises and rectifies a map 8x (mel) to
     # 24x (tempogram) smaller: docs/model.md, "Speed".
     x = blocks.conv_unit(x, scale_filters(config.stem_filters, config.width), 3,
-                         batch_norm=config.batch_norm, name=f"{name}_stem", pool=stem_pool)
-    x = blocks.inception_block(x, block1, batch_norm=config.batch_norm, name=f"{name}_block1")
-    x = layers.MaxPooling2D(pool1, name=f"{name}_pool1")(x)
-    x = blocks.inception_block(x, block2, batch_norm=config.batch_norm, name=f"{name}_block2")
-    return layers.MaxPooling2D(pool2, name=f"{name}_pool2")(x)
+                         batch_norm=config.batch_norm, data_format=config.data_format,
+                         name=f"{name}_stem", pool=stem_pool)
+    x = blocks.inception_block(x, block1, batch_norm=config.batch_norm,
+                               data_format=config.data_format, name=f"{name}_block1")
+    x = layers.MaxPooling2D(pool1, data_format=config.data_format, name=f"{name}_pool1")(x)
+    x = blocks.inception_block(x, block2, batch_norm=config.batch_norm,
+                               data_format=config.data_format, name=f"{name}_block2")
+    return layers.MaxPooling2D(pool2, data_format=config.data_format, name=f"{name}_pool2")(x)
 
 
 def trunk(x, config: ModelConfig):
     """Inception blocks 3 and 4 on the 16 x 16 map, 2 x 2 max-pooling, blocks 5 and 6 on 8 x 8."""
     for i, filters in enumerate(config.trunk_filters, start=3):
         if i == 5:
-            x = layers.MaxPooling2D(2, name="trunk_pool")(x)
+            x = layers.MaxPooling2D(2, data_format=config.data_format, name="trunk_pool")(x)
         x = blocks.inception_block(x, filters.scaled(config.width), batch_norm=config.batch_norm,
-                                   name=f"trunk_block{i}")
+                                   data_format=config.data_format, name=f"trunk_block{i}")
     return x
 
 
@@ -67,8 +73,11 @@ def head(x, config: ModelConfig):
     Only time is averaged: the frequency axis keeps where in the spectrum a
     feature sits, which pitch (key) and register (instrument) depend on.
     """
-    x = layers.AveragePooling2D((1, x.shape[2]), name="head_timepool")(x)
-    x = layers.Flatten(name="head_flatten")(x)
+    frames = x.shape[2] if config.data_format == "channels_last" else x.shape[3]
+    x = layers.AveragePooling2D((1, frames), data_format=config.data_format, name="head_timepool")(x)
+    # Flatten in channels-last order whatever the layout, so the dense weights
+    # mean the same in both.
+    x = layers.Flatten(data_format=config.data_format, name="head_flatten")(x)
     x = layers.Dense(config.embedding_size, name="head_dense")(x)
     # Keras' default epsilon (1e-3) is large next to the variance of an untrained
     # dense output and would shrink it; 1e-5 is PyTorch's and Ba et al.'s scale.
@@ -89,8 +98,12 @@ def build_model(config: ModelConfig | None = None) -> keras.Model:
     inputs, maps = {}, []
     for name, (n_bins, n_frames) in config.input_shapes.items():
         inputs[name] = keras.Input((n_bins, n_frames), name=name)
-        x = prepare_input(inputs[name], name, n_bins=n_bins, n_frames=n_frames)
+        x = prepare_input(inputs[name], name, n_bins=n_bins, n_frames=n_frames,
+                          data_format=config.data_format)
         maps.append(branch(x, config, name, n_bins=n_bins))
-    x = maps[0] if len(maps) == 1 else layers.Concatenate(name="trunk_concat")(maps)
+    if len(maps) == 1:
+        x = maps[0]
+    else:
+        x = layers.Concatenate(axis=channel_axis(config.data_format), name="trunk_concat")(maps)
     x = trunk(x, config)
     return keras.Model(inputs, head(x, config), name=f"mdsim_{config.backbone}")

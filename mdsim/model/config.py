@@ -14,12 +14,14 @@ The default filter counts and the reasoning behind them are in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+import dataclasses
+from dataclasses import asdict, dataclass, fields
 
 from mdsim.errors import InputError
 from mdsim.labels import DIMENSIONS
 
 BACKBONES = ("baseline", "multi_input")
+DATA_FORMATS = ("channels_last", "channels_first")
 #: Inputs each backbone reads, in the order their branches are concatenated.
 BACKBONE_INPUTS = {"baseline": ("mel",), "multi_input": ("mel", "cens", "tempogram")}
 #: Every branch ends as a BRANCH_MAP x BRANCH_MAP feature map (Ribecky et al.: 16 x 16).
@@ -72,21 +74,18 @@ def scale_filters(n: int, width: float) -> int:
     return max(1, int(round(n * width)))
 
 
-def _block(n1, n3, n5, r1, b3, r3, b5, r5, rp) -> BlockFilters:
-    return BlockFilters(n1, n3, n5, r1, b3, r3, b5, r5, rp)
-
-
 # Reasoning and the resulting shapes, parameters and FLOPs: docs/model.md.
+# Field order: naive 1x1, 3x3, 5x5; reduce 1x1, 3x3 bottleneck, 3x3, 5x5 bottleneck, 5x5, pool proj.
 DEFAULT_STEM_FILTERS = 16
 DEFAULT_BRANCH_FILTERS = (
-    _block(8, 16, 8, 16, 16, 24, 8, 8, 16),     # 64 x 64 map -> 64 channels
-    _block(16, 32, 8, 24, 24, 40, 8, 16, 16),   # 32 x 32 map -> 96 channels
+    BlockFilters(8, 16, 8, 16, 16, 24, 8, 8, 16),     # mel map 64 x 64 -> 64 channels
+    BlockFilters(16, 32, 8, 24, 24, 40, 8, 16, 16),   # 32 x 32 -> 96
 )
 DEFAULT_TRUNK_FILTERS = (
-    _block(32, 48, 16, 48, 48, 96, 16, 32, 32),  # 16 x 16 -> 208
-    _block(32, 48, 16, 48, 48, 96, 16, 32, 32),  # 16 x 16 -> 208
-    _block(32, 64, 16, 48, 64, 96, 16, 24, 24),  # 8 x 8 -> 192
-    _block(32, 64, 16, 48, 64, 96, 16, 24, 24),  # 8 x 8 -> 192
+    BlockFilters(32, 48, 16, 48, 48, 96, 16, 32, 32),  # 16 x 16 -> 208
+    BlockFilters(32, 48, 16, 48, 48, 96, 16, 32, 32),  # 16 x 16 -> 208
+    BlockFilters(32, 64, 16, 48, 64, 96, 16, 24, 24),  # 8 x 8 -> 192
+    BlockFilters(32, 64, 16, 48, 64, 96, 16, 24, 24),  # 8 x 8 -> 192
 )
 
 
@@ -118,6 +117,11 @@ class ModelConfig:
         The four Inception blocks after the branches are concatenated.
     batch_norm : bool
         Batch normalisation between every convolution and its ReLU.
+    data_format : {"channels_last", "channels_first"}
+        Memory layout of the feature maps. The weights and outputs are the
+        same either way; ``"channels_first"`` is a little faster on the
+        PyTorch backend, ``"channels_last"`` on TensorFlow (docs/model.md,
+        "Speed").
     mel_bins, cens_bins, tempogram_bins : int
         Frequency bins (or lags) of each input; inputs whose bin count is
         not a multiple of 16 (CENS: 12) are zero-padded up to the next one.
@@ -134,6 +138,7 @@ class ModelConfig:
     branch_filters: tuple = DEFAULT_BRANCH_FILTERS
     trunk_filters: tuple = DEFAULT_TRUNK_FILTERS
     batch_norm: bool = True
+    data_format: str = "channels_last"
     mel_bins: int = 128
     cens_bins: int = 12
     tempogram_bins: int = 384
@@ -186,6 +191,8 @@ class ModelConfig:
             raise InputError(f"trunk_filters needs 4 blocks, got {len(self.trunk_filters)}")
         if not isinstance(self.batch_norm, bool):
             raise InputError(f"batch_norm must be true or false, got {self.batch_norm!r}")
+        if self.data_format not in DATA_FORMATS:
+            raise InputError(f"unknown data_format {self.data_format!r} (valid: {', '.join(DATA_FORMATS)})")
         for name in ("mel_bins", "cens_bins", "tempogram_bins", "n_frames"):
             _check_positive_int(name, getattr(self, name))
         for name in self.inputs:
@@ -273,7 +280,7 @@ class ModelConfig:
 
     def replace(self, **changes) -> ModelConfig:
         """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
+        return dataclasses.replace(self, **changes)
 
 
 def _as_blocks(blocks, what: str) -> tuple[BlockFilters, ...]:
@@ -295,6 +302,11 @@ def _as_blocks(blocks, what: str) -> tuple[BlockFilters, ...]:
 def _check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(f"{name} must be a positive integer, got {value!r}")
+
+
+def channel_axis(data_format: str) -> int:
+    """Axis of the channels in a ``(batch, ...)`` feature map."""
+    return -1 if data_format == "channels_last" else 1
 
 
 def padded_bins(n_bins: int) -> int:

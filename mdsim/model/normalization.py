@@ -9,7 +9,7 @@ file. They start as the identity (mean 0, std 1) until
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import keras
 import numpy as np

@@ -20,10 +20,9 @@ from mdsim.model.subspaces import subspace_slices
 def layer_macs(layer) -> int:
     """Multiply-accumulates of one forward pass of ``layer`` for one example (0 if not conv/dense)."""
     if isinstance(layer, layers.Conv2D):
-        kh, kw = layer.kernel_size
-        c_in = layer.input.shape[-1]
-        _, h, w, c_out = layer.output.shape
-        return h * w * kh * kw * (c_in // layer.groups) * c_out
+        kh, kw, c_in_per_group, c_out = layer.kernel.shape
+        positions = math.prod(layer.output.shape[1:]) // c_out  # either data format
+        return positions * kh * kw * c_in_per_group * c_out
     if isinstance(layer, layers.Dense):
         return math.prod(layer.input.shape[1:]) * layer.units
     return 0
