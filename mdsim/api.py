@@ -26,6 +26,8 @@ from mdsim.features.spectral import extract_features
 
 #: Default number of 3 s segments per network call.
 DEFAULT_BATCH_SIZE = 64
+#: Tracks decoded ahead of the network while it runs (bounds memory to that many tracks).
+LOOKAHEAD_TRACKS = 8
 
 
 @dataclass
@@ -174,19 +176,34 @@ class Model:
         items = [audio] if single else list(audio)
         if not items:
             return []
-        feats = []
-        for item in items:
+
+        def load(item):
             if isinstance(item, np.ndarray):
                 if sr is None:
                     raise InputError("embedding an array needs its sample rate: embed(y, sr=44100)")
                 y = prepare_signal(item, sr, sr=self.feature_config.sample_rate, name="<array>")
-                source = "<array>"
-            else:
-                y = load_audio(item, sr=self.feature_config.sample_rate)
-                source = str(item)
-            feats.append((source, extract_features(y, config=self.feature_config)))
-        results = self.embed_features([f for _, f in feats], dims=dims, mode=mode, batch_size=batch_size,
-                                      sources=[s for s, _ in feats])
+                return "<array>", extract_features(y, config=self.feature_config)
+            y = load_audio(item, sr=self.feature_config.sample_rate)
+            return str(item), extract_features(y, config=self.feature_config)
+
+        # Stream: decode and features of the next tracks run in a thread while the network
+        # works; segments of consecutive tracks share batches; memory holds one batch's tracks.
+        from concurrent.futures import ThreadPoolExecutor
+
+        results, pending, n_seg = [], [], 0
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            queue = list(items)
+            ahead = [pool.submit(load, queue.pop(0)) for _ in range(min(LOOKAHEAD_TRACKS, len(queue)))]
+            while ahead:
+                source, feats = ahead.pop(0).result()
+                if queue:
+                    ahead.append(pool.submit(load, queue.pop(0)))
+                pending.append((source, feats))
+                n_seg += max(1, feats["mel"].shape[1] // self.config.n_frames)
+                if n_seg >= batch_size or not ahead:
+                    results += self.embed_features([f for _, f in pending], dims=dims, mode=mode,
+                                                   batch_size=batch_size, sources=[s for s, _ in pending])
+                    pending, n_seg = [], 0
         return results[0] if single else results
 
     def embed_features(self, features_list, *, dims=None, mode: str = "track",

@@ -56,9 +56,8 @@ def power_stft(y, *, n_fft: int, hop_length: int) -> np.ndarray:
     frames = frames[: n_frames(len(y), hop_length=hop_length)]
     window = scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float32)
     X = scipy.fft.rfft(frames * window, axis=-1)
-    P = np.empty(X.shape, dtype=np.float32)
-    np.multiply(X.real, X.real, out=P)
-    P += X.imag * X.imag
+    P = np.multiply(X.real, X.real)
+    P += np.square(X.imag, out=X.imag)  # X is not needed after this: reuse its memory
     return P.T
 
 
@@ -121,7 +120,7 @@ def cens(C, *, window: int = 41) -> np.ndarray:
     np.ndarray [shape=(n_chroma, n_frames), dtype=float32]
     """
     import librosa
-    import scipy.signal
+    import scipy.ndimage
 
     C = librosa.util.normalize(np.asarray(C, dtype=np.float32), norm=1, axis=0)
     q = np.zeros_like(C)
@@ -130,12 +129,8 @@ def cens(C, *, window: int = 41) -> np.ndarray:
     if window > 0:
         win = librosa.filters.get_window("hann", window + 2, fftbins=False).astype(np.float32)
         win /= win.sum()
-        # Same result as scipy.ndimage.convolve(mode="constant") along time.
-        pad = (window + 2) // 2
-        padded = np.pad(q, ((0, 0), (pad, pad)))
-        full = scipy.signal.oaconvolve(padded, win[None, :], mode="same", axes=1)
-        q = full[:, pad:pad + C.shape[1]]
-        q[q < 0] = 0.0  # FFT rounding
+        # librosa's own smoothing: scipy.ndimage.convolve(mode="constant") along time
+        q = scipy.ndimage.convolve1d(q, win, axis=1, mode="constant")
     return librosa.util.normalize(q, norm=2, axis=0).astype(np.float32, copy=False)
 
 
@@ -182,7 +177,11 @@ def tempogram(oenv, *, sr: int, hop_length: int, win_length: int = 384,
     np.multiply(np.lib.stride_tricks.sliding_window_view(padded, win_length)[:n], window,
                 out=frames[:, :win_length])
     X = scipy.fft.rfft(frames, axis=-1, overwrite_x=True)
-    X *= X.conj()  # power spectrum, kept complex so irfft takes it without a copy
+    # |X|**2 in place (X stays complex with zero imaginary part, so irfft takes it as is)
+    re, im = X.real, X.imag
+    np.multiply(re, re, out=re)
+    re += np.square(im, out=im)
+    im[...] = 0.0
     ac = scipy.fft.irfft(X, n=n_fft, axis=-1, overwrite_x=True)[:, :win_length]
     # Lag 0 is each frame's energy and bounds every other lag (Cauchy-Schwarz):
     # it is the max-norm librosa divides by, found without a search.
