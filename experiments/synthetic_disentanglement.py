@@ -63,14 +63,15 @@ def heatmap(matrices: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(matrices), figsize=(5 * len(matrices), 4.6), squeeze=False)
-    for ax, (name, m) in zip(axes[0], matrices.items()):
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.6 * len(matrices) + 1.5, 4.6), squeeze=False)
+    for k, (ax, (name, m)) in enumerate(zip(axes[0], matrices.items())):
         grid = np.array([[m[i][j] for j in DIMS] for i in DIMS])
         im = ax.imshow(grid, vmin=0.3, vmax=1.0, cmap="viridis")
         ax.set_xticks(range(6), DIMS, rotation=45, ha="right")
-        ax.set_yticks(range(6), DIMS)
+        ax.set_yticks(range(6), DIMS if k == 0 else [])
         ax.set_xlabel("subspace")
-        ax.set_ylabel("triplets of dimension")
+        if k == 0:
+            ax.set_ylabel("triplets of dimension")
         ax.set_title(name)
         for i in range(6):
             for j in range(6):
