@@ -39,8 +39,8 @@ def test_every_batch_gives_every_dimension_positives(rng):
         assert len(rows) == 16
         for d in DIMS:
             sim, _ = similarity_matrix(d, [table.labels[r][d] for r in rows])
-            distinct = np.array(rows)[:, None] != np.array(rows)[None, :]
-            assert (sim & distinct).any() or (sim & ~np.eye(16, dtype=bool)).any(), d
+            # a positive pair at two batch positions (two windows of one track count too)
+            assert (sim & ~np.eye(16, dtype=bool)).any(), d
 
 
 def test_split_by_group_never_leaks(rng):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdsim.audio import SAMPLE_RATE, file_hash, load_audio
+from mdsim.audio import file_hash, load_audio
 from mdsim.config import FeatureConfig
 from mdsim.errors import InputError, MdsimError
 from mdsim.features.spectral import extract_features
@@ -251,14 +251,13 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
             if not pending:
                 break
             for fut in executor.wait_one(set(pending)):
-                entry = pending.pop(fut)
+                del pending[fut]
                 result = fut.result()
                 _commit(writer, result, summary, log, bar)
                 bar.update(1)
                 hours = summary.audio_seconds / 3600
                 rt = summary.audio_seconds / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix_str(f"{hours:.2f} h audio, {rt:.1f}x rt, failed {summary.failed}")
-                del entry
         cancelled = False
     finally:
         executor.close(cancel=cancelled)

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from mdsim.errors import InputError
-from mdsim.features.spectral import FEATURE_NAMES
 from mdsim.features.store import FeatureStore
 from mdsim.labels import MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled
 
@@ -100,7 +99,6 @@ class _PositiveIndex:
     def __init__(self, dimension: str, labels: list):
         self.dimension = dimension
         values = [lab[dimension] for lab in labels]
-        n = len(values)
         if dimension in TAG_DIMENSIONS:
             by_tag: dict = {}
             for i, v in enumerate(values):
@@ -123,7 +121,6 @@ class _PositiveIndex:
             self._sorted_idx, self._sorted_t, self._t = order, t[order], t
             anchors = [i for i in labelled if len(self._tempo_candidates(i)) > 0]
             self.anchors = np.array(anchors, dtype=np.int64)
-        del n
 
     def _tempo_candidates(self, i: int) -> np.ndarray:
         """Tracks similar to ``i`` in tempo, found by binary search.
@@ -253,5 +250,3 @@ def load_split(path) -> tuple[list, list]:
     data = json.loads(Path(path).read_text())
     return data["train"], data["validation"]
 
-
-FEATURES = FEATURE_NAMES
