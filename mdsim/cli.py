@@ -264,8 +264,12 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--store", help="features store holding the triplets' tracks (needed with --model)")
     p.add_argument("--embeddings", action="append", default=[],
                    help="an embeddings file (HDF5 or NPZ, e.g. from `mdsim embed`); repeatable")
+    p.add_argument("--compare", nargs="+", default=[], metavar="PATH",
+                   help="more models (.keras, scored on --store) or embeddings files to put side by "
+                        "side with the first in one table and one chart")
     p.add_argument("--name", action="append", default=[],
-                   help="display name for each --model then each --embeddings, in order")
+                   help="display name for each --model, then each --embeddings, then each --compare "
+                        "path, in order")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--min-agreement", type=float, default=0.9,
                    help="keep triplets whose vote agreement is at least this (default 0.9)")
@@ -283,6 +287,8 @@ def _run_evaluate(args) -> int:
     from mdsim.errors import InputError
     from mdsim.evaluation import evaluate, load_triplets, read_embeddings, write_report
 
+    for path in args.compare:  # a .keras file is a model, anything else an embeddings file
+        (args.model if str(path).endswith(".keras") else args.embeddings).append(path)
     if not args.model and not args.embeddings:
         raise InputError("give at least one --model (with --store) or --embeddings file")
     if args.model and not args.store:

@@ -112,5 +112,14 @@ def test_cli_triplets_and_evaluate_on_a_store(model_path, tmp_path, small_corpus
     result = json.loads((report / "evaluation.json").read_text())
     assert result["triplets"]["n_scored"] == 10 and len(result["combinations"]) == 15
     assert (report / "evaluation_radar.png").stat().st_size > 1000
+    emb = tmp_path / "e.h5"
+    assert main(["embed", str(store), "--model", str(model_path), "--out", str(emb), "--quiet"]) == 0
+    both = tmp_path / "both"
+    assert main(["evaluate", "--triplets", str(trip), "--model", str(model_path), "--store", str(store),
+                 "--compare", str(emb), "--name", "live", "--name", "file", "--out", str(both),
+                 "--bootstrap", "50"]) == 0
+    compared = json.loads((both / "evaluation.json").read_text())["results"]
+    assert [r["model"] for r in compared] == ["live", "file"]
+    assert compared[0]["full"]["score"] == pytest.approx(compared[1]["full"]["score"])
     assert main(["evaluate", "--triplets", str(trip), "--model", str(model_path), "--out", str(report)]) == 2
     assert "--model needs --store" in capsys.readouterr().err
