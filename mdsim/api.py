@@ -66,6 +66,27 @@ class Embedding:
         return self.vectors.ndim == 2
 
 
+def prefetch(items, load, *, lookahead: int = LOOKAHEAD_TRACKS):
+    """Yield ``(load(item), is_last)`` in order, loading up to ``lookahead`` items ahead
+    in a background thread (decoding and features overlap the network, which releases
+    the GIL). Exceptions of ``load`` surface when their item is reached."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    queue = iter(items)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = deque(pool.submit(load, item) for _, item in zip(range(lookahead), queue))
+        while ahead:
+            result = ahead.popleft().result()
+            item = next(queue, _END)
+            if item is not _END:
+                ahead.append(pool.submit(load, item))
+            yield result, not ahead
+
+
+_END = object()
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     na = np.linalg.norm(a, axis=-1)
     nb = np.linalg.norm(b, axis=-1)
@@ -115,6 +136,10 @@ class Model:
         return np.concatenate(parts, axis=-1), slices
 
     # -- the network ---------------------------------------------------------------------
+    def n_segments(self, features: dict) -> int:
+        """Segments a track of these whole-track features is cut into (at least 1)."""
+        return max(1, next(iter(features.values())).shape[1] // self.config.n_frames)
+
     def segments_from_features(self, features: dict) -> tuple[dict, np.ndarray, bool]:
         """Cut whole-track features into non-overlapping segments (zero-padding a short track).
 
@@ -186,24 +211,15 @@ class Model:
             y = load_audio(item, sr=self.feature_config.sample_rate)
             return str(item), extract_features(y, config=self.feature_config)
 
-        # Stream: decode and features of the next tracks run in a thread while the network
-        # works; segments of consecutive tracks share batches; memory holds one batch's tracks.
-        from concurrent.futures import ThreadPoolExecutor
-
+        # Stream: segments of consecutive tracks share batches; memory holds one batch's tracks.
         results, pending, n_seg = [], [], 0
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            queue = list(items)
-            ahead = [pool.submit(load, queue.pop(0)) for _ in range(min(LOOKAHEAD_TRACKS, len(queue)))]
-            while ahead:
-                source, feats = ahead.pop(0).result()
-                if queue:
-                    ahead.append(pool.submit(load, queue.pop(0)))
-                pending.append((source, feats))
-                n_seg += max(1, feats["mel"].shape[1] // self.config.n_frames)
-                if n_seg >= batch_size or not ahead:
-                    results += self.embed_features([f for _, f in pending], dims=dims, mode=mode,
-                                                   batch_size=batch_size, sources=[s for s, _ in pending])
-                    pending, n_seg = [], 0
+        for (source, feats), last in prefetch(items, load):
+            pending.append((source, feats))
+            n_seg += self.n_segments(feats)
+            if n_seg >= batch_size or last:
+                results += self.embed_features([f for _, f in pending], dims=dims, mode=mode,
+                                               batch_size=batch_size, sources=[s for s, _ in pending])
+                pending, n_seg = [], 0
         return results[0] if single else results
 
     def embed_features(self, features_list, *, dims=None, mode: str = "track",

@@ -1,7 +1,7 @@
 """``mdsim embed``: embeddings of many tracks into one file, resumable.
 
 Inputs are audio files, folders, manifests or features stores. Segments of
-several tracks share network batches; the next track's decoding and
+several tracks share network batches; the next tracks' decoding and
 features are computed in a background thread while the network runs. The
 output is the embeddings file of :mod:`mdsim.evaluation.embeddings` (track
 mode: ``/embeddings`` and ``/track_ids``), plus in segment mode
@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,6 +172,8 @@ def embed_to_file(inputs, model, out, *, dims=None, segments: bool = False, batc
     """
     from tqdm import tqdm
 
+    from mdsim.api import prefetch
+
     t0 = time.perf_counter()
     out = Path(out)
     dims = model.check_dims(dims)
@@ -195,36 +196,29 @@ def embed_to_file(inputs, model, out, *, dims=None, segments: bool = False, batc
 
     bar = tqdm(total=len(todo), unit="track", desc="embed", disable=not progress, file=log, dynamic_ncols=True)
     loaded: list = []  # (source, features) waiting for the network
-    with ThreadPoolExecutor(max_workers=1) as pool:  # decodes the next track while the network runs
-        queue = list(todo)
-        active = [pool.submit(load, queue.pop(0)) for _ in range(min(2, len(queue)))]
-        while active:
-            s, feats, error = active.pop(0).result()
-            if queue:
-                active.append(pool.submit(load, queue.pop(0)))
-            if error:
-                summary.failed.append((s.track_id, error))
-                output.meta["failed"].append([s.track_id, error])
-                bar.write(f"embed: failed {s.track_id}: {error}", file=log)
-                bar.update(1)
-            else:
-                loaded.append((s, feats))
-            n_seg = sum(max(1, f["mel"].shape[1] // model.config.n_frames) for _, f in loaded)
-            if loaded and (n_seg >= batch_size or not active):
-                results = model.embed_features([f for _, f in loaded], dims=dims,
-                                               mode="segments" if segments else "track",
-                                               batch_size=batch_size, sources=[x.track_id for x, _ in loaded])
-                for (src, f), emb in zip(loaded, results):
-                    output.add(src.track_id, emb)
-                    summary.done += 1
-                    summary.segments += max(1, f["mel"].shape[1] // model.config.n_frames)
-                    summary.audio_seconds += f["mel"].shape[1] * sr_frames
-                    slices = emb.slices
-                bar.update(len(loaded))
-                loaded = []
-                if time.perf_counter() - last_write > checkpoint_seconds:
-                    output.write(slices)
-                    last_write = time.perf_counter()
+    for (s, feats, error), last in prefetch(todo, load):
+        if error:
+            summary.failed.append((s.track_id, error))
+            output.meta["failed"].append([s.track_id, error])
+            bar.write(f"embed: failed {s.track_id}: {error}", file=log)
+            bar.update(1)
+        else:
+            loaded.append((s, feats))
+        if loaded and (sum(model.n_segments(f) for _, f in loaded) >= batch_size or last):
+            results = model.embed_features([f for _, f in loaded], dims=dims,
+                                           mode="segments" if segments else "track",
+                                           batch_size=batch_size, sources=[x.track_id for x, _ in loaded])
+            for (src, f), emb in zip(loaded, results):
+                output.add(src.track_id, emb)
+                summary.done += 1
+                summary.segments += model.n_segments(f)
+                summary.audio_seconds += f["mel"].shape[1] * sr_frames
+                slices = emb.slices
+            bar.update(len(loaded))
+            loaded = []
+            if time.perf_counter() - last_write > checkpoint_seconds:
+                output.write(slices)
+                last_write = time.perf_counter()
     bar.close()
     if slices is None:
         _, slices = model._select(np.zeros((1, model.config.embedding_size), np.float32), dims)
