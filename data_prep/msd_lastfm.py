@@ -56,7 +56,13 @@ def read_json_folder(folder) -> dict:
             data = json.loads(p.read_text())
         except ValueError as e:
             raise InputError(f"{p}: not valid JSON ({e})") from None
-        out[data["track_id"]] = [(str(t), float(w)) for t, w in data.get("tags", [])]
+        if not isinstance(data, dict) or "track_id" not in data:
+            raise InputError(f"{p}: no \"track_id\" key; expected the Last.fm dataset's per-track JSON "
+                             "({\"track_id\": ..., \"tags\": [[tag, weight], ...]})")
+        try:
+            out[data["track_id"]] = [(str(t), float(w)) for t, w in data.get("tags", [])]
+        except (TypeError, ValueError):
+            raise InputError(f"{p}: \"tags\" must be a list of [tag, weight] pairs") from None
     return out
 
 
@@ -93,12 +99,23 @@ def group_tags(tags, groups: dict, *, min_weight: float = DEFAULT_MIN_WEIGHT) ->
     return out
 
 
+def audio_by_track_id(folder) -> dict:
+    """``{track_id: path}`` of the audio files below ``folder``, the file's stem being the track id.
+
+    Of two files with the same stem (``TRAAA.wav``, ``TRAAA.mp3``) the last by sorted path counts.
+    """
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: no such audio folder; give the folder of audio previews "
+                         "named by track id (TRAAAAK128F9318786.mp3)")
+    return {p.stem: p for p in find_audio(folder)}
+
+
 def build_manifest(tags_source, audio_folder, out, *, groups=DEFAULT_GROUPS,
                    min_weight: float = DEFAULT_MIN_WEIGHT) -> dict:
     """Write the manifest; returns counts ``{tracks_with_tags, with_audio, written, unlabelled}``."""
     grouping = load_groups(groups)
     tags = read_tags(tags_source)
-    audio = {p.stem: p for p in find_audio(audio_folder)}
+    audio = audio_by_track_id(audio_folder)
     out = Path(out)
     written = unlabelled = 0
     with open(out, "w", newline="") as f:

@@ -129,6 +129,10 @@ def test_bad_cell_and_missing_file_are_input_errors(tmp_path):
         read_triplets(path)
     with pytest.raises(InputError, match="nowhere.csv"):
         read_triplets(tmp_path / "nowhere.csv")
+    binary = tmp_path / "triplets.xlsx"
+    binary.write_bytes(b"PK\x03\x04\xff\xfe\x00\x9c" * 64)
+    with pytest.raises(InputError, match=r"triplets\.xlsx is not a text CSV file.*Dim-sim triplet CSV"):
+        read_triplets(binary)
 
 
 def test_agreement_filtering_on_raw_votes(tmp_path):

@@ -57,3 +57,23 @@ def test_json_folder_and_sqlite_give_the_same_manifest(tmp_path):
     assert entries["TRAAA"].labels["genre"] == ["rock"] and entries["TRAAA"].labels["era"] == []
     assert entries["TRAAA"].labels["instrument"] == ["female vocalists"]
     assert entries["TRBBB"].labels["mood"] == [] and entries["TRBBB"].labels["era"] == ["00s"]
+
+
+def test_bad_inputs_name_the_file_and_the_fix(tmp_path):
+    import pytest
+
+    from mdsim.errors import InputError
+
+    audio = _audio(tmp_path)
+    jdir = tmp_path / "json"
+    jdir.mkdir()
+    (jdir / "TRAAA.json").write_text(json.dumps({"tags": [["rock", "100"]]}))
+    with pytest.raises(InputError, match=r"TRAAA\.json: no \"track_id\" key"):
+        build_manifest(jdir, audio, tmp_path / "m.csv")
+    (jdir / "TRAAA.json").write_text(json.dumps({"track_id": "TRAAA", "tags": ["rock"]}))
+    with pytest.raises(InputError, match="list of \\[tag, weight\\] pairs"):
+        build_manifest(jdir, audio, tmp_path / "m.csv")
+    (jdir / "TRAAA.json").write_text(json.dumps({"track_id": "TRAAA", "tags": [["rock", "100"]]}))
+    with pytest.raises(InputError, match="no such audio folder"):
+        build_manifest(jdir, tmp_path / "previews_typo", tmp_path / "m.csv")
+    assert not (tmp_path / "m.csv").exists()

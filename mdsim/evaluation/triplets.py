@@ -189,22 +189,29 @@ def read_triplets(path) -> TripletTable:
         handle = open(path, newline="", encoding="utf-8-sig")
     except OSError as e:
         raise InputError(f"cannot read triplet file {path}: {e.strerror}") from None
-    with handle:
-        reader = csv.reader(handle)
-        header = [h.strip() for h in next(reader, [])]
-        missing = [c for c in TRIPLET_COLUMNS if c not in header]
-        if missing:
-            raise InputError(f"{path} is not a Dim-sim triplet file: missing column(s) {', '.join(missing)} "
-                             f"(columns: {', '.join(header) or 'none'})")
-        where = {c: header.index(c) for c in TRIPLET_COLUMNS}
-        columns = {c: [] for c in TRIPLET_COLUMNS}
-        for line, row in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) < len(header):
-                raise InputError(f"{path}, line {line}: {len(row)} fields, expected {len(header)}")
-            for c in TRIPLET_COLUMNS:
-                columns[c].append(_parse_cell(row[where[c]].strip(), c, path, line))
+    try:
+        with handle:
+            return _read_rows(csv.reader(handle), path)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{path} is not a text CSV file ({e.__class__.__name__}: {e}); "
+                         "give a Dim-sim triplet CSV (UTF-8)") from None
+
+
+def _read_rows(reader, path) -> TripletTable:
+    header = [h.strip() for h in next(reader, [])]
+    missing = [c for c in TRIPLET_COLUMNS if c not in header]
+    if missing:
+        raise InputError(f"{path} is not a Dim-sim triplet file: missing column(s) {', '.join(missing)} "
+                         f"(columns: {', '.join(header) or 'none'})")
+    where = {c: header.index(c) for c in TRIPLET_COLUMNS}
+    columns = {c: [] for c in TRIPLET_COLUMNS}
+    for line, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) < len(header):
+            raise InputError(f"{path}, line {line}: {len(row)} fields, expected {len(header)}")
+        for c in TRIPLET_COLUMNS:
+            columns[c].append(_parse_cell(row[where[c]].strip(), c, path, line))
     return TripletTable(**columns, source=str(path))
 
 
@@ -255,6 +262,25 @@ def select_triplets(table: TripletTable, *, min_agreement: float = DEFAULT_MIN_A
     Agreement is ``max(votes) / sum(votes)``; the positive is the song with
     more votes. Ties (equal votes, 0-0 included) are dropped whatever
     ``min_agreement`` is. The counts are in the result's ``selection``.
+
+    Four raw rows, anchor ``a`` with candidates ``b`` and ``c``:
+
+    >>> n = 4
+    >>> table = TripletTable(
+    ...     triplet_id=["t1", "t2", "t3", "t4"], anchor_id=["a"] * n,
+    ...     anchor_start_seconds=[0] * n, anchor_start_samples=[0] * n,
+    ...     song1_id=["b", "b", "c", "c"], song1_start_seconds=[0] * n, song1_start_samples=[0] * n,
+    ...     song2_id=["c", "c", "b", "b"], song2_start_seconds=[0] * n, song2_start_samples=[0] * n,
+    ...     sampling_rate=[22050] * n, clip_lengths_seconds=[3.0] * n, clip_lengths_samples=[66150] * n,
+    ...     song1_vote=[9, 3, 5, 0], song2_vote=[1, 7, 5, 4])
+    >>> table.agreement.tolist()                      # max(votes) / sum(votes)
+    [0.9, 0.7, 0.5, 1.0]
+    >>> triplets = select_triplets(table, min_agreement=0.9)
+    >>> triplets.triplet_id.tolist(), triplets.positive.tolist(), triplets.negative.tolist()
+    (['t1', 't4'], ['b', 'b'], ['c', 'c'])
+    >>> s = triplets.selection
+    >>> s.n_read, s.n_kept, s.n_dropped_tie, s.n_dropped_low_agreement
+    (4, 2, 1, 1)
     """
     if not 0.0 <= min_agreement <= 1.0:
         raise InputError(f"min_agreement is {min_agreement}, expected a fraction in 0..1 (Dim-sim uses 0.9)")
