@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast docs clean
 
 install: $(STAMP)
 
@@ -28,6 +28,12 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -q -ra -m "not slow"
+
+# Regenerates docs/reference.md from the docstrings, checks every relative link of
+# README.md and docs/*.md and runs their examples; `$(PY) docs/build.py --check`
+# writes nothing and fails on a stale reference (tests/test_docs.py does the same).
+docs: install
+	$(PY) docs/build.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

@@ -132,6 +132,23 @@ def write_toml(path, sections: dict) -> None:
     Values may be booleans, numbers, strings, lists of those (dicts inside a
     list become inline tables), or nested dicts (written as sub-tables
     ``[section.key]``).
+
+    A config dataclass round-trips through TOML with ``to_dict`` and ``from_dict``:
+
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name) / "features.toml"
+    >>> write_toml(path, {"features": FeatureConfig(n_mels=96).to_dict()})
+    >>> print(path.read_text())                       # doctest: +ELLIPSIS
+    [features]
+    sample_rate = 22050
+    n_fft = 512
+    hop_length = 256
+    n_mels = 96
+    ...
+    >>> FeatureConfig.from_dict(read_toml(path)["features"]) == FeatureConfig(n_mels=96)
+    True
+    >>> folder.cleanup()
     """
     lines: list[str] = []
 

@@ -101,6 +101,15 @@ def parse_key(text) -> int | None:
     ------
     InputError
         When the text is not a key name.
+
+    Examples
+    --------
+    >>> parse_key("F# minor"), parse_key("Gb min"), parse_key("C"), parse_key("a")
+    (18, 18, 0, 21)
+    >>> key_name(parse_key("Am"))
+    'A minor'
+    >>> parse_key("") is None
+    True
     """
     if text is None:
         return None
@@ -162,13 +171,28 @@ def tempo_similar(t1: float, t2: float, *, tolerance_bpm: float = TEMPO_TOLERANC
 
     Read one way only the rule is not symmetric (300 vs 147 BPM: 6 BPM off
     one way, 3 BPM the other); a similarity must be, so either way counts.
+
+    >>> tempo_similar(120, 124)        # within 5 BPM
+    True
+    >>> tempo_similar(120, 61)         # 61 * 2 = 122: a tempo octave away
+    True
+    >>> tempo_similar(120, 480)        # k = -2 is the widest octave counted
+    True
+    >>> tempo_similar(120, 130)
+    False
     """
     return any(abs(a - b * 2.0 ** k) <= tolerance_bpm
                for a, b in ((t1, t2), (t2, t1)) for k in range(-max_octave, max_octave + 1))
 
 
 def key_similar(k1: int, k2: int) -> bool:
-    """True for the same key or its parallel key (same tonic, other mode)."""
+    """True for the same key or its parallel key (same tonic, other mode).
+
+    >>> key_similar(parse_key("C major"), parse_key("C minor"))      # parallel keys
+    True
+    >>> key_similar(parse_key("C major"), parse_key("A minor"))      # relative keys are not
+    False
+    """
     return k1 % 12 == k2 % 12
 
 
@@ -199,6 +223,24 @@ def similarity_matrix(dimension: str, values, *, tolerance_bpm: float = TEMPO_TO
         ``similar[i, j]`` when both are labelled and the rule holds (the
         diagonal is True for labelled items).
     labelled : np.ndarray [shape=(n,), dtype=bool]
+
+    Examples
+    --------
+    An unlabelled track (``None``, or no tag) is similar to nothing, itself included:
+
+    >>> sim, labelled = similarity_matrix("tempo", [120.0, 62.0, 90.0, None])
+    >>> sim.astype(int)
+    array([[1, 1, 0, 0],
+           [1, 1, 0, 0],
+           [0, 0, 1, 0],
+           [0, 0, 0, 0]])
+    >>> labelled
+    array([ True,  True,  True, False])
+    >>> similarity_matrix("mood", [["sad"], ["sad", "chill"], ["happy"], []])[0].astype(int)
+    array([[1, 1, 0, 0],
+           [1, 1, 0, 0],
+           [0, 0, 1, 0],
+           [0, 0, 0, 0]])
     """
     n = len(values)
     labelled = np.array([is_labelled(dimension, v) for v in values], dtype=bool)
@@ -239,6 +281,15 @@ class LabelLayout:
     one column of BPM (0 = missing); ``key`` one column of key index
     (-1 = missing). The layout is saved with a training run so that the loss
     can unpack ``y_true``.
+
+    >>> tracks = [{"mood": ["sad"], "tempo": 120.0, "key": 0},
+    ...           {"mood": ["happy", "sad"], "tempo": None, "key": None}]
+    >>> layout = LabelLayout.from_records(["mood", "tempo", "key"], tracks)
+    >>> layout.vocabularies, layout.offsets
+    ({'mood': ('happy', 'sad')}, {'mood': (0, 2), 'tempo': (2, 3), 'key': (3, 4)})
+    >>> layout.encode(tracks)
+    array([[  0.,   1., 120.,   0.],
+           [  1.,   1.,   0.,  -1.]], dtype=float32)
     """
 
     dimensions: tuple[str, ...]

@@ -35,6 +35,11 @@ def combinations(dimensions) -> list[tuple[str, ...]]:
     """Every non-empty combination of ``dimensions``: by size, then in the given order.
 
     ``2**k - 1`` of them for ``k`` dimensions (63 for six).
+
+    >>> combinations(["mood", "tempo", "key"])
+    [('mood',), ('tempo',), ('key',), ('mood', 'tempo'), ('mood', 'key'), ('tempo', 'key'), ('mood', 'tempo', 'key')]
+    >>> len(combinations(["genre", "mood", "instrument", "era", "tempo", "key"]))
+    63
     """
     dimensions = tuple(dimensions)
     return [c for size in range(1, len(dimensions) + 1) for c in itertools.combinations(dimensions, size)]
@@ -192,6 +197,22 @@ def evaluate(triplets: Triplets, source: EmbeddingSource, *, mode: str = "track"
     -------
     dict
         Stable keys, JSON-serialisable; the schema is in docs/evaluation.md.
+
+    Examples
+    --------
+    Three tracks with a 4-d embedding, ``mood`` in columns 0-1 and ``tempo`` in
+    2-3; the one triplet is right by mood and a tie (so wrong) by tempo:
+
+    >>> from mdsim.evaluation import EmbeddingSet, Triplets
+    >>> source = EmbeddingSet(["a", "b", "c"],
+    ...                       [[1, 0, 0.5, 0], [1, 0.2, 0, 0], [0, 1, 0, 0]],
+    ...                       dimensions=("mood", "tempo"))
+    >>> result = evaluate(Triplets(anchor=["a"], positive=["b"], negative=["c"]), source,
+    ...                   n_bootstrap=0)
+    >>> result["full"]["score"], result["triplets"]["n_scored"]
+    (1.0, 1)
+    >>> [(c["dims"], c["score"], c["rank"]) for c in result["combinations"]]
+    [(['mood'], 1.0, 1), (['mood', 'tempo'], 1.0, 1), (['tempo'], 0.0, 3)]
     """
     if mode not in ("track", "clip"):
         raise InputError(f"mode is {mode!r}, expected 'track' or 'clip'")

@@ -66,7 +66,8 @@ def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     import librosa
 
     with warnings.catch_warnings():
-        # 128 bands over 257 FFT bins leave the lowest bands empty: the paper's grid.
+        # 128 bands over 257 FFT bins: the lowest bands are one or two bins wide, and
+        # librosa warns when a band falls between bins (the paper's grid keeps them).
         warnings.filterwarnings("ignore", message="Empty filters detected")
         return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
 

@@ -77,6 +77,27 @@ def subspace_cosine_distances(embeddings, *, subspaces):
     tensor [shape=(S, B, B), float32]
         ``1 - cos`` of the two slices, in ``[0, 2]`` up to rounding. An
         all-zero slice is at distance 1 from everything.
+
+    Examples
+    --------
+    Three items, two subspaces of two columns each (any Keras backend):
+
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> x = np.array([[1, 0, 1, 0],
+    ...               [1, 0, 0, 1],
+    ...               [0, 1, 1, 0]], dtype="float32")
+    >>> d = ops.convert_to_numpy(subspace_cosine_distances(x, subspaces=[(0, 2), (2, 4)]))
+    >>> d.shape
+    (2, 3, 3)
+    >>> d[0].round(3) + 0.0          # columns 0-1: items 0 and 1 point the same way
+    array([[0., 0., 1.],
+           [0., 0., 1.],
+           [1., 1., 0.]], dtype=float32)
+    >>> d[1].round(3) + 0.0          # columns 2-3: items 0 and 2 do
+    array([[0., 1., 0.],
+           [1., 0., 1.],
+           [0., 1., 0.]], dtype=float32)
     """
     x = ops.cast(ops.convert_to_tensor(embeddings), "float32")
     width = x.shape[-1]

@@ -69,6 +69,28 @@ def similarity_masks(labels, *, layout, dimensions=None, tolerance_bpm=TEMPO_TOL
         ``s``, similar, and ``a != p``.
     negative : tensor [shape=(S, B, B), bool]
         ``negative[s, a, n]``: both labelled and not similar.
+
+    Examples
+    --------
+    >>> from keras import ops
+    >>> from mdsim.labels import LabelLayout, parse_key
+    >>> tracks = [{"mood": ["sad"], "key": parse_key("C major")},
+    ...           {"mood": ["sad"], "key": parse_key("C minor")},
+    ...           {"mood": ["happy"], "key": None}]
+    >>> layout = LabelLayout.from_records(["mood", "key"], tracks)
+    >>> positive, negative = similarity_masks(layout.encode(tracks), layout=layout)
+    >>> ops.convert_to_numpy(positive[0]).astype(int)     # mood: 0 and 1 share "sad"
+    array([[0, 1, 0],
+           [1, 0, 0],
+           [0, 0, 0]])
+    >>> ops.convert_to_numpy(negative[0]).astype(int)
+    array([[0, 0, 1],
+           [0, 0, 1],
+           [1, 1, 0]])
+    >>> ops.convert_to_numpy(negative[1]).astype(int)     # key: track 2 has none, so no negatives
+    array([[0, 0, 0],
+           [0, 0, 0],
+           [0, 0, 0]])
     """
     dimensions = layout.dimensions if dimensions is None else check_dimensions(
         dimensions, allowed=layout.dimensions)

@@ -332,6 +332,15 @@ def pool_plan(n_bins: int, n_frames: int, *, input_name: str = "input") -> tuple
     ------
     InputError
         When the shape cannot be pooled to exactly 16 x 16.
+
+    Examples
+    --------
+    >>> pool_plan(128, 259)       # mel: 128 -> 64 -> 32 -> 16 bins, 259 -> 64 -> 32 -> 16 frames
+    ((2, 4), (2, 2), (2, 2))
+    >>> pool_plan(384, 259)       # tempogram: 384 -> 64 -> 32 -> 16 lags
+    ((6, 4), (2, 2), (2, 2))
+    >>> padded_bins(12), pool_plan(12, 259)   # CENS: padded to 16 bins, pooled in time only
+    (16, ((1, 4), (1, 2), (1, 2)))
     """
     freq = padded_bins(n_bins) // BRANCH_MAP
     freq_pools = []

@@ -67,6 +67,18 @@ def select(embedding, config: ModelConfig, dims):
     Returns
     -------
     Same kind as ``embedding``, shape (..., sum of the selected sizes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> config = ModelConfig(dimensions=("mood", "tempo", "key"), embedding_size=6)
+    >>> subspace_slices(config)["tempo"]
+    slice(2, 4, None)
+    >>> embedding = np.arange(6, dtype="float32")
+    >>> select(embedding, config, ["key", "mood"])      # embedding order, whatever the request order
+    array([0., 1., 4., 5.], dtype=float32)
+    >>> mask(embedding, config, "tempo")                 # full size, other slices zeroed
+    array([0., 0., 2., 3., 0., 0.], dtype=float32)
     """
     _check_size(embedding, config)
     slices = subspace_slices(config)
