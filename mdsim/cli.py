@@ -124,6 +124,9 @@ def _add_train(sub) -> None:
                    help="share of tracks (or groups) held out for validation (default 0.1)")
     p.add_argument("--workers", type=int, help="loader worker processes (default 0: in process)")
     p.add_argument("--seed", type=int, help="seed of the split, sampler and weights (default 0)")
+    p.add_argument("--eager", action="store_true", default=None,
+                   help="run steps op by op, without building a graph first: starts in seconds "
+                        "instead of minutes, but each step is slower; for runs of a few dozen steps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_train)
 
@@ -142,7 +145,7 @@ def _train_configs(args):
                                           ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
                                           ("fallback", args.fallback), ("workers", args.workers),
                                           ("validation_fraction", args.validation_fraction),
-                                          ("seed", args.seed)) if v is not None}
+                                          ("seed", args.seed), ("eager", args.eager)) if v is not None}
     return model.replace(**model_changes), training.replace(**training_changes), training_changes
 
 
@@ -151,11 +154,18 @@ def _run_train(args) -> int:
 
     model_config, train_config, changes = _train_configs(args)
     if args.resume:
-        unsupported = sorted(set(changes) - {"epochs"})
+        unsupported = sorted(set(changes) - {"epochs", "eager"})
         if unsupported or args.config or args.backbone or args.dims or args.embedding_size or args.width:
-            print("mdsim train: note: --resume keeps the run's own settings; only --epochs is applied",
+            print("mdsim train: note: --resume keeps the run's own settings; only --epochs and --eager are applied",
                   file=sys.stderr)
-        result = train(args.store, args.resume, train_config=train_config if args.epochs else None,
+        from pathlib import Path
+
+        from mdsim.training import read_run_config
+
+        overrides = {k: changes[k] for k in ("epochs", "eager") if k in changes}
+        saved = Path(args.resume) / "config.toml"
+        given = read_run_config(saved)[1].replace(**overrides) if overrides and saved.exists() else None
+        result = train(args.store, args.resume, train_config=given,
                        resume=True, verbose=0 if args.quiet else 1)
     else:
         result = train(args.store, args.out, model_config=model_config, train_config=train_config,

@@ -60,6 +60,12 @@ class TrainConfig:
         Seeds the split, the sampler and the weights.
     workers : int
         Loader worker processes (0: load in the training process).
+    eager : bool
+        Run each step op by op instead of compiling it first (Keras'
+        ``run_eagerly``). Several times slower per step, but starts in
+        seconds where TensorFlow spends a minute or more building the graph
+        on a small CPU: the better choice for runs of a few dozen steps at
+        most (smoke tests, debugging). docs/training.md has the figures.
     """
 
     batch_size: int = 64
@@ -77,6 +83,7 @@ class TrainConfig:
     normalization_windows: int = 512
     seed: int = 0
     workers: int = 0
+    eager: bool = False
 
     def __post_init__(self):
         if self.batch_size < 4:
@@ -85,6 +92,8 @@ class TrainConfig:
             raise InputError(f"validation_fraction {self.validation_fraction} must be in [0, 1)")
         if self.epochs < 1:
             raise InputError(f"epochs {self.epochs} must be at least 1")
+        if not isinstance(self.eager, bool):
+            raise InputError(f"eager must be true or false, got {self.eager!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -98,7 +107,23 @@ class TrainConfig:
 
 
 def read_run_config(path):
-    """``(ModelConfig, TrainConfig)`` from a TOML file with ``[model]`` and ``[training]``."""
+    """``(ModelConfig, TrainConfig)`` from a TOML file with ``[model]`` and ``[training]``.
+
+    Keys left out take their defaults; :func:`write_run_config` writes every key.
+
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name) / "run.toml"
+    >>> _ = path.write_text('[model]\\ndimensions = ["mood", "tempo"]\\nembedding_size = 128\\n'
+    ...                     '[training]\\nbatch_size = 32\\n')
+    >>> model, training = read_run_config(path)
+    >>> model.backbone, model.sizes, training.batch_size, training.learning_rate
+    ('multi_input', (64, 64), 32, 1e-05)
+    >>> write_run_config(path, model, training)       # every key, then read back
+    >>> read_run_config(path) == (model, training)
+    True
+    >>> folder.cleanup()
+    """
     from mdsim.model.config import ModelConfig
 
     data = read_toml(path)

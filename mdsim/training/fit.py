@@ -121,7 +121,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     model_config : mdsim.model.ModelConfig, optional
         Ignored on resume (the run's own config is used).
     train_config : TrainConfig, optional
-        On resume, only ``epochs`` may differ from the run's config.
+        On resume, only ``epochs`` and ``eager`` may differ from the run's config.
     resume : bool
         Continue ``run_dir`` from its last finished epoch, with the optimizer state.
 
@@ -140,8 +140,8 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
             raise InputError(f"{run_dir}: nothing to resume (no config.toml); start a run with --out")
         saved_model_config, saved_train = read_run_config(run_dir / "config.toml")
         model_config = saved_model_config
-        epochs = train_config.epochs if train_config is not None else saved_train.epochs
-        train_config = saved_train.replace(epochs=epochs)
+        given = train_config if train_config is not None else saved_train
+        train_config = saved_train.replace(epochs=given.epochs, eager=given.eager)
     else:
         if (run_dir / "state.json").exists():
             raise InputError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
@@ -206,6 +206,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_config.learning_rate),
                       loss=loss, metrics=metrics, jit_compile=False)
 
+    model.run_eagerly = train_config.eager
     monitor = "val_loss" if val_data is not None else "loss"
     plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=train_config.lr_factor,
                                                 patience=train_config.lr_patience,
