@@ -46,5 +46,5 @@ def test_configs_of_table_1_load():
     configs = sorted((ROOT / "experiments" / "configs").glob("*.toml"))
     assert len(configs) == 5
     seen = {(m.backbone, len(m.dimensions), m.embedding_size) for m, _ in map(read_run_config, configs)}
-    assert seen == {("baseline", 4, 256), ("multi_input", 4, 256), ("multi_input", 6, 258),
+    assert seen == {("baseline", 4, 256), ("multi_input", 4, 256), ("baseline", 6, 258),
                     ("baseline", 6, 384), ("multi_input", 6, 384)}

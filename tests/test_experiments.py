@@ -1,0 +1,90 @@
+"""experiments/table1.py and table2.py in smoke mode: the Table 1 / Table 2 pipeline end to end.
+
+One test, in subprocesses (smoke mode switches TensorFlow to eager execution for
+the whole process): table1 --smoke trains and scores the five configurations on
+a synthetic corpus; table2 --smoke then resumes table1 (nothing retrained, no
+evaluation repeated) and writes Table 2; table2 --run picks the 6-dimension model.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ("baseline_4dim_256", "multi_input_4dim_256", "baseline_6dim_258", "baseline_6dim_384",
+           "multi_input_6dim_384")
+PAPER_TABLE1 = ("0.8192", "0.7958", "0.8286", "0.7934", "0.8169", "0.8380")
+PAPER_TABLE2 = ("0.8380", "0.8286", "0.8263", "0.7535", "0.6901", "0.7559", "0.5798", "0.6362")
+
+
+def _run(script, *args) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / script), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1200)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+def _table_rows(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| Model")
+            and not line.startswith("| Genre") and not line.startswith("| Rank")]
+
+
+def _stamps(out: Path) -> dict:
+    files = [out / "runs" / c / f for c in CONFIGS for f in ("state.json", "best.keras", "last.keras")]
+    files += [out / "eval" / c / "evaluation.json" for c in CONFIGS]
+    return {str(f): f.stat().st_mtime_ns for f in files}
+
+
+@pytest.mark.slow
+def test_table1_and_table2_smoke_and_resume(tmp_path):
+    out = tmp_path / "tables"
+    t0 = time.perf_counter()
+    _run("table1.py", "--smoke", "--out", out)
+    first = time.perf_counter() - t0
+
+    md = (out / "table1.md").read_text()
+    assert "SMOKE" in md
+    rows = _table_rows(md)
+    assert len(rows) == 6  # the paper's rows: five configurations and OpenL3
+    for config in CONFIGS:
+        (row,) = [r for r in rows if f"`{config}`" in r]
+        assert "not run" not in row and "1/1" in row
+    (openl3,) = [r for r in rows if r.startswith("| OpenL3")]
+    assert "not run" in openl3 and "0.7958" in openl3
+    for figure in PAPER_TABLE1:
+        assert figure in md
+    t1 = json.loads((out / "table1.json").read_text())
+    assert t1["best"] in CONFIGS and set(t1["evaluations"]) == set(CONFIGS)
+    assert all(r["n_scored"] > 0 and 0.0 <= r["score"] <= 1.0 for r in t1["rows"] if r["config"])
+    before = _stamps(out)
+
+    # table2 --smoke resumes table1 in the same folder: nothing retrained, no evaluation repeated
+    t0 = time.perf_counter()
+    stdout = _run("table2.py", "--smoke", "--out", out)
+    second = time.perf_counter() - t0
+    assert _stamps(out) == before
+    for config in CONFIGS:
+        assert f"table1: {config}: finished (1/1 epochs), skipped" in stdout
+        assert f"table1: {config}: evaluation in" in stdout
+    assert "mdsim train" not in stdout and "mdsim evaluate" not in stdout
+    md2 = (out / "table2.md").read_text()
+    for figure in PAPER_TABLE2:
+        assert figure in md2
+    assert len(_table_rows(md2)) == 6 + 6 + 6  # paper's combinations, single dimensions, our best six
+    t2 = json.loads((out / "table2.json").read_text())
+    assert t2["model"] == t1["best"]
+    assert t2["n_combinations"] == len(t2["combinations"]) == 2 ** len(t2["dimensions"]) - 1
+    assert (out / "table2_radar.png").stat().st_size > 0
+
+    # the paper's Table 2 model: six dimensions, 63 combinations, every paper row scored
+    _run("table2.py", "--table1", out, "--run", "multi_input_6dim_384", "--out", out / "table2_6d")
+    t2 = json.loads((out / "table2_6d" / "table2.json").read_text())
+    assert t2["n_combinations"] == 63
+    assert all(r["score"] is not None for r in t2["paper_combinations"] + t2["singles"])
+    print(f"\ntable1 --smoke {first:.0f} s; table2 --smoke (resuming table1) {second:.1f} s")
