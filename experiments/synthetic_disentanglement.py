@@ -94,6 +94,13 @@ def main(argv=None) -> int:
     p.add_argument("--embedding-size", type=int, default=96)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--triplets", type=int, default=100, help="triplets per dimension")
+    p.add_argument("--triplet-tracks", choices=("validation", "train"), default="validation",
+                   help="draw the triplets from the held-out tracks (default) or from the training "
+                        "tracks (does training learn each dimension at all?)")
+    p.add_argument("--validation-fraction", type=float, default=0.2)
+    p.add_argument("--backbones", default="multi_input,baseline",
+                   help="comma-separated backbones to train (default multi_input,baseline)")
+    p.add_argument("--eager", action="store_true", help="train op by op (mdsim train --eager)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="tiny corpus and budget: runs in minutes")
     args = p.parse_args(argv)
@@ -113,10 +120,11 @@ def main(argv=None) -> int:
     assert mdsim(["prep", str(manifest), "--out", str(store), "--quiet"]) == 0
     common = ["--dims", ",".join(DIMS), "--embedding-size", str(args.embedding_size), "--width", str(args.width),
               "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps), "--batch-size",
-              str(args.batch_size), "--learning-rate", str(args.learning_rate), "--validation-fraction", "0.2",
-              "--seed", str(args.seed)]
+              str(args.batch_size), "--learning-rate", str(args.learning_rate), "--validation-fraction",
+              str(args.validation_fraction), "--seed", str(args.seed), "--quiet"] + (["--eager"] if args.eager else [])
     runs = {}
-    for backbone in ("multi_input", "baseline"):
+    backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    for backbone in backbones:
         run = out / f"run_{backbone}"
         if (run / "state.json").exists():
             status = mdsim(["train", str(store), "--resume", str(run), "--epochs", str(args.epochs)])
@@ -124,14 +132,21 @@ def main(argv=None) -> int:
             status = mdsim(["train", str(store), "--out", str(run), "--backbone", backbone, *common])
         assert status == 0
         runs[backbone] = run
-    split = json.loads((runs["multi_input"] / "split.json").read_text())
-    assert split == json.loads((runs["baseline"] / "split.json").read_text()), "runs must share the split"
+    first = runs[backbones[0]]
+    split = json.loads((first / "split.json").read_text())
+    for run in runs.values():
+        assert split == json.loads((run / "split.json").read_text()), "runs must share the split"
+    track_list = out / f"tracks_{args.triplet_tracks}.txt"
+    track_list.write_text("\n".join(split[args.triplet_tracks]) + "\n")
     triplet_files = {}
     for dim in DIMS:
-        path = out / f"triplets_{dim}.csv"
-        assert mdsim(["triplets", str(store), "--dimension", dim, "--n", str(args.triplets), "--tracks",
-                      str(runs["multi_input"] / "split.json"), "--seed", str(args.seed), "--out", str(path)]) == 0
+        path = out / f"triplets_{args.triplet_tracks}_{dim}.csv"
+        if not path.exists():
+            assert mdsim(["triplets", str(store), "--dimension", dim, "--n", str(args.triplets), "--tracks",
+                          str(track_list), "--seed", str(args.seed), "--out", str(path)]) == 0
         triplet_files[dim] = path
+
+    import keras
 
     import mdsim as api
     from mdsim.api import Model
@@ -141,21 +156,25 @@ def main(argv=None) -> int:
     for backbone, run in runs.items():
         model = api.load_model(run / "best.keras")
         matrices[f"{backbone} (trained)"] = subspace_matrix(model, store, triplet_files, model_name=backbone)
-        if backbone == "multi_input":
+        if backbone == backbones[0]:
+            # The same network before training: `mdsim train` seeds Keras with --seed right
+            # before building, so this draws the run's initial weights again.
+            keras.utils.set_random_seed(args.seed)
             fresh = build_model(ModelConfig.from_dict(model.config.to_dict()))
             for layer in fresh.layers:  # same input normalisation, initial weights elsewhere
                 if layer.name.endswith("_standardize"):
                     layer.set_weights(model.keras_model.get_layer(layer.name).get_weights())
             untrained = Model(fresh, model.config)
-            matrices["multi_input (untrained)"] = subspace_matrix(untrained, store, triplet_files,
+            matrices[f"{backbone} (untrained)"] = subspace_matrix(untrained, store, triplet_files,
                                                                   model_name="untrained")
     (out / "matrix.json").write_text(json.dumps(matrices, indent=1))
     text = [f"## Synthetic disentanglement ({args.n} tracks, {args.epochs} epochs x {args.steps} batches of "
-            f"{args.batch_size}, {args.triplets} held-out triplets per dimension)", ""]
+            f"{args.batch_size}, {args.triplets} triplets per dimension on the {args.triplet_tracks} tracks)", ""]
     text += [markdown(m, name) for name, m in matrices.items()]
-    mi, bl = matrices["multi_input (trained)"], matrices["baseline (trained)"]
-    text.append("multi-input minus baseline on the diagonal: " +
-                ", ".join(f"{d} {mi[d][d] - bl[d][d]:+.3f}" for d in DIMS))
+    if {"multi_input", "baseline"} <= set(runs):
+        mi, bl = matrices["multi_input (trained)"], matrices["baseline (trained)"]
+        text.append("multi-input minus baseline on the diagonal: " +
+                    ", ".join(f"{d} {mi[d][d] - bl[d][d]:+.3f}" for d in DIMS))
     (out / "matrix.md").write_text("\n".join(text) + "\n")
     heatmap(matrices, out / "heatmap.png")
     print("\n".join(text))
