@@ -43,6 +43,21 @@ def test_every_batch_gives_every_dimension_positives(rng):
             assert (sim & ~np.eye(16, dtype=bool)).any(), d
 
 
+def test_pairs_are_drawn_label_first(rng):
+    """A rare tag gets as many pairs as a common one; key pairs share a tonic."""
+    from mdsim.training.data import _PositiveIndex
+
+    labels = [{"genre": ["rock"], "key": 0} for _ in range(30)] + [{"genre": ["jazz"], "key": 14} for _ in range(3)]
+    genre, key = _PositiveIndex("genre", labels), _PositiveIndex("key", labels)
+    pairs = [genre.pair(rng) for _ in range(2000)]
+    jazz = sum(a >= 30 for a, _ in pairs) / len(pairs)
+    assert 0.45 < jazz < 0.55  # anchor-first sampling would give 3/33 = 0.09
+    assert all(a != p and (a >= 30) == (p >= 30) for a, p in pairs)
+    tonic = [key.pair(rng) for _ in range(2000)]
+    assert 0.45 < sum(a >= 30 for a, _ in tonic) / len(tonic) < 0.55
+    assert all(labels[a]["key"] % 12 == labels[p]["key"] % 12 for a, p in tonic)
+
+
 def test_split_by_group_never_leaks(rng):
     table = _table(rng)
     train, val = split_tracks(table, validation_fraction=0.25, seed=0)

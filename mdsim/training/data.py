@@ -2,11 +2,13 @@
 
 The store is read lazily, one 3 s window per item, never whole. A batch is
 built so that every trained dimension has anchor-positive pairs: the
-sampler walks the dimensions in turn, picks an anchor track labelled in that
-dimension, then a positive similar to it by that dimension's rule (shared
-tag, tempo within 5 BPM up to tempo octaves, same or parallel key), and
-adds both; then a random window of each track. Negatives are whatever else
-the batch holds (mined inside the loss).
+sampler walks the dimensions in turn and adds a pair similar in that
+dimension, label first, then tracks: for a tag dimension a tag (uniformly
+among those at least two tracks share), then two tracks holding it; for key
+a tonic, then two tracks in it (a key or its parallel); tempo has no
+classes, so an anchor track, then one within 5 BPM of it up to tempo
+octaves. Then a random window of each track. Negatives are whatever else the
+batch holds (mined inside the loss).
 """
 
 from __future__ import annotations
@@ -106,14 +108,14 @@ class _PositiveIndex:
                     by_tag.setdefault(t, []).append(i)
             self._groups = {t: np.array(ix) for t, ix in by_tag.items() if len(ix) > 1}
             member = {i for ix in self._groups.values() for i in ix}
-            self._tags = [[t for t in (v or []) if t in self._groups] for v in values]
             self.anchors = np.array(sorted(member), dtype=np.int64)
+            self._labels = sorted(self._groups)
         elif dimension == "key":
             pc = np.array([-1 if v is None else v % 12 for v in values])
             self._groups = {c: np.flatnonzero(pc == c) for c in range(12)}
             self._groups = {c: ix for c, ix in self._groups.items() if len(ix) > 1}
-            self._pc = pc
             self.anchors = np.array(sorted(i for ix in self._groups.values() for i in ix), dtype=np.int64)
+            self._labels = sorted(self._groups)
         else:  # tempo: sorted tempi and binary search around t * 2**k
             t = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             labelled = np.flatnonzero(np.isfinite(t))
@@ -139,15 +141,21 @@ class _PositiveIndex:
         c = np.unique(np.concatenate(out))
         return c[c != i]
 
-    def positive(self, i: int, rng) -> int:
-        if self.dimension in TAG_DIMENSIONS:
-            pool = self._groups[self._tags[i][rng.integers(len(self._tags[i]))]]
-        elif self.dimension == "key":
-            pool = self._groups[self._pc[i]]
-        else:
-            pool = self._tempo_candidates(i)
-        pool = pool[pool != i]
-        return int(pool[rng.integers(len(pool))])
+    def pair(self, rng) -> tuple[int, int]:
+        """An (anchor, positive) pair: label first for tags and key, anchor first for tempo.
+
+        Drawing the label first gives a rare tag as many pairs as a common
+        one; tempo is continuous, so its anchor is drawn among the tracks
+        that have a positive.
+        """
+        if self.dimension in TAG_DIMENSIONS or self.dimension == "key":
+            labels = self._labels
+            members = self._groups[labels[rng.integers(len(labels))]]
+            a, p = rng.choice(members, size=2, replace=False)
+            return int(a), int(p)
+        a = int(self.anchors[rng.integers(self.anchors.size)])
+        pool = self._tempo_candidates(a)
+        return a, int(pool[rng.integers(len(pool))])
 
 
 class ConditionalSampler:
@@ -168,9 +176,7 @@ class ConditionalSampler:
         k = 0
         while len(out) < self.batch_size - 1:
             d = self._usable[(start + k) % len(self._usable)]
-            index = self._index[d]
-            a = int(index.anchors[rng.integers(index.anchors.size)])
-            out += [a, index.positive(a, rng)]
+            out += self._index[d].pair(rng)
             k += 1
         if len(out) < self.batch_size:
             out.append(int(rng.integers(len(self.table))))
