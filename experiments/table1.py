@@ -211,16 +211,9 @@ def evaluate_model(name, model_path: Path, triplets, triplets_store, eval_dir: P
 
 
 # -- the table -----------------------------------------------------------------------------
-def _fmt_score(row) -> str:
-    if row.get("score") is None:
-        return "not run"
-    text = f"{row['score']:.4f}"
-    if row.get("ci_low") is not None:
-        text += f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
-    return text
-
-
 def markdown(table: dict) -> str:
+    from mdsim.evaluation import format_score
+
     s = table["settings"]
     title = "Table 1: model configurations on Dim-sim triplets"
     lines = [f"# {title}" + (" (SMOKE: synthetic corpus, tiny budget; scores meaningless)" if s["smoke"] else ""),
@@ -243,8 +236,9 @@ def markdown(table: dict) -> str:
         check = "\u2713" if r["multi_input"] else "\u2717"
         dims = str(r["n_dims"]) if r["n_dims"] else "\u2013"
         epochs = f"{r['epochs_done']}/{r['epochs_planned']}" if r["config"] and r.get("epochs_planned") else "\u2013"
+        score = format_score(r if r.get("score") is not None else None, missing="not run")
         lines.append(f"| {r['model']} | {dims} | {check} | {r['embedding_size']} | {r['input']} | "
-                     f"{_fmt_score(r)} | {paper} | {r.get('n_scored') or chr(0x2013)} | "
+                     f"{score} | {paper} | {r.get('n_scored') or chr(0x2013)} | "
                      f"{('`' + r['config'] + '`') if r['config'] else chr(0x2013)} | {epochs} |")
     lines.append("")
     lines += notes + ([""] if notes else [])

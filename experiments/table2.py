@@ -48,16 +48,10 @@ PAPER_COMBINATIONS = (
 )
 PAPER_SINGLES = (("genre", 0.7535), ("mood", 0.7535), ("instrument", 0.6901), ("era", 0.7559),
                  ("tempo", 0.5798), ("key", 0.6362))
+#: What a table cell says for a combination the model does not have.
+NOT_IN_MODEL = "\u2013 (not in this model)"
+
 PAPER = {**{c: s for c, s in PAPER_COMBINATIONS}, **{(d,): s for d, s in PAPER_SINGLES}}
-
-
-def _score(entry) -> str:
-    if entry is None:
-        return "\u2013 (not in this model)"
-    text = f"{entry['score']:.4f}"
-    if entry.get("ci_low") is not None:
-        text += f" [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
-    return text
 
 
 def _marks(dims) -> str:
@@ -77,6 +71,12 @@ def rows_of(result: dict, keys) -> list:
 
 
 def markdown(t: dict) -> str:
+    from mdsim.evaluation import format_score
+
+    def _cell(entry):
+        return format_score(entry if entry is not None and entry["score"] is not None else None,
+                            missing=NOT_IN_MODEL)
+
     n = t["n_combinations"]
     head = "| Genre | Mood | Inst. | Era | Tempo | Key | Triplet score (ours) [95 % CI] | Our rank (of " \
            f"{n}) | Paper |"
@@ -85,24 +85,24 @@ def markdown(t: dict) -> str:
     lines = [f"# Table 2: multi-dimensional analysis of `{t['model']}`"
              + (" (SMOKE: synthetic corpus, tiny budget; scores meaningless)" if t["smoke"] else ""), "",
              f"Model `{t['model_path']}`; {tr['n_scored']} triplets scored (`{tr['source']}`, agreement >= "
-             f"{tr['min_agreement']}; the paper: 426). Full embedding: **{_score(t['full'])}**. Each row "
+             f"{tr['min_agreement']}; the paper: 426). Full embedding: **{_cell(t['full'])}**. Each row "
              "activates only the marked subspaces (track mode, Euclidean distance); 95 % bootstrap intervals.",
              "", "## The paper's six best combinations", "", head, rule]
     for r in t["paper_combinations"]:
         rank = r["rank"] if r["rank"] is not None else "\u2013"
-        lines.append(f"| {_marks(r['dims'])} | {_score(r if r['score'] is not None else None)} | {rank} | "
+        lines.append(f"| {_marks(r['dims'])} | {_cell(r)} | {rank} | "
                      f"{r['paper']:.4f} |")
     lines += ["", "## Each dimension alone", "", head, rule]
     for r in t["singles"]:
         rank = r["rank"] if r["rank"] is not None else "\u2013"
-        lines.append(f"| {_marks(r['dims'])} | {_score(r if r['score'] is not None else None)} | {rank} | "
+        lines.append(f"| {_marks(r['dims'])} | {_cell(r)} | {rank} | "
                      f"{r['paper']:.4f} |")
     lines += ["", f"## Our {len(t['top'])} best combinations", "",
               "| Rank | Genre | Mood | Inst. | Era | Tempo | Key | Triplet score (ours) [95 % CI] | Paper |",
               "|---:|" + ":-:|" * 6 + "---:|---:|"]
     for r in t["top"]:
         paper = f"{r['paper']:.4f}" if r["paper"] is not None else "\u2013"
-        lines.append(f"| {r['rank']} | {_marks(r['dims'])} | {_score(r)} | {paper} |")
+        lines.append(f"| {r['rank']} | {_marks(r['dims'])} | {_cell(r)} | {paper} |")
     lines += ["", f"All {n} combinations, ranked: `table2.json` (and `{t['evaluation']}`). "
               "\"\u2013\" in the paper's column: the combination is not in the paper's table. "
               "Radar chart of the single dimensions: `table2_radar.png`.", ""]

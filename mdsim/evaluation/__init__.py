@@ -22,6 +22,7 @@ from mdsim.evaluation.embeddings import (
 )
 from mdsim.evaluation.report import (
     compare_table,
+    format_score,
     markdown_table,
     radar_chart,
     read_results,
@@ -58,5 +59,5 @@ __all__ = [
     "write_embeddings",
     "bootstrap_ci", "combination_correct", "combination_matrix", "combinations", "competition_rank", "evaluate",
     "subspace_sq_distances", "triplet_correct", "validate",
-    "compare_table", "markdown_table", "radar_chart", "read_results", "write_json", "write_report",
+    "compare_table", "format_score", "markdown_table", "radar_chart", "read_results", "write_json", "write_report",
 ]

@@ -55,9 +55,16 @@ def read_results(path) -> list[dict]:
 # Markdown
 
 
-def _score(entry: dict | None) -> str:
+def format_score(entry: dict | None, *, missing: str = "\u2013") -> str:
+    """``0.8380 [0.801, 0.870]``: a result entry's score with its interval; ``missing`` for None.
+
+    >>> format_score({"score": 0.838, "ci_low": 0.8012, "ci_high": 0.87})
+    '0.8380 [0.801, 0.870]'
+    >>> format_score({"score": 0.5, "ci_low": None}), format_score(None, missing="not run")
+    ('0.5000', 'not run')
+    """
     if entry is None:
-        return "\u2013"
+        return missing
     text = f"{entry['score']:.4f}"
     if entry.get("ci_low") is not None:
         text += f" [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
@@ -80,7 +87,7 @@ def markdown_table(result: dict, *, top: int | None = None) -> str:
              f"{t['n_scored']} triplets scored ({result['mode']} mode, Euclidean distance, ties count as "
              f"incorrect; {t['n_read']} read, {t['n_kept']} kept, {t['n_dropped_missing']} dropped for "
              f"{len(result['missing_tracks'])} missing tracks).", "",
-             f"Full embedding: **{_score(result['full'])}**", ""]
+             f"Full embedding: **{format_score(result['full'])}**", ""]
     dims = result["dimensions"]
     if not dims:
         lines.append("No named subspaces: only the full embedding is scored.")
@@ -93,7 +100,7 @@ def markdown_table(result: dict, *, top: int | None = None) -> str:
                   "|---:|" + ":-:|" * len(dims) + "---:|"]
         for c in rows:
             marks = " | ".join(_CHECK if d in c["dims"] else "" for d in dims)
-            lines.append(f"| {c['rank']} | {marks} | {_score(c)} |")
+            lines.append(f"| {c['rank']} | {marks} | {format_score(c)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -120,10 +127,10 @@ def compare_table(results: list[dict], *, rows: str = "singles") -> str:
             keys += [tuple(c["dims"]) for c in r["combinations"] if tuple(c["dims"]) not in keys]
     names = [r["model"] for r in results]
     lines = ["| Subspaces | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names),
-             "| Full embedding | " + " | ".join(_score(r["full"]) for r in results) + " |"]
+             "| Full embedding | " + " | ".join(format_score(r["full"]) for r in results) + " |"]
     for key in keys:
         lines.append(f"| {' + '.join(title(d) for d in key)} | "
-                     + " | ".join(_score(table.get(key)) for table in by_model) + " |")
+                     + " | ".join(format_score(table.get(key)) for table in by_model) + " |")
     lines += ["| Triplets scored | " + " | ".join(str(r["triplets"]["n_scored"]) for r in results) + " |", ""]
     if len({r["triplets"]["n_scored"] for r in results}) > 1:
         lines += ["Note: the models were scored on different numbers of triplets (their embeddings cover "
