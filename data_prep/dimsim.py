@@ -66,9 +66,7 @@ def read_dimsim(path) -> TripletTable:
     if not path.is_file():
         raise InputError(f"{path}: no such file; {_FIX}")
     try:
-        table = read_triplets(path)
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise InputError(f"{path}: not a readable CSV ({e}); {_FIX}") from None
+        table = read_triplets(path)  # a binary or non-UTF-8 file is an InputError there too
     except InputError as e:
         raise InputError(f"{e}; {_FIX}") from None
     if len(table) == 0:

@@ -96,7 +96,7 @@ def trainable_dimensions(table: TrackTable, dimensions) -> tuple[list, dict]:
 
 
 class _PositiveIndex:
-    """For one dimension: anchors that have a positive, and a sampler of positives."""
+    """For one dimension: the tracks that have a positive (``anchors``), and a sampler of pairs."""
 
     def __init__(self, dimension: str, labels: list):
         self.dimension = dimension
