@@ -5,20 +5,30 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
+LOCK   := requirements/lock.txt
 
-.PHONY: install demo test test-fast docs clean
+.PHONY: install lock demo test test-fast docs clean
 
 install: $(STAMP)
 
-# madmom 0.16.1 is only published as source and needs numpy and Cython
-# present at build time, hence --no-build-isolation and the two-step order.
-$(STAMP): setup.cfg pyproject.toml
+# The environment is requirements/lock.txt, exactly: every package, transitive ones
+# included, at the version the suite was run with (`make lock` regenerates it).
+# madmom 0.16.1 is only published as source and needs numpy and Cython present at
+# build time, hence the two-step order and --no-build-isolation; --no-deps because
+# the lock already names every dependency.
+$(STAMP): setup.cfg pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q "numpy>=1.24,<2.3" "cython>=3"
-	$(PIP) install -q --no-build-isolation madmom==0.16.1
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -c $(LOCK) pip setuptools wheel
+	$(PIP) install -q -c $(LOCK) numpy cython
+	$(PIP) install -q --no-deps --no-build-isolation -r $(LOCK)
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) check
 	touch $(STAMP)
+
+# Regenerates requirements/lock.txt in a throw-away environment from setup.cfg's
+# ranges and requirements/pins.txt; run `make clean test` before committing it.
+lock:
+	PYTHON=$(PYTHON) bash requirements/lock.sh
 
 demo: install
 	$(PY) -m mdsim.demo --out demo_out

@@ -1,4 +1,4 @@
 """Dataset-specific recipes that turn outside data into mdsim manifests.
 
-``data_prep.synth`` generates labelled synthetic music (see docs/synthetic.md).
+``mdsim.synth`` generates labelled synthetic music (see docs/synthetic.md).
 """

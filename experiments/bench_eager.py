@@ -42,7 +42,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         store = args.store
         if store is None:
-            from data_prep import synth
+            from mdsim import synth
             from mdsim.cli import main as mdsim
 
             synth.generate_corpus(tmp / "corpus", 24, seed=0, duration_range=(6.0, 8.0))

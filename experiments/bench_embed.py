@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-AUDIO = Path(__file__).resolve().parent.parent / "tests" / "data" / "audio"
+from mdsim.data import AUDIO_DIR as AUDIO
 
 
 def best_of(fn, repeats):

@@ -25,9 +25,9 @@ import numpy as np
 
 from mdsim.audio import load_audio
 from mdsim.config import FeatureConfig
+from mdsim.data import AUDIO_DIR as AUDIO
 from mdsim.features.spectral import extract_features, extract_features_reference
 
-AUDIO = Path(__file__).resolve().parent.parent / "tests" / "data" / "audio"
 
 
 def timed(fn, signals, repeats):

@@ -1,4 +1,4 @@
-"""Benchmarks of the synthetic music generator (``data_prep.synth``).
+"""Benchmarks of the synthetic music generator (``mdsim.synth``).
 
 Speed: seconds of audio generated per wall-clock second (and per CPU second of
 this process, the fairer clock on a shared machine), one process, every
@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from data_prep import synth  # noqa: E402
+from mdsim import synth  # noqa: E402
 from mdsim.labels import key_name, parse_key  # noqa: E402
 
 TEMPO_TOLERANCE = 0.04

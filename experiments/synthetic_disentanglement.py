@@ -1,6 +1,6 @@
 """Does training disentangle? The 6 x 6 matrix on a synthetic corpus, two backbones.
 
-Generates a labelled synthetic corpus (``data_prep.synth``), preps it, trains
+Generates a labelled synthetic corpus (``mdsim.synth``), preps it, trains
 the 6-dimension multi-input model and the mel-only baseline with the same
 budget, draws triplets per dimension on the held-out tracks, and scores
 "triplets of dimension i in subspace j" for both models, and for the
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     if args.smoke:
         args.n, args.duration, args.epochs, args.steps, args.triplets = 48, (6.0, 8.0), 4, 8, 30
 
-    from data_prep import synth
+    from mdsim import synth
 
     from mdsim.cli import main as mdsim
 

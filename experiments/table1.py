@@ -91,7 +91,7 @@ def eager_tensorflow() -> None:
 # -- smoke data ----------------------------------------------------------------------------
 def smoke_data(out: Path, seed: int = 0):
     """Synthetic corpus -> training store, held-out store and mixed triplets (Dim-sim CSV)."""
-    from data_prep import synth
+    from mdsim import synth
 
     data = out / "smoke_data"
     corpus = data / "corpus"

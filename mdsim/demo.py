@@ -1,6 +1,6 @@
 """``make demo``: the whole pipeline on data made or bundled in the repository.
 
-1. generate a small labelled synthetic corpus (``data_prep.synth``),
+1. generate a small labelled synthetic corpus (``mdsim.synth``),
 2. ``mdsim prep`` it together with the eight bundled recordings (madmom
    estimates tempo and key for those),
 3. ``mdsim train`` a small multi-input model briefly,
@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
+from mdsim import synth
 from mdsim.cli import main as mdsim_main
+from mdsim.data import AUDIO_DIR as BUNDLED_AUDIO
 
-ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_AUDIO = ROOT / "tests" / "data" / "audio"
 DEMO_DIMS = ("genre", "mood", "instrument", "era", "tempo", "key")
 
 
@@ -41,8 +41,6 @@ def _run(argv) -> None:
 def run(out: Path, *, n_tracks: int = 72, epochs: int = 6, workers: int | None = None) -> int:
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(ROOT))
-    from data_prep import synth
 
     corpus = out / "synth"
     manifest = corpus / "manifest.csv"

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mdsim.data import AUDIO_DIR as BUNDLED_AUDIO_DIR
+
 SR = 22050
-AUDIO_DIR = Path(__file__).parent / "data" / "audio"
+AUDIO_DIR = BUNDLED_AUDIO_DIR
 RECORDINGS = ("brahms", "fishin", "humpback", "nutcracker", "robin", "speech", "trumpet", "vibeace")
 
 

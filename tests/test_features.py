@@ -96,6 +96,3 @@ def test_cyclic_tempogram_folds_octaves():
     assert np.argmax(F[:, 0]) == np.argmax(F[:, 1])
 
 
-def test_estimated_tuning_option_runs(music):
-    cfg = FeatureConfig(tuning=None)
-    assert extract_features(music[: 5 * SR], config=cfg)["cens"].shape[0] == 12

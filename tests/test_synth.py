@@ -1,4 +1,4 @@
-"""Tests of data_prep.synth: synthetic music whose six factors are known and audible.
+"""Tests of mdsim.synth: synthetic music whose six factors are known and audible.
 
 The distinctness tests measure each factor in the sound with a simple,
 hand-made descriptor (onset patterns on the true beat grid, bandwidth and
@@ -16,9 +16,9 @@ import pytest
 import soundfile as sf
 from scipy import ndimage, signal
 
-from data_prep import synth
-from data_prep.synth_score import GENRE_STYLES, scale_of
-from data_prep.synth_voices import LEADS, midi_to_hz
+from mdsim import synth
+from mdsim.synth.score import GENRE_STYLES, scale_of
+from mdsim.synth.voices import LEADS, midi_to_hz
 from mdsim.errors import InputError
 from mdsim.labels import KEY_NAMES, key_name, parse_key
 

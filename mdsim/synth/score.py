@@ -2,7 +2,7 @@
 
 Everything here is symbolic: times are in **beats** from the start of the
 track (beat 0 is a downbeat), pitches are MIDI note numbers, velocities are
-in 0..1. :mod:`data_prep.synth` turns the score into sound.
+in 0..1. :mod:`mdsim.synth` turns the score into sound.
 
 * **Key** -- a diatonic progression, one chord per bar, looped; every loop
   starts on the tonic and the track closes with a V-I cadence. Minor keys
@@ -11,7 +11,7 @@ in 0..1. :mod:`data_prep.synth` turns the score into sound.
 * **Genre** -- a :class:`GenreStyle`: metre, swing, drum pattern, bass
   rhythm, chord rhythm and voicing.
 * **Mood** -- the melody's density, articulation, register and dynamics
-  (passed in as plain numbers; :mod:`data_prep.synth` owns the mood table).
+  (passed in as plain numbers; :mod:`mdsim.synth` owns the mood table).
 """
 
 from __future__ import annotations

@@ -6,19 +6,19 @@ whose six factors are drawn independently:
 * **tempo** -- continuous, 60 to 180 BPM (the quarter note; half-time and
   swing keep it);
 * **key** -- one of 24, heard in the chords, the bass and the melody
-  (:mod:`data_prep.synth_score`);
+  (:mod:`mdsim.synth.score`);
 * **genre** -- rhythm and arrangement, :data:`GENRES`;
 * **mood** -- energy and colour: melody density, articulation, register,
   dynamics, brightness, drum level, loudness (:data:`MOOD_STYLES`); the mode
   of the key is drawn independently of the mood;
 * **instrument** -- the timbre of the lead, :data:`INSTRUMENTS`
-  (:mod:`data_prep.synth_voices`);
+  (:mod:`mdsim.synth.voices`);
 * **era** -- production and carrier, :data:`ERAS`
-  (:mod:`data_prep.synth_production`).
+  (:mod:`mdsim.synth.production`).
 
 Command line::
 
-    python -m data_prep.synth --n 300 --out DIR --seed 0 [--duration-range 10 30]
+    python -m mdsim.synth --n 300 --out DIR --seed 0 [--duration-range 10 30]
 
 writes ``DIR/audio/synthNNNNN.wav`` (22 050 Hz mono, 16-bit) and
 ``DIR/manifest.csv`` in the ``mdsim prep`` format. See ``docs/synthetic.md``.
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.synth_production import ERA_STYLES, produce
-from data_prep.synth_score import GENRE_STYLES, beats_to_seconds, compose
-from data_prep.synth_voices import LEADS, bass_tone, drum_kit, keys_tone, midi_to_hz
+from mdsim.synth.production import ERA_STYLES, produce
+from mdsim.synth.score import GENRE_STYLES, beats_to_seconds, compose
+from mdsim.synth.voices import LEADS, bass_tone, drum_kit, keys_tone, midi_to_hz
 from mdsim.errors import InputError, MdsimError
 from mdsim.labels import KEY_NAMES, parse_key
 
@@ -310,7 +310,7 @@ def generate_corpus(out_dir, n: int, seed: int, *, duration_range=DURATION_RANGE
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.synth",
+        prog="python -m mdsim.synth",
         description="Generate synthetic music with known genre, mood, instrument, era, tempo and key.")
     parser.add_argument("--n", type=int, default=300, help="number of tracks (default 300)")
     parser.add_argument("--out", required=True, help="output folder (manifest.csv and audio/)")
@@ -333,6 +333,3 @@ def main(argv=None) -> int:
     print(manifest)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
