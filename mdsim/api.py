@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from mdsim.audio import load_audio, prepare_signal, segment_starts
-from mdsim.config import FeatureConfig
 from mdsim.errors import InputError
 from mdsim.features.spectral import extract_features
 
@@ -108,9 +107,41 @@ class Model:
         self.path = Path(path) if path else None
         self.dimensions = tuple(config.dimensions)
         self.slices = subspace_slices(config)
-        self.feature_config = FeatureConfig(n_mels=config.mel_bins, n_chroma=config.cens_bins,
-                                            tempogram_win_length=config.tempogram_bins,
-                                            segment_frames=config.n_frames)
+        from mdsim.model import feature_config_of
+        from mdsim.model.head import find_head
+
+        head = find_head(keras_model)
+        #: The features this model embeds audio with: its training store's settings.
+        self.feature_config = feature_config_of(config, head.feature_config if head is not None else None,
+                                                source=str(path or "the model"))
+        self._fingerprint = None
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the model file (of the weights for a model not loaded from a file):
+        the identity recorded in embeddings files, so vectors of two models never mix."""
+        if self._fingerprint is None:
+            import hashlib
+
+            h = hashlib.sha256()
+            if self.path is not None and self.path.is_file():
+                with open(self.path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+            else:
+                for w in self.keras_model.get_weights():
+                    h.update(np.ascontiguousarray(w).tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def check_features(self, feature_config, *, source: str) -> None:
+        """Raise :class:`~mdsim.errors.InputError` unless ``feature_config`` (of a store,
+        say) is what this model embeds with, naming each difference."""
+        diff = self.feature_config.differences(feature_config, names=("model", source))
+        if diff:
+            raise InputError(f"{source} was made with other feature settings than this model was trained on "
+                             f"({'; '.join(diff)}); prep it again with the model's settings, or embed the "
+                             "audio itself")
 
     def __repr__(self):
         return (f"<mdsim.Model {self.config.backbone} {self.config.embedding_size}-d "

@@ -181,7 +181,7 @@ def _add_embed(sub) -> None:
         "embed", help="embed audio files, folders, manifests or stores with a trained model",
         description="Embed every track of the inputs: the mean of non-overlapping 3 s segment "
                     "embeddings per track (or every segment with --segments). Writes an embeddings "
-                    "file (HDF5, layout in docs/embeddings.md) that `mdsim evaluate --embeddings` and "
+                    "file (HDF5, layout in docs/evaluation.md) that `mdsim evaluate --embeddings` and "
                     "h5py read. Re-running skips tracks the output already holds; failures are "
                     "reported and skipped.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -191,6 +191,12 @@ def _add_embed(sub) -> None:
     p.add_argument("--dims", help="comma-separated subspaces to keep (default: all)")
     p.add_argument("--segments", action="store_true", help="also keep every 3 s segment's embedding")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="segments per network call (default 64)")
+    p.add_argument("--checkpoint-seconds", type=float, default=60.0,
+                   help="write the tracks embedded so far at least this often (default 60)")
+    p.add_argument("--checkpoint-tracks", type=_positive_int, default=1000,
+                   help="... or whenever this many new tracks wait, whichever comes first (default 1000)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start the output over (it is otherwise resumed, and refused if another model wrote it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(run=_run_embed)
 
@@ -201,7 +207,9 @@ def _run_embed(args) -> int:
 
     model = mdsim.load_model(args.model)
     summary = embed_to_file(args.inputs, model, args.out, dims=args.dims, segments=args.segments,
-                            batch_size=args.batch_size, progress=not args.quiet)
+                            batch_size=args.batch_size, checkpoint_seconds=args.checkpoint_seconds,
+                            checkpoint_tracks=args.checkpoint_tracks, overwrite=args.overwrite,
+                            progress=not args.quiet)
     return 0 if summary.done + summary.skipped > 0 or not summary.failed else 1
 
 

@@ -86,6 +86,21 @@ class FeatureConfig:
     def from_dict(cls, data: dict) -> "FeatureConfig":
         return cls(**_known_fields(cls, data, "feature settings"))
 
+    def differences(self, other: "FeatureConfig", *, names=("this", "other"),
+                    ignore=("dtype",)) -> list[str]:
+        """The settings that differ, one ``"name: A (this) vs B (other)"`` string each.
+
+        ``dtype`` (storage precision) is ignored by default: it does not change
+        what a model is fed beyond float16 rounding.
+
+        >>> FeatureConfig().differences(FeatureConfig(tuning=None, cyclic_tempogram=True),
+        ...                             names=("model", "store"))
+        ['tuning: 0.0 (model) vs None (store)', 'cyclic_tempogram: False (model) vs True (store)']
+        """
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: {a[k]!r} ({names[0]}) vs {b[k]!r} ({names[1]})" for k in a
+                if k not in ignore and a[k] != b[k]]
+
 
 def _known_fields(cls, data: dict, what: str) -> dict:
     names = {f.name for f in dataclasses.fields(cls)}

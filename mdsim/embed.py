@@ -5,10 +5,15 @@ several tracks share network batches; the next tracks' decoding and
 features are computed in a background thread while the network runs. The
 output is the embeddings file of :mod:`mdsim.evaluation.embeddings` (track
 mode: ``/embeddings`` and ``/track_ids``), plus in segment mode
-``/segments/{embeddings,track_index,start_seconds}``. It is rewritten
-atomically (temporary file, then rename) every ``checkpoint_seconds`` and at
-the end, so a killed run keeps what was checkpointed, and a re-run skips
-tracks the file already holds.
+``/segments/{embeddings,track_index,start_seconds}``.
+
+One writer at a time (``OUT.lock``, :mod:`mdsim.locking`). While a run goes on,
+the tracks embedded since the last checkpoint are written as a new part file
+(``OUT.parts/``) every ``checkpoint_seconds`` or ``checkpoint_tracks``; the end
+of the run writes ``OUT`` from the old file and the parts. A killed run keeps
+every checkpoint, and a re-run skips the tracks ``OUT`` and its parts hold. The
+file records the model's fingerprint (:attr:`mdsim.api.Model.fingerprint`) and
+feature settings: a file of another model is refused (``overwrite`` starts over).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsim.audio import load_audio
-from mdsim.errors import InputError, MdsimError, StoreError
+from mdsim.errors import InputError, MdsimError
 from mdsim.features.spectral import extract_features
 from mdsim.manifest import TrackEntry, entries_from_folder, read_manifest
 
@@ -60,9 +65,15 @@ def _is_store(path: Path) -> bool:
         return False
 
 
-def collect_sources(inputs, feature_config) -> list[_Source]:
-    """Audio files, folders, manifests and features stores, as loaders of whole-track features."""
+def collect_sources(inputs, model) -> list[_Source]:
+    """Audio files, folders, manifests and features stores, as loaders of whole-track features.
+
+    Audio is analysed with ``model.feature_config``; a store made with other
+    settings is refused (:meth:`mdsim.api.Model.check_features`).
+    """
     from mdsim.features.store import FeatureStore
+
+    feature_config = model.feature_config
 
     def from_audio(entry: TrackEntry) -> _Source:
         return _Source(entry.track_id,
@@ -78,10 +89,9 @@ def collect_sources(inputs, feature_config) -> list[_Source]:
             sources += [from_audio(e) for e in read_manifest(path)]
         elif _is_store(path):
             store = FeatureStore(path)
-            if store.feature_config.analysis_dict() | {"segment_frames": 0} != \
-                    feature_config.analysis_dict() | {"segment_frames": 0}:
-                raise StoreError(f"{path} was built with other feature settings than the model expects")
-            sources += [_Source(t, lambda t=t, s=store: s.features(t)) for t in store.track_ids()]
+            model.check_features(store.feature_config, source=f"features store {path}")
+            sources += [_Source(t, lambda t=t, s=store: s.features(t, names=model.config.inputs))
+                        for t in store.track_ids()]
         elif path.is_file():
             sources.append(from_audio(TrackEntry(path.stem, path)))
         else:
@@ -94,95 +104,215 @@ def collect_sources(inputs, feature_config) -> list[_Source]:
     return sources
 
 
+def _part_paths(out: Path) -> list[Path]:
+    folder = Path(str(out) + ".parts")
+    return sorted(folder.glob("part-*.h5")) if folder.is_dir() else []
+
+
+def _read_vectors(path: Path, segments: bool) -> dict:
+    """Everything an embeddings file (or a checkpoint part) holds, as lists."""
+    import h5py
+
+    from mdsim.evaluation import read_embeddings
+
+    e = read_embeddings(path)
+    data = {"ids": list(e.track_ids), "vectors": list(np.asarray(e.embeddings)), "meta": e.metadata or {},
+            "dims": tuple(e.dimensions), "seg_vectors": [], "seg_track": [], "seg_start": []}
+    if segments:
+        with h5py.File(path, "r") as f:
+            g = f["segments"]
+            data["seg_vectors"] = list(g["embeddings"][()])
+            data["seg_track"] = list(g["track_index"][()])
+            data["seg_start"] = list(g["start_seconds"][()])
+    return data
+
+
 class _Output:
-    """What has been embedded so far, and its atomic checkpoints."""
+    """The embeddings file of earlier runs, this run's checkpoint parts, and what is pending.
+
+    A checkpoint writes only the tracks embedded since the last one, as a new
+    part file ``OUT.parts/part-NNNNNN.h5`` (temporary name, fsync, rename: whole
+    or absent). The end of a run writes ``OUT`` once from the old file and the
+    parts (temporary file, rename) and then deletes the parts, so a run's cost
+    grows with the catalog once, not at every checkpoint, and a killed run keeps
+    every checkpoint. Every file records the model's fingerprint; files of
+    another model, or of another mode or dimension set, are refused.
+    """
 
     def __init__(self, path: Path, model, *, dims, segments: bool):
         self.path, self.segments = path, segments
         self.dims = tuple(dims)
-        self.meta = {"model": str(model.path), "backbone": model.config.backbone,
-                     "mode": "segments" if segments else "track", "failed": []}
-        self.ids: list = []
-        self.vectors: list = []
-        self.seg_vectors: list = []
-        self.seg_track: list = []
-        self.seg_start: list = []
-        if path.exists():
-            self._load_existing()
+        self.meta = {"model": str(model.path), "model_sha256": model.fingerprint,
+                     "backbone": model.config.backbone, "mode": "segments" if segments else "track",
+                     "feature_config": model.feature_config.to_dict(), "failed": []}
+        self.done_ids: set = set()
+        self.failed: dict = {}
+        self._pending = self._empty()
+        for source in ([path] if path.exists() else []) + _part_paths(path):
+            data = self._read_checked(source)
+            self.done_ids.update(data["ids"])
+            self.failed.update({t: r for t, r in data["meta"].get("failed", [])})
 
-    def _load_existing(self):
-        import h5py
+    @staticmethod
+    def _empty() -> dict:
+        return {"ids": [], "vectors": [], "seg_vectors": [], "seg_track": [], "seg_start": []}
 
-        from mdsim.evaluation import read_embeddings
+    def _read_checked(self, source: Path) -> dict:
+        try:
+            data = _read_vectors(source, self.segments)
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"{source} is not a readable embeddings file ({exc}); delete it or start over "
+                             "with --overwrite") from None
+        meta = data["meta"]
+        if meta.get("model_sha256") != self.meta["model_sha256"]:
+            what = (f"model {meta.get('model')} (sha256 {meta['model_sha256'][:12]})" if meta.get("model_sha256")
+                    else f"a model of unknown identity ({meta.get('model') or 'not recorded'})")
+            raise InputError(f"{source} holds embeddings of {what}, not of this model ({self.meta['model']}, "
+                             f"sha256 {self.meta['model_sha256'][:12]}); vectors of two models cannot share a "
+                             "file: write to another --out, or start over with --overwrite")
+        if data["dims"] != self.dims or meta.get("mode") != self.meta["mode"]:
+            raise InputError(f"{source} holds {meta.get('mode')} embeddings of dimensions {','.join(data['dims'])}, "
+                             f"this run writes {self.meta['mode']} embeddings of {','.join(self.dims)}; write to "
+                             "another --out, or start over with --overwrite")
+        return data
 
-        existing = read_embeddings(self.path)
-        meta = existing.metadata or {}
-        if tuple(existing.dimensions) != self.dims or meta.get("mode") != self.meta["mode"]:
-            raise InputError(f"{self.path} holds {meta.get('mode')} embeddings of dimensions "
-                             f"{','.join(existing.dimensions)}; write to another --out or delete it")
-        self.ids = list(existing.track_ids)
-        self.vectors = list(np.asarray(existing.embeddings))
-        if self.segments:
-            with h5py.File(self.path, "r") as f:
-                g = f["segments"]
-                self.seg_vectors = list(g["embeddings"][()])
-                self.seg_track = list(g["track_index"][()])
-                self.seg_start = list(g["start_seconds"][()])
+    @property
+    def n_pending(self) -> int:
+        return len(self._pending["ids"])
 
     def add(self, track_id, emb) -> None:
+        p = self._pending
         if self.segments:
-            index = len(self.ids)
-            self.seg_vectors += list(emb.vectors)
-            self.seg_track += [index] * len(emb.vectors)
-            self.seg_start += list(emb.starts)
-            self.vectors.append(emb.vectors.mean(axis=0))
+            index = len(p["ids"])
+            p["seg_vectors"] += list(emb.vectors)
+            p["seg_track"] += [index] * len(emb.vectors)
+            p["seg_start"] += list(emb.starts)
+            p["vectors"].append(emb.vectors.mean(axis=0))
         else:
-            self.vectors.append(emb.vectors)
-        self.ids.append(track_id)
+            p["vectors"].append(emb.vectors)
+        p["ids"].append(track_id)
+        self.done_ids.add(track_id)
+        self.failed.pop(track_id, None)
 
-    def write(self, slices) -> None:
+    def fail(self, track_id, reason) -> None:
+        self.failed[track_id] = reason
+
+    def _write(self, target: Path, data: dict, slices) -> None:
         import h5py
 
         from mdsim.evaluation import write_embeddings
 
-        tmp = self.path.with_name(self.path.name + ".tmp.h5")
+        tmp = target.with_name(target.name + ".tmp.h5")
         width = sum(s.stop - s.start for s in slices.values())
-        X = np.stack(self.vectors) if self.vectors else np.zeros((0, width), np.float32)
-        write_embeddings(tmp, self.ids, X, dimensions=list(self.dims),
-                         slices=[[s.start, s.stop] for s in slices.values()], metadata=self.meta)
+        X = np.stack(data["vectors"]) if data["vectors"] else np.zeros((0, width), np.float32)
+        meta = dict(self.meta, failed=sorted([t, r] for t, r in self.failed.items()))
+        write_embeddings(tmp, data["ids"], X, dimensions=list(self.dims),
+                         slices=[[s.start, s.stop] for s in slices.values()], metadata=meta)
         if self.segments:
             with h5py.File(tmp, "a") as f:
                 g = f.create_group("segments")
-                g["embeddings"] = np.stack(self.seg_vectors).astype(np.float32) if self.seg_vectors \
+                g["embeddings"] = np.stack(data["seg_vectors"]).astype(np.float32) if data["seg_vectors"] \
                     else np.zeros((0, width), np.float32)
-                g["track_index"] = np.asarray(self.seg_track, dtype=np.int64)
-                g["start_seconds"] = np.asarray(self.seg_start, dtype=np.float64)
+                g["track_index"] = np.asarray(data["seg_track"], dtype=np.int64)
+                g["start_seconds"] = np.asarray(data["seg_start"], dtype=np.float64)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        os.replace(tmp, target)
+
+    def checkpoint(self, slices) -> None:
+        """Write the tracks embedded since the last checkpoint as a new part."""
+        if not self.n_pending:
+            return
+        folder = Path(str(self.path) + ".parts")
+        folder.mkdir(exist_ok=True)
+        existing = _part_paths(self.path)
+        n = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
+        self._write(folder / f"part-{n:06d}.h5", self._pending, slices)
+        self._pending = self._empty()
+
+    def finish(self, slices) -> int:
+        """Write ``OUT`` from the old file, the parts and what is pending; delete the parts.
+
+        Returns the number of tracks ``OUT`` holds."""
+        self.checkpoint(slices)
+        merged, seen = self._empty(), set()
+        for source in ([self.path] if self.path.exists() else []) + _part_paths(self.path):
+            data = self._read_checked(source)
+            for i, tid in enumerate(data["ids"]):
+                if tid in seen:  # a part already merged before a crash
+                    continue
+                seen.add(tid)
+                if self.segments:
+                    rows = [j for j, t in enumerate(data["seg_track"]) if t == i]
+                    merged["seg_vectors"] += [data["seg_vectors"][j] for j in rows]
+                    merged["seg_track"] += [len(merged["ids"])] * len(rows)
+                    merged["seg_start"] += [data["seg_start"][j] for j in rows]
+                merged["ids"].append(tid)
+                merged["vectors"].append(data["vectors"][i])
+        self._write(self.path, merged, slices)
+        for part in _part_paths(self.path):
+            part.unlink()
+        folder = Path(str(self.path) + ".parts")
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        return len(merged["ids"])
+
+
+def _remove_output(out: Path) -> None:
+    import shutil
+
+    for p in (out, out.with_name(out.name + ".tmp.h5")):
+        p.unlink(missing_ok=True)
+    shutil.rmtree(Path(str(out) + ".parts"), ignore_errors=True)
 
 
 def embed_to_file(inputs, model, out, *, dims=None, segments: bool = False, batch_size: int = 64,
-                  checkpoint_seconds: float = 60.0, progress: bool = True, log=sys.stderr) -> EmbedSummary:
+                  checkpoint_seconds: float = 60.0, checkpoint_tracks: int = 1000, overwrite: bool = False,
+                  progress: bool = True, log=sys.stderr) -> EmbedSummary:
     """Embed every track of ``inputs`` with ``model`` (an :class:`mdsim.api.Model`) into ``out``.
+
+    Parameters
+    ----------
+    checkpoint_seconds, checkpoint_tracks : float, int
+        Write a checkpoint (the tracks embedded since the last one) whenever this
+        many seconds have passed or this many tracks are waiting, whichever first.
+    overwrite : bool
+        Start ``out`` over; otherwise tracks it holds are skipped, and a file written
+        by another model (or mode, or dimension set) is refused.
+
+    Raises
+    ------
+    InputError
+        When another process is writing ``out``, or ``out`` cannot be resumed.
 
     Returns
     -------
     EmbedSummary
     """
+    from mdsim.locking import exclusive_lock
+
+    out = Path(out)
+    with exclusive_lock(out, what="mdsim embed"):
+        if overwrite:
+            _remove_output(out)
+        return _embed_locked(inputs, model, out, dims=dims, segments=segments, batch_size=batch_size,
+                             checkpoint_seconds=checkpoint_seconds, checkpoint_tracks=checkpoint_tracks,
+                             progress=progress, log=log)
+
+
+def _embed_locked(inputs, model, out: Path, *, dims, segments, batch_size, checkpoint_seconds,
+                  checkpoint_tracks, progress, log) -> EmbedSummary:
     from tqdm import tqdm
 
     from mdsim.api import prefetch
 
     t0 = time.perf_counter()
-    out = Path(out)
     dims = model.check_dims(dims)
-    sources = collect_sources(inputs, model.feature_config)
+    sources = collect_sources(inputs, model)
     output = _Output(out, model, dims=dims, segments=segments)
-    done = set(output.ids)
-    todo = [s for s in sources if s.track_id not in done]
+    todo = [s for s in sources if s.track_id not in output.done_ids]
     summary = EmbedSummary(skipped=len(sources) - len(todo))
-    slices = None
+    _, slices = model._select(np.zeros((1, model.config.embedding_size), np.float32), dims)
     last_write = time.perf_counter()
     sr_frames = model.feature_config.hop_length / model.feature_config.sample_rate
 
@@ -199,7 +329,7 @@ def embed_to_file(inputs, model, out, *, dims=None, segments: bool = False, batc
     for (s, feats, error), last in prefetch(todo, load):
         if error:
             summary.failed.append((s.track_id, error))
-            output.meta["failed"].append([s.track_id, error])
+            output.fail(s.track_id, error)
             bar.write(f"embed: failed {s.track_id}: {error}", file=log)
             bar.update(1)
         else:
@@ -213,19 +343,17 @@ def embed_to_file(inputs, model, out, *, dims=None, segments: bool = False, batc
                 summary.done += 1
                 summary.segments += model.n_segments(f)
                 summary.audio_seconds += f["mel"].shape[1] * sr_frames
-                slices = emb.slices
             bar.update(len(loaded))
             loaded = []
-            if time.perf_counter() - last_write > checkpoint_seconds:
-                output.write(slices)
+            if (time.perf_counter() - last_write > checkpoint_seconds
+                    or output.n_pending >= checkpoint_tracks):
+                output.checkpoint(slices)
                 last_write = time.perf_counter()
     bar.close()
-    if slices is None:
-        _, slices = model._select(np.zeros((1, model.config.embedding_size), np.float32), dims)
-    output.write(slices)
+    held = output.finish(slices)
     summary.wall_seconds = time.perf_counter() - t0
     if progress:
-        print(f"embed: {summary.line()}; {out} holds {len(output.ids)} tracks", file=log)
+        print(f"embed: {summary.line()}; {out} holds {held} tracks", file=log)
     return summary
 
 
@@ -241,6 +369,7 @@ def store_embedding_set(model, store_path, track_ids=None, *, name=None, batch_s
     from mdsim.features.store import FeatureStore
 
     with FeatureStore(store_path) as store:
+        model.check_features(store.feature_config, source=f"features store {store_path}")
         ids = [t for t in (track_ids if track_ids is not None else store.track_ids()) if t in store]
         vectors = []
         chunk = max(1, batch_size // 8)
@@ -260,6 +389,7 @@ def store_clip_embeddings(model, store_path, *, name=None):
     from mdsim.features.store import FeatureStore
 
     store = FeatureStore(store_path)
+    model.check_features(store.feature_config, source=f"features store {store_path}")
     seg = model.config.n_frames
     frames_per_second = model.feature_config.sample_rate / model.feature_config.hop_length
 

@@ -7,6 +7,7 @@ import pytest
 import mdsim
 from mdsim.cli import main
 from mdsim.errors import InputError, ModelError
+from mdsim.evaluation import read_embeddings
 
 from conftest import SR, sine
 
@@ -123,3 +124,143 @@ def test_cli_triplets_and_evaluate_on_a_store(model_path, tmp_path, small_corpus
     assert compared[0]["full"]["score"] == pytest.approx(compared[1]["full"]["score"])
     assert main(["evaluate", "--triplets", str(trip), "--model", str(model_path), "--out", str(report)]) == 2
     assert "--model needs --store" in capsys.readouterr().err
+
+
+# -- a model carries its feature settings -------------------------------------------------------
+
+OTHER_FEATURES = dict(tuning=None, cyclic_tempogram=True)
+
+
+@pytest.fixture(scope="module")
+def cyclic_model_path(tmp_path_factory):
+    from mdsim.config import FeatureConfig
+    from mdsim.model import ModelConfig, build_model, save_model
+
+    config = ModelConfig(dimensions=DIMS, embedding_size=32, width=0.25)
+    path = tmp_path_factory.mktemp("cyclic") / "cyclic.keras"
+    save_model(build_model(config, feature_config=FeatureConfig(**OTHER_FEATURES)), path)
+    return path
+
+
+def test_a_model_embeds_with_the_feature_settings_it_was_built_with(cyclic_model_path, audio_dir):
+    from mdsim.audio import load_audio
+    from mdsim.config import FeatureConfig
+    from mdsim.features.spectral import extract_features
+    from mdsim.model import read_feature_config
+
+    model = mdsim.load_model(cyclic_model_path)
+    assert model.feature_config == FeatureConfig(**OTHER_FEATURES)
+    assert read_feature_config(cyclic_model_path) == model.feature_config  # without Keras
+    y = load_audio(audio_dir / "trumpet.ogg")
+    got = model.embed(audio_dir / "trumpet.ogg").vectors
+    want = model.embed_features([extract_features(y, config=FeatureConfig(**OTHER_FEATURES))])[0].vectors
+    default = model.embed_features([extract_features(y, config=FeatureConfig())])[0].vectors
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.abs(got - default).max() > 1e-3  # the settings change what the network sees
+
+
+def test_a_store_of_other_feature_settings_is_refused(cyclic_model_path, model_path, tmp_path, small_corpus,
+                                                      capsys):
+    from mdsim.features.pipeline import prep
+
+    store = tmp_path / "s.h5"
+    prep(small_corpus, store, workers=1, progress=False)
+    assert main(["embed", str(store), "--model", str(cyclic_model_path), "--out", str(tmp_path / "e.h5"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "other feature settings" in err and "cyclic_tempogram: True (model) vs False (features store" in err
+    trip = tmp_path / "t.csv"
+    assert main(["triplets", str(store), "--dimension", "genre", "--n", "5", "--out", str(trip)]) == 0
+    assert main(["evaluate", "--triplets", str(trip), "--model", str(cyclic_model_path), "--store", str(store),
+                 "--out", str(tmp_path / "r"), "--bootstrap", "10"]) == 2
+    assert "tuning: None (model) vs 0.0 (features store" in capsys.readouterr().err
+    # the store a model of the same settings reads is accepted (and so is the training store)
+    assert main(["embed", str(store), "--model", str(model_path), "--out", str(tmp_path / "ok.h5"),
+                 "--quiet"]) == 0
+
+
+def test_model_input_sizes_are_checked_against_the_features():
+    from mdsim.config import FeatureConfig
+    from mdsim.model import ModelConfig, check_feature_config
+
+    check_feature_config(ModelConfig(), FeatureConfig())
+    with pytest.raises(InputError, match=r"mel: 96 bins in features store s.h5, the model reads 128"):
+        check_feature_config(ModelConfig(), FeatureConfig(n_mels=96), source="features store s.h5")
+    # a mel-only model does not read the tempogram, whatever its size
+    check_feature_config(ModelConfig(backbone="baseline"), FeatureConfig(tempogram_win_length=192))
+
+
+# -- embeddings files: one model, one writer, appended checkpoints -----------------------------------
+
+
+def _other_model_path(tmp_path):
+    import keras
+
+    from mdsim.model import ModelConfig, build_model, save_model
+
+    keras.utils.set_random_seed(7)
+    path = tmp_path / "other.keras"
+    save_model(build_model(ModelConfig(dimensions=DIMS, embedding_size=32, width=0.25)), path)
+    return path
+
+
+def test_embed_refuses_to_mix_two_models_in_one_file(model_path, audio_dir, tmp_path, capsys):
+    out = tmp_path / "emb.h5"
+    trumpet, speech = str(audio_dir / "trumpet.ogg"), str(audio_dir / "speech.ogg")
+    assert main(["embed", trumpet, "--model", str(model_path), "--out", str(out), "--quiet"]) == 0
+    other = _other_model_path(tmp_path)
+    assert main(["embed", trumpet, speech, "--model", str(other), "--out", str(out), "--quiet"]) == 2
+    assert "vectors of two models cannot share a file" in capsys.readouterr().err
+    first = read_embeddings(out)
+    assert list(first.track_ids) == ["trumpet"]  # untouched
+    assert main(["embed", trumpet, speech, "--model", str(other), "--out", str(out), "--quiet",
+                 "--overwrite"]) == 0
+    again = read_embeddings(out)
+    assert list(again.track_ids) == ["trumpet", "speech"]
+    assert again.metadata["model_sha256"] == mdsim.load_model(other).fingerprint
+    assert np.abs(again.embeddings[0] - first.embeddings[0]).max() > 1e-4
+
+
+def test_a_second_writer_of_one_output_fails_at_once(model_path, audio_dir, tmp_path, capsys):
+    from mdsim.locking import exclusive_lock
+
+    out = tmp_path / "emb.h5"
+    with exclusive_lock(out, what="mdsim embed"):  # another run holds the output
+        assert main(["embed", str(audio_dir / "trumpet.ogg"), "--model", str(model_path), "--out", str(out),
+                     "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} is being written by another mdsim embed (process " in err
+    assert not out.exists()
+    assert main(["embed", str(audio_dir / "trumpet.ogg"), "--model", str(model_path), "--out", str(out),
+                 "--quiet"]) == 0  # the lock went with its holder
+
+
+def test_embed_checkpoints_append_only_new_tracks_and_a_killed_run_resumes(model, audio_dir, tmp_path,
+                                                                           monkeypatch):
+    import mdsim.embed as embed_module
+    from mdsim.embed import embed_to_file
+
+    files = [audio_dir / f"{n}.ogg" for n in ("trumpet", "speech", "robin", "humpback")]
+    real_load = embed_module.load_audio
+
+    def dies_at_robin(path, **kw):
+        if "robin" in str(path):
+            raise KeyboardInterrupt  # as a kill would, mid-run
+        return real_load(path, **kw)
+
+    out = tmp_path / "emb.h5"
+    monkeypatch.setattr(embed_module, "load_audio", dies_at_robin)
+    with pytest.raises(KeyboardInterrupt):
+        embed_to_file(files, model, out, batch_size=1, checkpoint_tracks=1, progress=False)
+    parts = sorted((tmp_path / "emb.h5.parts").glob("part-*.h5"))
+    # one part per checkpoint, each holding only the tracks embedded since the one before
+    assert [list(read_embeddings(p).track_ids) for p in parts] == [["trumpet"], ["speech"]]
+    assert not out.exists()
+
+    monkeypatch.setattr(embed_module, "load_audio", real_load)
+    summary = embed_to_file(files, model, out, batch_size=1, checkpoint_tracks=1, progress=False)
+    assert (summary.skipped, summary.done) == (2, 2)
+    result = read_embeddings(out)
+    assert list(result.track_ids) == ["trumpet", "speech", "robin", "humpback"]
+    assert not (tmp_path / "emb.h5.parts").exists()
+    np.testing.assert_allclose(result.embeddings[1], model.embed(files[1]).vectors, rtol=1e-5, atol=1e-6)

@@ -150,3 +150,81 @@ def test_too_few_tracks_fails_with_numbers(tmp_path):
     prep(folder, tmp_path / "s.h5", workers=1, progress=False)
     with pytest.raises(InputError, match="2 tracks long enough to train on; need at least 4"):
         train(tmp_path / "s.h5", tmp_path / "run")
+
+
+# -- resumes that continue exactly ------------------------------------------------------------------
+
+
+def test_an_interrupted_checkpoint_is_finished_or_discarded(tmp_path):
+    from mdsim.training.callbacks import file_sha256, recover_last
+
+    (tmp_path / "last.keras").write_bytes(b"epoch 2")
+    tmp = tmp_path / "last.tmp.keras"
+    tmp.write_bytes(b"epoch 3")
+    # killed after state.json named epoch 3's model, before the rename: finish it
+    recover_last(tmp_path, {"epochs_done": 3, "last_sha256": file_sha256(tmp)})
+    assert (tmp_path / "last.keras").read_bytes() == b"epoch 3" and not tmp.exists()
+    # killed before state.json: the epoch did not finish, its model is discarded
+    tmp.write_bytes(b"epoch 4")
+    recover_last(tmp_path, {"epochs_done": 3, "last_sha256": file_sha256(tmp_path / "last.keras")})
+    assert (tmp_path / "last.keras").read_bytes() == b"epoch 3" and not tmp.exists()
+    with pytest.raises(InputError, match="is not the model .*state.json describes"):
+        recover_last(tmp_path, {"epochs_done": 3, "last_sha256": "0" * 64})
+
+
+@pytest.mark.slow
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tiny_store, tmp_path):
+    """4 epochs in one go against 2 + 2 resumed: same weights, learning rate and plateau state.
+    The schedule is made to act (patience 1, a tiny rate) so its restored counters matter."""
+    from mdsim.model import ModelConfig, load_model_file
+    from mdsim.training.fit import train
+
+    model_config = ModelConfig(dimensions=DIMS, embedding_size=32, width=0.25)
+
+    def config(epochs):
+        return TrainConfig(epochs=epochs, batch_size=8, steps_per_epoch=2, learning_rate=1e-3, lr_patience=1,
+                           lr_factor=0.5, eager=True, normalization_windows=16)
+
+    train(tiny_store, tmp_path / "whole", model_config=model_config, train_config=config(4), verbose=0)
+    train(tiny_store, tmp_path / "split", model_config=model_config, train_config=config(2), verbose=0)
+    train(tiny_store, tmp_path / "split", train_config=config(4), resume=True, verbose=0)
+
+    whole = json.loads((tmp_path / "whole" / "state.json").read_text())
+    split = json.loads((tmp_path / "split" / "state.json").read_text())
+    for key in ("epochs_done", "learning_rate", "plateau_wait"):
+        assert split[key] == whole[key], key
+    assert split["best_val_loss"] == pytest.approx(whole["best_val_loss"], rel=1e-4)
+    assert whole["learning_rate"] < 1e-3  # the schedule acted within the 4 epochs
+    a, _ = load_model_file(tmp_path / "whole" / "last.keras")
+    b, _ = load_model_file(tmp_path / "split" / "last.keras")
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
+    log = (tmp_path / "split" / "log.csv").read_text().strip().splitlines()
+    assert len(log) == 5 and log[1:] != []
+
+
+@pytest.mark.slow
+def test_training_saves_the_stores_feature_settings_in_the_model(tmp_path):
+    import mdsim
+    from mdsim.config import FeatureConfig
+    from mdsim.model import ModelConfig
+    from mdsim.training.fit import train
+
+    folder = tmp_path / "c"
+    rows = []
+    for i in range(6):
+        write_wav(folder / f"t{i}.wav", clicks(bpm=80 + 10 * i, seconds=4.0))
+        rows.append({"track_id": f"t{i}", "path": f"t{i}.wav", "genre": ["a", "b"][i % 2], "tempo": 80 + 10 * i,
+                     "key": "C major"})
+    manifest = write_manifest(folder / "m.csv", rows)
+    cyclic = FeatureConfig(cyclic_tempogram=True)
+    prep(manifest, tmp_path / "s.h5", config=cyclic, workers=1, progress=False)
+    run = tmp_path / "run"
+    train(tmp_path / "s.h5", run, model_config=ModelConfig(dimensions=("genre",), embedding_size=16, width=0.25),
+          train_config=TrainConfig(epochs=1, batch_size=4, steps_per_epoch=1, eager=True,
+                                   normalization_windows=4), verbose=0)
+    assert mdsim.load_model(run / "last.keras").feature_config == cyclic
+    # resuming on a store of other settings is refused
+    prep(manifest, tmp_path / "plain.h5", workers=1, progress=False)
+    with pytest.raises(InputError, match="cyclic_tempogram: True \\(run\\) vs False \\(store\\)"):
+        train(tmp_path / "plain.h5", run, train_config=TrainConfig(epochs=2), resume=True, verbose=0)

@@ -5,8 +5,9 @@ file-reading helpers are plain Python/NumPy, and the names that need Keras
 (:func:`build_model`, :func:`fit_normalization`, ...) load it on first use.
 """
 
-from mdsim.model.config import BlockFilters, ModelConfig
-from mdsim.model.saving import FORMAT_VERSION, load_model_file, read_model_config, save_model
+from mdsim.model.config import BlockFilters, ModelConfig, check_feature_config, default_feature_config
+from mdsim.model.saving import (FORMAT_VERSION, feature_config_of, load_model_file, read_feature_config,
+                                read_model_config, save_model)
 from mdsim.model.subspaces import check_dims, mask, select, subspace_mask, subspace_slices
 
 # name -> module, imported on first access (these import Keras)
@@ -22,8 +23,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "BlockFilters", "ModelConfig", "FORMAT_VERSION", "load_model_file", "read_model_config",
-    "save_model", "check_dims", "mask", "select", "subspace_mask", "subspace_slices", *_LAZY,
+    "BlockFilters", "ModelConfig", "check_feature_config", "default_feature_config", "FORMAT_VERSION",
+    "feature_config_of", "load_model_file", "read_feature_config", "read_model_config", "save_model", "check_dims", "mask", "select", "subspace_mask", "subspace_slices", *_LAZY,
 ]
 
 

@@ -20,7 +20,8 @@ import keras
 from keras import layers
 
 from mdsim.model import blocks
-from mdsim.model.config import ModelConfig, channel_axis, padded_bins, pool_plan, scale_filters
+from mdsim.model.config import (ModelConfig, channel_axis, check_feature_config, padded_bins, pool_plan,
+                                scale_filters)
 from mdsim.model.head import SubspaceHead
 from mdsim.model.normalization import Standardize
 
@@ -67,7 +68,7 @@ def trunk(x, config: ModelConfig):
     return x
 
 
-def head(x, config: ModelConfig):
+def head(x, config: ModelConfig, *, feature_config: dict | None = None):
     """Mean over time, flatten (frequency x channels), dense to D, layer normalisation.
 
     Only time is averaged: the frequency axis keeps where in the spectrum a
@@ -82,10 +83,10 @@ def head(x, config: ModelConfig):
     # Keras' default epsilon (1e-3) is large next to the variance of an untrained
     # dense output and would shrink it; 1e-5 is PyTorch's and Ba et al.'s scale.
     x = layers.LayerNormalization(epsilon=1e-5, name="head_norm")(x)
-    return SubspaceHead(config.to_dict())(x)
+    return SubspaceHead(config.to_dict(), feature_config=feature_config)(x)
 
 
-def build_model(config: ModelConfig | None = None) -> keras.Model:
+def build_model(config: ModelConfig | None = None, *, feature_config=None) -> keras.Model:
     """Build the backbone ``config`` describes (default: 6-dimension, 384-d multi-input).
 
     The model takes a dict of float32 features without a channel axis,
@@ -93,8 +94,15 @@ def build_model(config: ModelConfig | None = None) -> keras.Model:
     (the baseline reads ``"mel"`` only; pass exactly the keys in
     ``config.inputs``, e.g. via :meth:`ModelConfig.model_inputs`), and returns
     the layer-normalised embedding ``(B, embedding_size)``.
+
+    ``feature_config`` (a :class:`mdsim.config.FeatureConfig`, e.g. the training
+    store's) is saved with the model, so that :func:`mdsim.load_model` embeds new
+    audio with exactly those features; it must agree with ``config``'s input shapes.
     """
     config = config if config is not None else ModelConfig()
+    if feature_config is not None:
+        check_feature_config(config, feature_config)
+        feature_config = feature_config.to_dict()
     inputs, maps = {}, []
     for name, (n_bins, n_frames) in config.input_shapes.items():
         inputs[name] = keras.Input((n_bins, n_frames), name=name)
@@ -106,4 +114,4 @@ def build_model(config: ModelConfig | None = None) -> keras.Model:
     else:
         x = layers.Concatenate(axis=channel_axis(config.data_format), name="trunk_concat")(maps)
     x = trunk(x, config)
-    return keras.Model(inputs, head(x, config), name=f"mdsim_{config.backbone}")
+    return keras.Model(inputs, head(x, config, feature_config=feature_config), name=f"mdsim_{config.backbone}")

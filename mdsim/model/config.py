@@ -354,3 +354,26 @@ def pool_plan(n_bins: int, n_frames: int, *, input_name: str = "input") -> tuple
             f"{input_name}: {n_frames} frames cannot be max-pooled to {BRANCH_MAP} frames "
             f"(pools k, 2, 2 with floor); use e.g. 256-271 frames (3 s = 259)")
     return ((freq, stem_time), (freq_pools[1], BLOCK_TIME_POOL), (freq_pools[0], BLOCK_TIME_POOL))
+
+
+def default_feature_config(config: ModelConfig):
+    """The feature settings of a model that carries none (saved before format version 2):
+    :class:`mdsim.config.FeatureConfig` defaults at the model's input sizes."""
+    from mdsim.config import FeatureConfig
+
+    return FeatureConfig(n_mels=config.mel_bins, n_chroma=config.cens_bins,
+                         tempogram_win_length=config.tempogram_bins, segment_frames=config.n_frames)
+
+
+def check_feature_config(config: ModelConfig, feature_config, *, source: str = "the features") -> None:
+    """Raise :class:`InputError` when ``feature_config``'s bins or segment length do not
+    fit the inputs ``config`` reads (e.g. a store of 96 mel bands for a 128-band model)."""
+    bins = feature_config.n_bins
+    wrong = [f"{name}: {bins[name]} bins in {source}, the model reads {config.input_bins[name]}"
+             for name in config.inputs if bins[name] != config.input_bins[name]]
+    if feature_config.segment_frames != config.n_frames:
+        wrong.append(f"segment: {feature_config.segment_frames} frames in {source}, "
+                     f"the model reads {config.n_frames}")
+    if wrong:
+        raise InputError(f"{source} do not fit this model ({'; '.join(wrong)}); prep a store with matching "
+                         "settings or set the model's input sizes to match")

@@ -22,11 +22,16 @@ HEAD_NAME = "subspaces"
 class SubspaceHead(keras.layers.Layer):
     """Identity on ``(batch, D)`` that records the subspace layout and the model config."""
 
-    def __init__(self, model_config: dict, format_version: int = FORMAT_VERSION, **kwargs):
+    def __init__(self, model_config: dict, format_version: int = FORMAT_VERSION,
+                 feature_config: dict | None = None, **kwargs):
         kwargs.setdefault("name", HEAD_NAME)
         super().__init__(**kwargs)
         self.model_config = ModelConfig.from_dict(model_config)
         self.format_version = int(format_version)
+        # The features store's settings at training time (FeatureConfig.to_dict()), so
+        # new audio is embedded with exactly the features the network learned from;
+        # None in models saved before format version 2, or never trained on a store.
+        self.feature_config = dict(feature_config) if feature_config is not None else None
 
     @property
     def slices(self) -> dict[str, slice]:
@@ -41,7 +46,7 @@ class SubspaceHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "model_config": self.model_config.to_dict(),
-                "format_version": self.format_version}
+                "format_version": self.format_version, "feature_config": self.feature_config}
 
 
 def find_head(model: keras.Model) -> SubspaceHead | None:

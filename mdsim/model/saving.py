@@ -20,7 +20,8 @@ from mdsim.errors import InputError, ModelError
 from mdsim.model.config import ModelConfig
 
 #: Version of the saved-model layout; bump it when an old mdsim could not read a new file.
-FORMAT_VERSION = 1
+#: 2: the head also holds the training store's feature settings (``feature_config``).
+FORMAT_VERSION = 2
 _HEAD_REGISTERED_NAME = "mdsim>SubspaceHead"
 
 
@@ -33,6 +34,33 @@ def read_model_config(path: str | os.PathLike) -> ModelConfig:
         When the file is missing, not a ``.keras`` archive, not an mdsim
         model, from a newer format version, or holds an invalid config.
     """
+    return _read_head(path)[0]
+
+
+def read_feature_config(path: str | os.PathLike):
+    """The :class:`mdsim.config.FeatureConfig` a saved model embeds audio with, without Keras.
+
+    Models of format version 2 carry their training store's settings; older ones
+    carry none and get :func:`mdsim.model.config.default_feature_config`.
+    """
+    config, head = _read_head(path)
+    return feature_config_of(config, head.get("feature_config"), source=str(path))
+
+
+def feature_config_of(config: ModelConfig, stored: dict | None, *, source: str = "the model"):
+    """A model's FeatureConfig from what its head stores (``None``: the defaults)."""
+    from mdsim.config import FeatureConfig
+    from mdsim.model.config import default_feature_config
+
+    if stored is None:
+        return default_feature_config(config)
+    try:
+        return FeatureConfig.from_dict(stored)
+    except (InputError, TypeError) as exc:
+        raise ModelError(f"{source} holds invalid feature settings: {exc}") from None
+
+
+def _read_head(path: str | os.PathLike) -> tuple[ModelConfig, dict]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist")
@@ -60,7 +88,7 @@ def read_model_config(path: str | os.PathLike) -> ModelConfig:
             f"{path} has mdsim model format version {version}, newer than this mdsim "
             f"reads ({FORMAT_VERSION}); upgrade mdsim to load it")
     try:
-        return ModelConfig.from_dict(head.get("model_config"))
+        return ModelConfig.from_dict(head.get("model_config")), head
     except InputError as exc:
         raise ModelError(f"{path} holds an invalid mdsim model config: {exc}") from None
 

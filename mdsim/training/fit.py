@@ -19,7 +19,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from mdsim.errors import InputError
 from mdsim.features.store import FeatureStore
@@ -37,51 +36,6 @@ class TrainResult:
     history: dict
     dimensions: tuple
     skipped_dimensions: dict
-
-
-def _read_state(run_dir: Path) -> dict:
-    p = run_dir / "state.json"
-    return json.loads(p.read_text()) if p.exists() else {"epochs_done": 0, "best_val_loss": None,
-                                                          "plateau_wait": 0}
-
-
-def _write_state(run_dir: Path, state: dict) -> None:
-    tmp = run_dir / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(run_dir / "state.json")
-
-
-def _state_callback(run_dir: Path, plateau, initial: dict):
-    """Save last.keras and state.json after every epoch (atomically), and best.keras."""
-    import keras
-
-    from mdsim.model import save_model
-
-    class RunState(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.state = dict(initial)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            val = logs.get("val_loss", logs.get("loss"))
-            tmp = run_dir / "last.tmp.keras"
-            save_model(self.model, tmp)
-            tmp.replace(run_dir / "last.keras")
-            best = self.state.get("best_val_loss")
-            if val is not None and np.isfinite(val) and (best is None or val < best):
-                self.state["best_val_loss"] = float(val)
-                tmp = run_dir / "best.tmp.keras"
-                save_model(self.model, tmp)
-                tmp.replace(run_dir / "best.keras")
-            self.state["epochs_done"] = epoch + 1
-            self.state["plateau_wait"] = int(plateau.wait)
-            self.state["plateau_best"] = float(plateau.best)
-            self.state["learning_rate"] = float(keras.ops.convert_to_numpy(
-                self.model.optimizer.learning_rate))
-            _write_state(run_dir, self.state)
-
-    return RunState()
 
 
 def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, run_dir: Path, resume: bool,
@@ -150,7 +104,11 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         train_config = train_config or TrainConfig()
     run_dir.mkdir(parents=True, exist_ok=True)
 
+    from mdsim.model import check_feature_config
+    from mdsim.training.callbacks import PlateauSchedule, RunCheckpoint, read_state, recover_last
+
     store = FeatureStore(store_path)
+    check_feature_config(model_config, store.feature_config, source=f"features store {store_path}")
     train_t, val_t = _build_tables(store, model_config, train_config, run_dir, resume, log)
     dims, why = trainable_dimensions(train_t, model_config.dimensions)
     for d, reason in why.items():
@@ -186,7 +144,9 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
                                      seed=train_config.seed + 1, fixed=True, workers=train_config.workers)
         except InputError:
             print("train: validation tracks have no similar pairs; monitoring the training loss", file=log)
-    state = _read_state(run_dir) if resume else {"epochs_done": 0, "best_val_loss": None, "plateau_wait": 0}
+    state = read_state(run_dir) if resume else {"epochs_done": 0, "best_val_loss": None, "plateau_wait": 0}
+    if resume:
+        recover_last(run_dir, state)
     train_data.epoch = state["epochs_done"]
 
     keras.utils.set_random_seed(train_config.seed)
@@ -198,9 +158,11 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     if resume and (run_dir / "last.keras").exists():
         # weights, normalisation, optimizer state and learning rate as saved
         model, _ = load_model_file(run_dir / "last.keras", compile=True)
+        _check_resumed_features(model, model_config, store)
         print(f"train: resuming {run_dir} after epoch {state['epochs_done']}", file=log)
     else:
-        model = build_model(model_config)
+        # The store's feature settings travel with the model (mdsim.load_model embeds with them).
+        model = build_model(model_config, feature_config=store.feature_config)
         norm_batches = _normalization_batches(train_data, train_config.normalization_windows)
         fit_normalization(model, norm_batches)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_config.learning_rate),
@@ -208,16 +170,12 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
 
     model.run_eagerly = train_config.eager
     monitor = "val_loss" if val_data is not None else "loss"
-    plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=train_config.lr_factor,
-                                                patience=train_config.lr_patience,
-                                                min_lr=train_config.min_lr, verbose=verbose)
-    if state.get("plateau_best") is not None:
-        plateau._reset()
-        plateau.best, plateau.wait = state["plateau_best"], state.get("plateau_wait", 0)
-        plateau._reset = lambda: None  # keep the restored counters at train begin
+    plateau = PlateauSchedule(monitor=monitor, factor=train_config.lr_factor, patience=train_config.lr_patience,
+                              min_lr=train_config.min_lr, best=state.get("plateau_best"),
+                              wait=state.get("plateau_wait", 0), verbose=verbose)
     callbacks = [
         plateau,
-        _state_callback(run_dir, plateau, state),
+        RunCheckpoint(run_dir, plateau, state, monitor=monitor),
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
     ]
@@ -227,8 +185,12 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
               "raise --epochs to train more", file=log)
     else:
         try:
+            # shuffle=False: batch i of epoch e is already a random draw of (seed, e, i); Keras'
+            # own shuffling of the batch order would follow the process's global random state,
+            # so a resumed run would see the same batches in another order.
             h = model.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
-                          initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=verbose)
+                          initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=verbose,
+                          shuffle=False)
             history = h.history
         except KeyboardInterrupt:
             print(f"\ntrain: interrupted; epochs finished so far are saved in {run_dir}. "
@@ -236,9 +198,21 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
             raise
         finally:
             store.close()
-    final = _read_state(run_dir)
+    final = read_state(run_dir)
     return TrainResult(run_dir, final["epochs_done"], final.get("best_val_loss") or float("nan"),
                        history, tuple(layout.dimensions), why)
+
+
+def _check_resumed_features(model, model_config, store) -> None:
+    """The resumed model's feature settings (none before format version 2) against the store's."""
+    from mdsim.model import feature_config_of
+    from mdsim.model.head import find_head
+
+    saved = feature_config_of(model_config, find_head(model).feature_config)
+    diff = saved.differences(store.feature_config, names=("run", "store"))
+    if diff:
+        raise InputError(f"{store.path} was made with other feature settings than the run's model "
+                         f"({'; '.join(diff)}); resume with the store the run was trained on")
 
 
 def _slices(model_config) -> list:
