@@ -58,17 +58,14 @@ def _brute_force_scores(model_path: Path, triplets_path: Path, store: Path, min_
     cols = {d: np.arange(*emb.slices[i]) for i, d in enumerate(emb.dimensions)}
     kept = [(a, p, n) for a, p, n in zip(triplets.anchor, triplets.positive, triplets.negative)
             if a in vector and p in vector and n in vector]
-    scores = {}
-    for size in range(1, len(emb.dimensions) + 1):
-        for dims in itertools.combinations(emb.dimensions, size):
-            c = np.concatenate([cols[d] for d in dims])
-            right = [np.linalg.norm(vector[a][c] - vector[p][c]) < np.linalg.norm(vector[a][c] - vector[n][c])
-                     for a, p, n in kept]
-            scores[dims] = sum(right) / len(kept)
-    everything = np.arange(emb.embeddings.shape[1])
-    scores["full"] = sum(np.linalg.norm(vector[a][everything] - vector[p][everything])
-                         < np.linalg.norm(vector[a][everything] - vector[n][everything])
-                         for a, p, n in kept) / len(kept)
+
+    def score(c):  # a tie is wrong
+        return sum(np.linalg.norm(vector[a][c] - vector[p][c]) < np.linalg.norm(vector[a][c] - vector[n][c])
+                   for a, p, n in kept) / len(kept)
+
+    scores = {dims: score(np.concatenate([cols[d] for d in dims]))
+              for size in range(1, len(emb.dimensions) + 1) for dims in itertools.combinations(emb.dimensions, size)}
+    scores["full"] = score(np.arange(emb.embeddings.shape[1]))
     scores["n_scored"] = len(kept)
     return scores
 
