@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mdsim.cli import build_parser, help_markdown, main
@@ -48,3 +49,33 @@ def test_configs_of_table_1_load():
     seen = {(m.backbone, len(m.dimensions), m.embedding_size) for m, _ in map(read_run_config, configs)}
     assert seen == {("baseline", 4, 256), ("multi_input", 4, 256), ("baseline", 6, 258),
                     ("baseline", 6, 384), ("multi_input", 6, 384)}
+
+
+@pytest.mark.parametrize("source", ["manifest", "store"])
+def test_triplets_draw_clip_starts_within_each_track(small_corpus, tmp_path, source):
+    """Clip-mode scores need clips from all over the tracks, not always their first 3 s."""
+    from mdsim.evaluation import read_triplets
+
+    if source == "store":
+        from mdsim.features.pipeline import prep
+
+        prep(small_corpus, tmp_path / "s.h5", workers=1, progress=False)
+    path = small_corpus if source == "manifest" else tmp_path / "s.h5"
+
+    def draw(seed, out):
+        assert main(["triplets", str(path), "--dimension", "genre", "--n", "20", "--seed", str(seed),
+                     "--out", str(tmp_path / out)]) == 0
+        t = read_triplets(tmp_path / out)
+        return [(s, t.sampling_rate[0], getattr(t, f"{r}_start_seconds"))
+                for r, s in (("anchor", t.anchor_start_samples), ("song1", t.song1_start_samples),
+                             ("song2", t.song2_start_samples))]
+
+    first = draw(0, "a.csv")
+    for samples, sr, seconds in first:
+        # the corpus' tracks last 4 s: a whole 3 s clip fits when it starts in [0, 1 s]
+        assert samples.min() >= 0 and samples.max() <= 1 * sr and len(set(samples)) > 10
+        np.testing.assert_allclose(seconds, samples / sr)
+    again = draw(0, "b.csv")
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again))   # seeded
+    other = draw(1, "c.csv")
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
