@@ -122,6 +122,9 @@ def _add_train(sub) -> None:
                    help="negative for a pair with no semi-hard one (default nearest-farthest)")
     p.add_argument("--validation-fraction", type=float,
                    help="share of tracks (or groups) held out for validation (default 0.1)")
+    p.add_argument("--pad-short", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on tracks shorter than one 3 s window, zero-padded as embedding pads "
+                        "them (default); --no-pad-short leaves them out")
     p.add_argument("--workers", type=int, help="loader worker processes (default 0: in process)")
     p.add_argument("--seed", type=int, help="seed of the split, sampler and weights (default 0)")
     p.add_argument("--eager", action="store_true", default=None,
@@ -145,7 +148,8 @@ def _train_configs(args):
                                           ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
                                           ("fallback", args.fallback), ("workers", args.workers),
                                           ("validation_fraction", args.validation_fraction),
-                                          ("seed", args.seed), ("eager", args.eager)) if v is not None}
+                                          ("seed", args.seed), ("eager", args.eager),
+                                          ("pad_short", args.pad_short)) if v is not None}
     return model.replace(**model_changes), training.replace(**training_changes), training_changes
 
 

@@ -86,12 +86,14 @@ def _state_callback(run_dir: Path, plateau, initial: dict):
 
 def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, run_dir: Path, resume: bool,
                   log):
-    table, n_short = TrackTable.from_store(store, min_frames=model_config.n_frames)
+    table, n_short = TrackTable.from_store(store, min_frames=model_config.n_frames,
+                                           pad_short=train_config.pad_short)
     if n_short:
         print(f"train: {n_short} tracks shorter than one {model_config.n_frames}-frame window are "
-              "excluded", file=log)
+              + ("zero-padded" if train_config.pad_short else "excluded (pad_short is off)"), file=log)
     if len(table) < 4:
-        raise InputError(f"{store.path}: {len(table)} tracks long enough to train on; "
+        left_out = f" ({n_short} shorter than a window left out)" if n_short and not train_config.pad_short else ""
+        raise InputError(f"{store.path}: {len(table)} tracks to train on{left_out}; "
                          "need at least 4 (anchor, positive, negatives)")
     split_path = run_dir / "split.json"
     if resume and split_path.exists():
