@@ -278,8 +278,8 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser(
         "evaluate", help="triplet score per subspace combination, table and radar chart",
         description="Score human or generated similarity triplets (Dim-sim CSV format): the fraction "
-                    "with d(anchor, positive) < d(anchor, negative), Euclidean, for the full embedding "
-                    "and every combination of subspaces, with bootstrap 95 %% intervals. Writes "
+                    "with d(anchor, positive) < d(anchor, negative), for the full embedding and every "
+                    "combination of subspaces, with bootstrap 95 %% intervals. Writes "
                     "evaluation.json, evaluation.md and evaluation_radar.png to --out. Give several "
                     "--model or --embeddings to compare them side by side.")
     p.add_argument("--triplets", required=True, help="triplets CSV (Dim-sim raw or clean format)")
@@ -299,6 +299,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--mode", choices=("track", "clip"), default="track",
                    help="track: mean over the track's 3 s segments (default); clip: the 3 s at the "
                         "triplet's start time (needs --model)")
+    p.add_argument("--distance", choices=("normalised", "paper"), default="normalised",
+                   help="normalised: sum of per-subspace cosine distances, each subspace counting the "
+                        "same, as in training and Model.similarity (default); paper: Euclidean "
+                        "distance on the raw slices, Ribecky et al.'s protocol, for the paper's figures")
     p.add_argument("--strict", action="store_true", help="fail when a triplet's track is missing")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -308,7 +312,7 @@ def _add_evaluate(sub) -> None:
 
 def _run_evaluate(args) -> int:
     from mdsim.errors import InputError
-    from mdsim.evaluation import evaluate, load_triplets, read_embeddings, write_report
+    from mdsim.evaluation import evaluate, format_score, load_triplets, read_embeddings, write_report
 
     for path in args.compare:  # a .keras file is a model, anything else an embeddings file
         (args.model if str(path).endswith(".keras") else args.embeddings).append(path)
@@ -338,14 +342,13 @@ def _run_evaluate(args) -> int:
                 sources.append(store_embedding_set(model, args.store, sorted(triplets.track_ids()), name=name))
     for path in args.embeddings:
         sources.append(read_embeddings(path, name=names.pop(0) if names else None))
-    results = [evaluate(triplets, s, mode=args.mode, strict=args.strict, n_bootstrap=args.bootstrap,
-                        seed=args.seed) for s in sources]
+    results = [evaluate(triplets, s, mode=args.mode, distance=args.distance, strict=args.strict,
+                        n_bootstrap=args.bootstrap, seed=args.seed) for s in sources]
     files = write_report(results[0] if len(results) == 1 else results, args.out, top=args.top)
     for r in results:
         t = r["triplets"]
         print(f"evaluate: {r['model']}: scored {t['n_scored']} triplets "
-              f"({t['n_dropped_missing']} dropped for missing tracks); full embedding "
-              f"{r['full']['score']:.4f} [{r['full']['ci_low']:.4f}, {r['full']['ci_high']:.4f}]")
+              f"({t['n_dropped_missing']} dropped for missing tracks); full embedding {format_score(r['full'])}")
     print("evaluate: wrote " + ", ".join(str(p) for p in files.values()))
     return 0
 

@@ -79,3 +79,27 @@ def test_triplets_draw_clip_starts_within_each_track(small_corpus, tmp_path, sou
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again))   # seeded
     other = draw(1, "c.csv")
     assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
+
+
+def test_evaluate_distance_option(tmp_path, capsys):
+    """--distance picks the protocol; the default is the normalised one the API ranks by."""
+    import json
+
+    from mdsim.evaluation import write_embeddings
+
+    emb = write_embeddings(tmp_path / "e.npz", ["a", "p", "n"], [[1, 0, 10, 0], [1, 0, 0, 10], [-1, 0, 20, 0]],
+                           dimensions=["mood", "tempo"])
+    trip = tmp_path / "t.csv"
+    trip.write_text("triplet_id,anchor_id,anchor_start_seconds,anchor_start_samples,song1_id,song1_start_seconds,"
+                    "song1_start_samples,song2_id,song2_start_seconds,song2_start_samples,sampling_rate,"
+                    "clip_lengths_seconds,clip_lengths_samples,song1_vote,song2_vote\n"
+                    "t0,a,0,0,p,0,0,n,0,0,22050,3,66150,1,0\n")
+    scores = {}
+    for option in ([], ["--distance", "paper"], ["--distance", "normalised"]):
+        out = tmp_path / ("r" + "".join(option))
+        assert main(["evaluate", "--triplets", str(trip), "--embeddings", str(emb), "--out", str(out),
+                     "--bootstrap", "0", *option]) == 0
+        result = json.loads((out / "evaluation.json").read_text())
+        scores[tuple(option)] = (result["distance"], result["full"]["score"])
+    assert scores[()] == scores[("--distance", "normalised")] == ("normalised-euclidean", 1.0)
+    assert scores[("--distance", "paper")] == ("euclidean", 0.0)
