@@ -174,7 +174,8 @@ def _run_train(args) -> int:
     else:
         result = train(args.store, args.out, model_config=model_config, train_config=train_config,
                        verbose=0 if args.quiet else 1)
-    print(f"train: {result.epochs_done} epochs done, best validation loss {result.best_val_loss:.4f}, "
+    watched = "validation" if result.monitor == "val_loss" else "training"
+    print(f"train: {result.epochs_done} epochs done, best {watched} loss {result.best_val_loss:.4f}, "
           f"model {result.run_dir / 'best.keras'}")
     return 0
 

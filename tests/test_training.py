@@ -201,3 +201,54 @@ def test_short_tracks_can_be_left_out(tmp_path):
     assert TrainConfig.from_dict({}).pad_short is True
     with pytest.raises(InputError, match="pad_short must be true or false"):
         TrainConfig(pad_short="no")
+
+
+@pytest.fixture(scope="module")
+def twin_validation_run(tmp_path_factory):
+    """A one-step eager run whose validation split is two tracks with the same labels
+    (one group of three, each a pair of twins): no validation triplet exists."""
+    import contextlib
+    import io
+
+    from mdsim.cli import main
+
+    folder = tmp_path_factory.mktemp("twins")
+    rows = []
+    for i in range(6):
+        write_wav(folder / f"t{i}.wav", clicks(90 + 10 * i, 4.0) + 0.3 * sine(220 + 30 * i, 4.0))
+        g = i // 2
+        rows.append({"track_id": f"t{i}", "path": f"t{i}.wav", "genre": ["rock", "jazz", "pop"][g],
+                     "mood": ["sad", "happy", "calm"][g], "tempo": [80, 120, 160][g],
+                     "key": ["C major", "E major", "A major"][g], "group": f"g{g}"})
+    prep(write_manifest(folder / "m.csv", rows), folder / "s.h5", workers=1, progress=False)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["train", str(folder / "s.h5"), "--out", str(folder / "run"), "--width", "0.25",
+                       "--batch-size", "8", "--epochs", "1", "--steps-per-epoch", "1", "--dims", "genre,mood,key",
+                       "--embedding-size", "12", "--validation-fraction", "0.34", "--eager", "--quiet"])
+    return status, out.getvalue(), err.getvalue(), folder / "run"
+
+
+def test_training_prints_the_model_summary_first(twin_validation_run):
+    status, _, err, _ = twin_validation_run
+    assert status == 0
+    assert "| stage | output shape | parameters | MFLOPs |" in err and "| mel_block1 |" in err
+    assert "forward FLOPs per segment:" in err and "subspaces: genre [0:4], mood [4:8], key [8:12]" in err
+    per_branch = next(line for line in err.splitlines() if line.startswith("per branch: "))
+    for branch in ("mel", "cens", "tempogram", "trunk", "head"):
+        assert f"{branch} " in per_branch and "parameters" in per_branch
+
+
+def test_validation_without_triplets_monitors_the_training_loss(twin_validation_run):
+    """Two validation tracks alike in every dimension give a validation loss of 0 by
+    construction: the run says so, monitors the training loss, and reports that loss."""
+    import csv
+
+    status, out, err, run = twin_validation_run
+    assert status == 0 and len(json.loads((run / "split.json").read_text())["validation"]) == 2
+    assert "no validation triplet exists" in err and "monitoring the training loss" in err
+    with open(run / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r.get("val_loss", "NA") == "NA" for r in rows)  # CSVLogger's mark of "not computed"
+    best = min(float(r["loss"]) for r in rows)
+    assert f"best training loss {best:.4f}" in out and "nan" not in out

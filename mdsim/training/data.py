@@ -24,7 +24,8 @@ import numpy as np
 
 from mdsim.errors import InputError
 from mdsim.features.store import FeatureStore
-from mdsim.labels import MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled
+from mdsim.labels import (MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled,
+                          similarity_matrix)
 
 
 @dataclass
@@ -101,6 +102,18 @@ def trainable_dimensions(table: TrackTable, dimensions) -> tuple[list, dict]:
         else:
             ok.append(d)
     return ok, why
+
+
+def can_form_triplets(table: TrackTable, dimensions) -> bool:
+    """Whether some dimension has two labelled tracks that are not similar, so that a
+    batch of the table's windows holds a negative (a window of the same track is a
+    positive). Without one every triplet loss is 0, whatever the model."""
+    for d in dimensions:
+        values = [lab.get(d) for lab in table.labels]
+        sim, labelled = similarity_matrix(d, [v or [] for v in values] if d in TAG_DIMENSIONS else values)
+        if (~sim[np.ix_(labelled, labelled)]).any():
+            return True
+    return False
 
 
 class _PositiveIndex:

@@ -25,8 +25,8 @@ from mdsim.errors import InputError
 from mdsim.features.store import FeatureStore
 from mdsim.labels import LabelLayout
 from mdsim.training.config import TrainConfig, read_run_config, write_run_config
-from mdsim.training.data import (TrackTable, WindowBatches, default_steps, load_split, save_split,
-                                 split_tracks, trainable_dimensions)
+from mdsim.training.data import (TrackTable, WindowBatches, can_form_triplets, default_steps, load_split,
+                                 save_split, split_tracks, trainable_dimensions)
 
 
 @dataclass
@@ -37,6 +37,9 @@ class TrainResult:
     history: dict
     dimensions: tuple
     skipped_dimensions: dict
+    #: What ``best_val_loss`` is the best of: ``"val_loss"``, or ``"loss"`` (the training
+    #: loss) when the validation tracks cannot form a triplet.
+    monitor: str = "val_loss"
 
 
 def _read_state(run_dir: Path) -> dict:
@@ -113,7 +116,7 @@ def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, 
 
 
 def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig | None = None,
-          resume: bool = False, verbose: int = 1, log=sys.stderr) -> TrainResult:
+          resume: bool = False, verbose: int = 1, log=None) -> TrainResult:
     """Train (or resume) a conditional similarity network on a features store.
 
     Parameters
@@ -126,6 +129,8 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         On resume, only ``epochs`` and ``eager`` may differ from the run's config.
     resume : bool
         Continue ``run_dir`` from its last finished epoch, with the optimizer state.
+    log : file, optional
+        Where notes and the model summary go (default: ``sys.stderr`` at call time).
 
     Returns
     -------
@@ -134,8 +139,9 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     import keras
 
     from mdsim.metric import ConditionalTripletLoss, subspace_metrics
-    from mdsim.model import ModelConfig, build_model, fit_normalization, load_model_file
+    from mdsim.model import ModelConfig, build_model, fit_normalization, load_model_file, summarize
 
+    log = log if log is not None else sys.stderr
     run_dir = Path(run_dir)
     if resume:
         if not (run_dir / "config.toml").exists():
@@ -180,7 +186,10 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
                                batch_size=train_config.batch_size, steps=steps, segment_frames=seg,
                                seed=train_config.seed, workers=train_config.workers)
     val_data = None
-    if len(val_t) >= 2:
+    if len(val_t) >= 2 and not can_form_triplets(val_t, layout.dimensions):
+        print(f"train: the {len(val_t)} validation tracks are similar in every trained dimension, so no "
+              "validation triplet exists and its loss would be 0; monitoring the training loss", file=log)
+    elif len(val_t) >= 2:
         try:
             vsteps = train_config.validation_steps or default_steps(len(val_t), train_config.batch_size)
             val_data = WindowBatches(store.path, val_t, layout, inputs=model_config.inputs,
@@ -208,6 +217,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_config.learning_rate),
                       loss=loss, metrics=metrics, jit_compile=False)
 
+    print(summarize(model), file=log)
     model.run_eagerly = train_config.eager
     monitor = "val_loss" if val_data is not None else "loss"
     plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=train_config.lr_factor,
@@ -239,8 +249,9 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         finally:
             store.close()
     final = _read_state(run_dir)
-    return TrainResult(run_dir, final["epochs_done"], final.get("best_val_loss") or float("nan"),
-                       history, tuple(layout.dimensions), why)
+    best = final.get("best_val_loss")
+    return TrainResult(run_dir, final["epochs_done"], float("nan") if best is None else best,
+                       history, tuple(layout.dimensions), why, monitor=monitor)
 
 
 def _slices(model_config) -> list:
