@@ -280,7 +280,7 @@ def _add_evaluate(sub) -> None:
         "evaluate", help="triplet score per subspace combination, table and radar chart",
         description="Score human or generated similarity triplets (Dim-sim CSV format): the fraction "
                     "with d(anchor, positive) < d(anchor, negative), for the full embedding and every "
-                    "combination of subspaces, with bootstrap 95 %% intervals. Writes "
+                    "combination of subspaces, with bootstrap 95 % intervals. Writes "
                     "evaluation.json, evaluation.md and evaluation_radar.png to --out. Give several "
                     "--model or --embeddings to compare them side by side.")
     p.add_argument("--triplets", required=True, help="triplets CSV (Dim-sim raw or clean format)")

@@ -103,3 +103,11 @@ def test_evaluate_distance_option(tmp_path, capsys):
         scores[tuple(option)] = (result["distance"], result["full"]["score"])
     assert scores[()] == scores[("--distance", "normalised")] == ("normalised-euclidean", 1.0)
     assert scores[("--distance", "paper")] == ("euclidean", 0.0)
+
+
+def test_help_texts_print_percent_signs_once():
+    """Descriptions are not %-formatted by argparse (help strings are): '%%' would show."""
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        assert "%%" not in parser.format_help(), name
+    assert "bootstrap 95 % intervals" in " ".join(sub.choices["evaluate"].format_help().split())

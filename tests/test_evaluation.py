@@ -12,6 +12,7 @@ from mdsim.evaluation import (
     TRIPLET_COLUMNS,
     ClipEmbeddings,
     EmbeddingSet,
+    TripletTable,
     Triplets,
     bootstrap_ci,
     combination_matrix,
@@ -538,3 +539,19 @@ def test_normalised_scores_match_brute_force_with_uneven_slices():
         assert got[key] == pytest.approx(oracle[key], abs=ATOL), key
     assert result["full"]["score"] == pytest.approx(oracle[tuple(dims)], abs=ATOL)
     assert 0.2 < result["full"]["score"] < 0.8
+
+
+def test_no_usable_triplets_says_why(tmp_path):
+    """A file whose triplets are all ties or below the agreement is named, with the counts."""
+    path = write_triplets(tmp_path / "weak.csv", TripletTable(
+        triplet_id=["t1", "t2", "t3"], anchor_id=["a"] * 3, anchor_start_seconds=[0] * 3,
+        anchor_start_samples=[0] * 3, song1_id=["b"] * 3, song1_start_seconds=[0] * 3,
+        song1_start_samples=[0] * 3, song2_id=["c"] * 3, song2_start_seconds=[0] * 3,
+        song2_start_samples=[0] * 3, sampling_rate=[22050] * 3, clip_lengths_seconds=[3.0] * 3,
+        clip_lengths_samples=[66150] * 3, song1_vote=[2, 3, 0], song2_vote=[2, 2, 0]))
+    source = EmbeddingSet(["a", "b", "c"], np.eye(3), dimensions=())
+    with pytest.raises(InputError, match=r"no triplets to score: .*weak\.csv has 3 row\(s\) and none was kept "
+                                         r"\(2 tie\(s\), 1 below agreement 0\.9\); lower the minimum agreement"):
+        evaluate(load_triplets(path), source)
+    with pytest.raises(InputError, match="no triplets to score: the Triplets given are empty"):
+        evaluate(Triplets(anchor=[], positive=[], negative=[]), source)

@@ -209,10 +209,19 @@ def validate(triplets: Triplets, source: EmbeddingSource, *, strict: bool = Fals
     ------
     InputError
         With ``strict=True`` when any track is missing (quoting a few and the
-        count), and always when no triplet is left.
+        count), and always when no triplet is left (saying whether the
+        selection kept none or the tracks are missing).
     """
     if not isinstance(triplets, Triplets):
         raise InputError(f"expected Triplets (from load_triplets or select_triplets), got {type(triplets).__name__}")
+    if len(triplets) == 0:
+        sel = triplets.selection
+        if sel is None:
+            raise InputError("no triplets to score: the Triplets given are empty")
+        raise InputError(f"no triplets to score: {sel.source or 'the triplet file'} has {sel.n_read} row(s) and "
+                         f"none was kept ({sel.n_dropped_tie} tie(s), {sel.n_dropped_low_agreement} below "
+                         f"agreement {sel.min_agreement:g}); lower the minimum agreement (--min-agreement) "
+                         "or check the votes")
     available = set(source.track_ids)
     missing = sorted(t for t in triplets.track_ids() if t not in available)
     if missing and strict:
