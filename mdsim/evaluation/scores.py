@@ -41,7 +41,7 @@ _QUOTE = 5
 DISTANCES = ("normalised", "paper")
 #: What the result's ``"distance"`` key says for each of them.
 _DISTANCE_NAMES = {"normalised": "normalised-euclidean", "paper": "euclidean"}
-#: A slice whose norm is below this has cosine 0 with anything.
+#: Norms (and products of norms) are floored at this: a zero slice stays zero, cosine 0.
 _NORM_FLOOR = 1e-12
 
 
@@ -257,8 +257,9 @@ def evaluate(triplets: Triplets, source: EmbeddingSource, *, mode: str = "track"
     distance : {"normalised", "paper"}
         ``"normalised"``: Euclidean distance after L2-normalising each slice,
         i.e. the sum of per-subspace cosine distances, what training
-        optimises and ``Model.similarity`` ranks by; the full embedding is the combination of all named
-        subspaces (the whole vector when there are none). ``"paper"``:
+        optimises and ``Model.similarity`` ranks by; the full embedding is
+        the combination of all named subspaces (the whole vector when there
+        are none). ``"paper"``:
         Euclidean distance on the raw slices (full: the whole vector), the
         protocol of Ribecky et al., for comparing with the paper's figures.
     model_name : str, optional
