@@ -187,7 +187,7 @@ def evaluation_is_current(path: Path, model_path: Path, triplets, min_agreement,
         return False
     r = read_results(path)[0]
     same_file = r["triplets"]["source"] and Path(r["triplets"]["source"]).resolve() == Path(triplets).resolve()
-    return (same_file and r["triplets"]["min_agreement"] == min_agreement
+    return (same_file and r["triplets"]["min_agreement"] == min_agreement and r["distance"] == "euclidean"
             and r["bootstrap"]["n_resamples"] == bootstrap and r["bootstrap"]["seed"] == seed)
 
 
@@ -204,7 +204,7 @@ def evaluate_model(name, model_path: Path, triplets, triplets_store, eval_dir: P
             before_network()
         status = _cli(["evaluate", "--triplets", triplets, "--model", model_path, "--store", triplets_store,
                        "--out", eval_dir, "--name", name, "--min-agreement", min_agreement,
-                       "--bootstrap", bootstrap, "--seed", seed])
+                       "--bootstrap", bootstrap, "--seed", seed, "--distance", "paper"])
         if status != 0:
             raise SystemExit(f"table1: evaluation of {name} failed (exit status {status})")
     return read_results(path)[0]
@@ -219,8 +219,9 @@ def markdown(table: dict) -> str:
     lines = [f"# {title}" + (" (SMOKE: synthetic corpus, tiny budget; scores meaningless)" if s["smoke"] else ""),
              "",
              f"Triplets: `{s['triplets']}` (agreement >= {s['min_agreement']}), tracks from `{s['triplets_store']}`; "
-             f"models trained on `{s['store']}`. Track mode (mean of 3 s segments), Euclidean distance, full "
-             f"embedding; 95 % percentile bootstrap over triplets ({s['bootstrap']} resamples).", "",
+             f"models trained on `{s['store']}`. Track mode (mean of 3 s segments), Euclidean distance on the "
+             f"raw embedding (the paper's protocol, `--distance paper`), full embedding; 95 % percentile "
+             f"bootstrap over triplets ({s['bootstrap']} resamples).", "",
              "| Model | Num. of dim. | Multi-input | Emb. size | Input | Triplet score (ours) [95 % CI] | Paper "
              "| Triplets scored | Config | Epochs |",
              "|---|---:|:-:|---:|---|---:|---:|---:|---|---:|"]

@@ -86,7 +86,8 @@ def markdown(t: dict) -> str:
              + (" (SMOKE: synthetic corpus, tiny budget; scores meaningless)" if t["smoke"] else ""), "",
              f"Model `{t['model_path']}`; {tr['n_scored']} triplets scored (`{tr['source']}`, agreement >= "
              f"{tr['min_agreement']}; the paper: 426). Full embedding: **{_cell(t['full'])}**. Each row "
-             "activates only the marked subspaces (track mode, Euclidean distance); 95 % bootstrap intervals.",
+             "activates only the marked subspaces (track mode, the paper's Euclidean distance on the raw "
+             "slices); 95 % bootstrap intervals.",
              "", "## The paper's six best combinations", "", head, rule]
     for r in t["paper_combinations"]:
         rank = r["rank"] if r["rank"] is not None else "\u2013"

@@ -21,6 +21,7 @@ import numpy as np
 
 from mdsim.audio import load_audio, prepare_signal, segment_starts
 from mdsim.errors import InputError
+from mdsim.evaluation.scores import cosine_similarity
 from mdsim.features.spectral import extract_features
 
 #: Default number of 3 s segments per network call.
@@ -84,12 +85,6 @@ def prefetch(items, load, *, lookahead: int = LOOKAHEAD_TRACKS):
 
 
 _END = object()
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    na = np.linalg.norm(a, axis=-1)
-    nb = np.linalg.norm(b, axis=-1)
-    return (a * b).sum(axis=-1) / np.maximum(na * nb, 1e-12)
 
 
 class Model:
@@ -305,14 +300,22 @@ class Model:
         or anything :meth:`embed` takes (paths, arrays are not accepted here
         since they need ``sr``: embed them first). ``weights`` maps dimension
         names to non-negative weights (default: equal).
+
+        Each subspace counts by its direction only, whatever its norm: with
+        equal weights, ``1 - similarity`` is the mean per-subspace cosine
+        distance, so ranking by it is ranking by the ``"normalised"`` distance
+        of ``mdsim evaluate`` (the default; docs/method.md, "Distance in a set
+        of subspaces"). A zero slice has similarity 0 with anything.
         """
         dims = self.check_dims(dims if dims is not None else (list(weights) if weights else None))
         w = self._weights(dims, weights)
         va, vb = self._as_vectors(a, dims), self._as_vectors(b, dims)
-        return float(sum(w[d] * _cosine(va[d], vb[d]) for d in dims) / sum(w.values()))
+        return float(sum(w[d] * cosine_similarity(va[d], vb[d]) for d in dims) / sum(w.values()))
 
     def nearest(self, query, catalog, *, k: int = 10, dims=None, weights=None) -> list:
-        """The ``k`` catalog entries most similar to ``query`` (exact search).
+        """The ``k`` catalog entries most similar to ``query`` (exact search), by
+        :meth:`similarity`: with equal weights, the nearest by the ``"normalised"``
+        distance that ``mdsim evaluate`` scores by default.
 
         Parameters
         ----------
@@ -331,7 +334,7 @@ class Model:
         scores = np.zeros(len(names))
         for d in dims:
             M = np.stack([self._as_vectors(catalog[n], [d])[d] for n in names])
-            scores += w[d] * _cosine(M, q[d][None, :])
+            scores += w[d] * cosine_similarity(M, q[d][None, :])
         scores /= sum(w.values())
         order = np.argsort(-scores, kind="stable")[:k]
         return [(names[i], float(scores[i])) for i in order]

@@ -64,6 +64,28 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
                          "convert it to WAV or FLAC, or remove it from the input") from None
 
 
+def audio_duration(path) -> float:
+    """Duration of an audio file in seconds, from its header where libsndfile reads it
+    (else by decoding it whole).
+
+    Raises
+    ------
+    AudioError
+        Missing or undecodable file.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        info = sf.info(str(path))
+        return info.frames / info.samplerate
+    except Exception:  # noqa: BLE001 - a format libsndfile lacks: decode it
+        data, sr = _decode(path)
+        return data.shape[1] / sr
+
+
 def load_audio(path, *, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Decode an audio file to mono ``float32`` at ``sr``.
 

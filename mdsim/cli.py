@@ -122,6 +122,9 @@ def _add_train(sub) -> None:
                    help="negative for a pair with no semi-hard one (default nearest-farthest)")
     p.add_argument("--validation-fraction", type=float,
                    help="share of tracks (or groups) held out for validation (default 0.1)")
+    p.add_argument("--pad-short", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on tracks shorter than one 3 s window, zero-padded as embedding pads "
+                        "them (default); --no-pad-short leaves them out")
     p.add_argument("--workers", type=int, help="loader worker processes (default 0: in process)")
     p.add_argument("--seed", type=int, help="seed of the split, sampler and weights (default 0)")
     p.add_argument("--eager", action="store_true", default=None,
@@ -145,7 +148,8 @@ def _train_configs(args):
                                           ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
                                           ("fallback", args.fallback), ("workers", args.workers),
                                           ("validation_fraction", args.validation_fraction),
-                                          ("seed", args.seed), ("eager", args.eager)) if v is not None}
+                                          ("seed", args.seed), ("eager", args.eager),
+                                          ("pad_short", args.pad_short)) if v is not None}
     return model.replace(**model_changes), training.replace(**training_changes), training_changes
 
 
@@ -170,7 +174,8 @@ def _run_train(args) -> int:
     else:
         result = train(args.store, args.out, model_config=model_config, train_config=train_config,
                        verbose=0 if args.quiet else 1)
-    print(f"train: {result.epochs_done} epochs done, best validation loss {result.best_val_loss:.4f}, "
+    watched = "validation" if result.monitor == "val_loss" else "training"
+    print(f"train: {result.epochs_done} epochs done, best {watched} loss {result.best_val_loss:.4f}, "
           f"model {result.run_dir / 'best.keras'}")
     return 0
 
@@ -219,7 +224,10 @@ def _add_triplets(sub) -> None:
         "triplets", help="generate evaluation triplets of one dimension from labels",
         description="Draw triplets (anchor, a positive similar to it in one dimension, a negative that "
                     "is not) from the labels of a manifest or a features store, by the similarity rules "
-                    "of docs/method.md, and write them in the Dim-sim CSV format.")
+                    "of docs/method.md, and write them in the Dim-sim CSV format. Each clip starts at "
+                    "a random time (seeded) at which a whole 3 s clip fits in its track (0 for a track "
+                    "shorter than 3 s), so `mdsim evaluate --mode clip` scores clips from all over "
+                    "the tracks; durations come from the store, or from the audio files of a manifest.")
     p.add_argument("source", help="a manifest CSV or a features store (.h5)")
     p.add_argument("--dimension", required=True, choices=("genre", "mood", "instrument", "era", "tempo", "key"),
                    help="the dimension whose similarity rule picks positives and negatives")
@@ -232,16 +240,21 @@ def _add_triplets(sub) -> None:
     p.set_defaults(run=_run_triplets)
 
 
-def _labels_of(source):
+def _labels_of(source, track_ids=None):
+    """``({track_id: labels}, {track_id: seconds})`` of a manifest or a store; durations
+    only of ``track_ids`` (default all), since a manifest's are read from the audio."""
     from pathlib import Path
 
+    from mdsim.audio import audio_duration
     from mdsim.features.store import FeatureStore
     from mdsim.manifest import read_manifest
 
     path = Path(source)
     if path.suffix.lower() == ".csv":
         entries = read_manifest(path)
-        return {e.track_id: e.labels for e in entries}, {}
+        wanted = set(track_ids) if track_ids is not None else None
+        return ({e.track_id: e.labels for e in entries},
+                {e.track_id: audio_duration(e.path) for e in entries if wanted is None or e.track_id in wanted})
     with FeatureStore(path) as store:
         ids = store.track_ids()
         return ({t: store.labels(t) for t in ids}, {t: store.attrs(t)["duration"] for t in ids})
@@ -260,9 +273,10 @@ def _read_track_list(path):
 def _run_triplets(args) -> int:
     from mdsim.evaluation import generate_triplets, write_triplets
 
-    labels, durations = _labels_of(args.source)
     tracks = _read_track_list(args.tracks) if args.tracks else None
-    table = generate_triplets(labels, args.dimension, args.n, seed=args.seed, track_ids=tracks)
+    labels, durations = _labels_of(args.source, tracks)
+    table = generate_triplets(labels, args.dimension, args.n, seed=args.seed, track_ids=tracks,
+                              durations=durations)
     write_triplets(args.out, table)
     print(f"triplets: wrote {args.n} {args.dimension} triplets to {args.out}")
     return 0
@@ -273,8 +287,8 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser(
         "evaluate", help="triplet score per subspace combination, table and radar chart",
         description="Score human or generated similarity triplets (Dim-sim CSV format): the fraction "
-                    "with d(anchor, positive) < d(anchor, negative), Euclidean, for the full embedding "
-                    "and every combination of subspaces, with bootstrap 95 %% intervals. Writes "
+                    "with d(anchor, positive) < d(anchor, negative), for the full embedding and every "
+                    "combination of subspaces, with bootstrap 95 % intervals. Writes "
                     "evaluation.json, evaluation.md and evaluation_radar.png to --out. Give several "
                     "--model or --embeddings to compare them side by side.")
     p.add_argument("--triplets", required=True, help="triplets CSV (Dim-sim raw or clean format)")
@@ -294,6 +308,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--mode", choices=("track", "clip"), default="track",
                    help="track: mean over the track's 3 s segments (default); clip: the 3 s at the "
                         "triplet's start time (needs --model)")
+    p.add_argument("--distance", choices=("normalised", "paper"), default="normalised",
+                   help="normalised: sum of per-subspace cosine distances, each subspace counting the "
+                        "same, as in training and Model.similarity (default); paper: Euclidean "
+                        "distance on the raw slices, Ribecky et al.'s protocol, for the paper's figures")
     p.add_argument("--strict", action="store_true", help="fail when a triplet's track is missing")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -303,7 +321,7 @@ def _add_evaluate(sub) -> None:
 
 def _run_evaluate(args) -> int:
     from mdsim.errors import InputError
-    from mdsim.evaluation import evaluate, load_triplets, read_embeddings, write_report
+    from mdsim.evaluation import evaluate, format_score, load_triplets, read_embeddings, write_report
 
     for path in args.compare:  # a .keras file is a model, anything else an embeddings file
         (args.model if str(path).endswith(".keras") else args.embeddings).append(path)
@@ -333,14 +351,13 @@ def _run_evaluate(args) -> int:
                 sources.append(store_embedding_set(model, args.store, sorted(triplets.track_ids()), name=name))
     for path in args.embeddings:
         sources.append(read_embeddings(path, name=names.pop(0) if names else None))
-    results = [evaluate(triplets, s, mode=args.mode, strict=args.strict, n_bootstrap=args.bootstrap,
-                        seed=args.seed) for s in sources]
+    results = [evaluate(triplets, s, mode=args.mode, distance=args.distance, strict=args.strict,
+                        n_bootstrap=args.bootstrap, seed=args.seed) for s in sources]
     files = write_report(results[0] if len(results) == 1 else results, args.out, top=args.top)
     for r in results:
         t = r["triplets"]
         print(f"evaluate: {r['model']}: scored {t['n_scored']} triplets "
-              f"({t['n_dropped_missing']} dropped for missing tracks); full embedding "
-              f"{r['full']['score']:.4f} [{r['full']['ci_low']:.4f}, {r['full']['ci_high']:.4f}]")
+              f"({t['n_dropped_missing']} dropped for missing tracks); full embedding {format_score(r['full'])}")
     print("evaluate: wrote " + ", ".join(str(p) for p in files.values()))
     return 0
 

@@ -264,3 +264,23 @@ def test_embed_checkpoints_append_only_new_tracks_and_a_killed_run_resumes(model
     assert list(result.track_ids) == ["trumpet", "speech", "robin", "humpback"]
     assert not (tmp_path / "emb.h5.parts").exists()
     np.testing.assert_allclose(result.embeddings[1], model.embed(files[1]).vectors, rtol=1e-5, atol=1e-6)
+
+
+def test_similarity_nearest_and_evaluate_agree_on_distance():
+    """Where a subspace's large norms decide the paper's Euclidean distance, similarity, nearest
+    and evaluate's default all count each subspace by direction only, and so agree."""
+    from mdsim.api import Model
+    from mdsim.evaluation import EmbeddingSet, Triplets, evaluate
+    from mdsim.model import ModelConfig
+
+    m = Model(None, ModelConfig(dimensions=("mood", "tempo"), embedding_size=4))  # no network needed
+    a, p, n = (np.array(v, dtype=np.float32) for v in ([1, 0, 10, 0], [1, 0, 0, 10], [-1, 0, 20, 0]))
+    assert m.similarity(a, p) > m.similarity(a, n)
+    assert [name for name, _ in m.nearest(a, {"n": n, "p": p})] == ["p", "n"]
+    source = EmbeddingSet(["a", "p", "n"], np.stack([a, p, n]), dimensions=m.dimensions)
+    t = Triplets(anchor=["a"], positive=["p"], negative=["n"])
+    assert evaluate(t, source, n_bootstrap=0)["full"]["score"] == 1.0           # agrees
+    assert evaluate(t, source, distance="paper", n_bootstrap=0)["full"]["score"] == 0.0
+    # with equal weights, 1 - similarity is half the mean squared normalised distance
+    sq = sum(np.sum((a[s] / np.linalg.norm(a[s]) - n[s] / np.linalg.norm(n[s])) ** 2) for s in m.slices.values())
+    assert 1 - m.similarity(a, n) == pytest.approx(sq / (2 * len(m.dimensions)))

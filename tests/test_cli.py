@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mdsim.cli import build_parser, help_markdown, main
@@ -48,3 +49,65 @@ def test_configs_of_table_1_load():
     seen = {(m.backbone, len(m.dimensions), m.embedding_size) for m, _ in map(read_run_config, configs)}
     assert seen == {("baseline", 4, 256), ("multi_input", 4, 256), ("baseline", 6, 258),
                     ("baseline", 6, 384), ("multi_input", 6, 384)}
+
+
+@pytest.mark.parametrize("source", ["manifest", "store"])
+def test_triplets_draw_clip_starts_within_each_track(small_corpus, tmp_path, source):
+    """Clip-mode scores need clips from all over the tracks, not always their first 3 s."""
+    from mdsim.evaluation import read_triplets
+
+    if source == "store":
+        from mdsim.features.pipeline import prep
+
+        prep(small_corpus, tmp_path / "s.h5", workers=1, progress=False)
+    path = small_corpus if source == "manifest" else tmp_path / "s.h5"
+
+    def draw(seed, out):
+        assert main(["triplets", str(path), "--dimension", "genre", "--n", "20", "--seed", str(seed),
+                     "--out", str(tmp_path / out)]) == 0
+        t = read_triplets(tmp_path / out)
+        return [(s, t.sampling_rate[0], getattr(t, f"{r}_start_seconds"))
+                for r, s in (("anchor", t.anchor_start_samples), ("song1", t.song1_start_samples),
+                             ("song2", t.song2_start_samples))]
+
+    first = draw(0, "a.csv")
+    for samples, sr, seconds in first:
+        # the corpus' tracks last 4 s: a whole 3 s clip fits when it starts in [0, 1 s]
+        assert samples.min() >= 0 and samples.max() <= 1 * sr and len(set(samples)) > 10
+        np.testing.assert_allclose(seconds, samples / sr)
+    again = draw(0, "b.csv")
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again))   # seeded
+    other = draw(1, "c.csv")
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
+
+
+def test_evaluate_distance_option(tmp_path, capsys):
+    """--distance picks the protocol; the default is the normalised one the API ranks by."""
+    import json
+
+    from mdsim.evaluation import write_embeddings
+
+    emb = write_embeddings(tmp_path / "e.npz", ["a", "p", "n"], [[1, 0, 10, 0], [1, 0, 0, 10], [-1, 0, 20, 0]],
+                           dimensions=["mood", "tempo"])
+    trip = tmp_path / "t.csv"
+    trip.write_text("triplet_id,anchor_id,anchor_start_seconds,anchor_start_samples,song1_id,song1_start_seconds,"
+                    "song1_start_samples,song2_id,song2_start_seconds,song2_start_samples,sampling_rate,"
+                    "clip_lengths_seconds,clip_lengths_samples,song1_vote,song2_vote\n"
+                    "t0,a,0,0,p,0,0,n,0,0,22050,3,66150,1,0\n")
+    scores = {}
+    for option in ([], ["--distance", "paper"], ["--distance", "normalised"]):
+        out = tmp_path / ("r" + "".join(option))
+        assert main(["evaluate", "--triplets", str(trip), "--embeddings", str(emb), "--out", str(out),
+                     "--bootstrap", "0", *option]) == 0
+        result = json.loads((out / "evaluation.json").read_text())
+        scores[tuple(option)] = (result["distance"], result["full"]["score"])
+    assert scores[()] == scores[("--distance", "normalised")] == ("normalised-euclidean", 1.0)
+    assert scores[("--distance", "paper")] == ("euclidean", 0.0)
+
+
+def test_help_texts_print_percent_signs_once():
+    """Descriptions are not %-formatted by argparse (help strings are): '%%' would show."""
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        assert "%%" not in parser.format_help(), name
+    assert "bootstrap 95 % intervals" in " ".join(sub.choices["evaluate"].format_help().split())

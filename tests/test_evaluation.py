@@ -12,6 +12,7 @@ from mdsim.evaluation import (
     TRIPLET_COLUMNS,
     ClipEmbeddings,
     EmbeddingSet,
+    TripletTable,
     Triplets,
     bootstrap_ci,
     combination_matrix,
@@ -275,7 +276,7 @@ def test_number_of_combinations():
 
 def test_scores_known_by_construction(genre_era_case):
     source, triplets = genre_era_case
-    result = evaluate(triplets, source, n_bootstrap=200)
+    result = evaluate(triplets, source, distance="paper", n_bootstrap=200)
     assert len(result["combinations"]) == 63
     for c in result["combinations"]:
         assert c["score"] == pytest.approx(expected_genre_era(c["dims"]), abs=ATOL), c["dims"]
@@ -291,7 +292,7 @@ def test_scores_known_by_construction(genre_era_case):
 def test_four_dimensions_give_15_combinations(genre_era_case):
     source, triplets = genre_era_case
     four = EmbeddingSet(source.track_ids, source.embeddings[:, :8], dimensions=DIMENSIONS[:4])
-    result = evaluate(triplets, four, n_bootstrap=0)
+    result = evaluate(triplets, four, distance="paper", n_bootstrap=0)
     assert len(result["combinations"]) == 15
     assert {tuple(c["dims"]): c["score"] for c in result["combinations"]}[("genre",)] == pytest.approx(0.8)
     assert result["full"]["ci_low"] is None
@@ -305,7 +306,8 @@ def test_scores_match_brute_force_with_uneven_slices():
     ids = [f"t{i}" for i in range(3 * n)]
     x = rng.normal(size=(3 * n, width)).astype(np.float32)
     triplets = Triplets(anchor=ids[:n], positive=ids[n:2 * n], negative=ids[2 * n:])
-    result = evaluate(triplets, EmbeddingSet(ids, x, dimensions=dims, slices=slices), n_bootstrap=0)
+    result = evaluate(triplets, EmbeddingSet(ids, x, dimensions=dims, slices=slices), distance="paper",
+                      n_bootstrap=0)
     oracle = brute_force_scores(dict(zip(ids, x.astype(np.float64))), triplets, dims, slices)
     got = {tuple(c["dims"]): c["score"] for c in result["combinations"]}
     assert got.keys() == oracle.keys()
@@ -364,7 +366,8 @@ def test_clip_mode_uses_start_times():
     vectors = {("a", 0.0): [0.0, 0.0], ("b", 3.0): [1.0, 0.0], ("c", 6.0): [2.0, 0.0],
                ("b", 0.0): [5.0, 0.0], ("c", 0.0): [0.5, 0.0]}
     mapping = ClipEmbeddings(vectors, dimensions=["genre", "mood"])
-    assert evaluate(t, mapping, mode="clip", n_bootstrap=0)["full"]["score"] == 1.0
+    # 1-d subspaces: under "normalised" only their signs would count
+    assert evaluate(t, mapping, mode="clip", distance="paper", n_bootstrap=0)["full"]["score"] == 1.0
     calls = []
 
     def embed(track_id, start_seconds):
@@ -372,7 +375,7 @@ def test_clip_mode_uses_start_times():
         return vectors[(track_id, start_seconds)]
 
     by_call = ClipEmbeddings(embed, track_ids={"a", "b", "c"}, name="callable")
-    result = evaluate(t, by_call, mode="clip", n_bootstrap=0)
+    result = evaluate(t, by_call, mode="clip", distance="paper", n_bootstrap=0)
     assert result["full"]["score"] == 1.0 and result["model"] == "callable" and result["combinations"] == []
     assert sorted(calls) == [("a", 0.0), ("b", 3.0), ("c", 6.0)]
     with pytest.raises(InputError, match="start time"):
@@ -408,7 +411,7 @@ def test_embeddings_file_round_trip(tmp_path, suffix):
 def test_embeddings_without_slices_score_full_only(tmp_path, genre_era_case):
     source, triplets = genre_era_case
     path = write_embeddings(tmp_path / "peer.npz", source.track_ids, source.embeddings)
-    result = evaluate(triplets, read_embeddings(path), n_bootstrap=0)
+    result = evaluate(triplets, read_embeddings(path), distance="paper", n_bootstrap=0)
     assert result["dimensions"] == [] and result["combinations"] == []
     assert result["full"]["score"] == pytest.approx(0.6) and result["model"] == "peer"
 
@@ -434,7 +437,7 @@ def test_bad_embeddings_files(tmp_path):
 
 def test_markdown_table_like_table_2(genre_era_case):
     source, triplets = genre_era_case
-    result = evaluate(triplets, source, n_bootstrap=50)
+    result = evaluate(triplets, source, distance="paper", n_bootstrap=50)
     text = markdown_table(result, top=6)
     assert "| Rank | Genre | Mood | Inst. | Era | Tempo | Key | Triplet score [95 % CI] |" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Rank")]
@@ -446,9 +449,9 @@ def test_markdown_table_like_table_2(genre_era_case):
 
 def test_reports_json_chart_and_compare(tmp_path, genre_era_case):
     source, triplets = genre_era_case
-    a = evaluate(triplets, source, n_bootstrap=100, model_name="six")
+    a = evaluate(triplets, source, distance="paper", n_bootstrap=100, model_name="six")
     four = EmbeddingSet(source.track_ids, source.embeddings[:, :8], dimensions=DIMENSIONS[:4])
-    b = evaluate(triplets.take(slice(0, 8)), four, n_bootstrap=100, model_name="four")
+    b = evaluate(triplets.take(slice(0, 8)), four, distance="paper", n_bootstrap=100, model_name="four")
     paths = write_report(a, tmp_path / "one")
     assert read_results(paths["json"]) == [json.loads(json.dumps(a))]
     png = paths["radar"].read_bytes()
@@ -478,3 +481,77 @@ def test_result_schema_keys_are_stable(genre_era_case):
     assert list(result["full"]) == ["score", "ci_low", "ci_high", "n_correct"]
     assert list(result["combinations"][0]) == ["dims", "score", "ci_low", "ci_high", "n_correct", "rank"]
     json.dumps(result)  # serialisable as is
+
+
+# --------------------------------------------------------------------------------------
+# The two distances
+
+
+def norm_dominated_case():
+    """One triplet, mood in columns 0-1, tempo in 2-3 with norms ten times larger.
+
+    mood:  a = (1, 0), p = (1, 0), n = (-1, 0)      p right, n opposite
+    tempo: a = (10, 0), p = (0, 10), n = (20, 0)    p orthogonal, n same direction, farther
+    Raw (paper): d(a, p)^2 = 0 + 200 > d(a, n)^2 = 4 + 100: tempo's norms decide, wrong.
+    Normalised:  2(1 - cos) sums to 0 + 2 = 2 < 4 + 0 = 4: right (mood says more than tempo).
+    """
+    ids = ["a", "p", "n"]
+    x = [[1, 0, 10, 0], [1, 0, 0, 10], [-1, 0, 20, 0]]
+    return EmbeddingSet(ids, x, dimensions=["mood", "tempo"]), Triplets(anchor=["a"], positive=["p"], negative=["n"])
+
+
+def test_normalised_and_paper_distances_differ_where_norms_differ():
+    source, t = norm_dominated_case()
+    paper = evaluate(t, source, distance="paper", n_bootstrap=0)
+    normalised = evaluate(t, source, n_bootstrap=0)  # the default
+    scores = {name: {tuple(c["dims"]): c["score"] for c in r["combinations"]}
+              for name, r in (("paper", paper), ("normalised", normalised))}
+    assert paper["full"]["score"] == 0.0 and scores["paper"][("mood", "tempo")] == 0.0
+    assert normalised["full"]["score"] == 1.0 and scores["normalised"][("mood", "tempo")] == 1.0
+    assert scores["paper"][("mood",)] == scores["normalised"][("mood",)] == 1.0
+    assert paper["distance"] == "euclidean" and normalised["distance"] == "normalised-euclidean"
+    assert "L2-normalised slices" in markdown_table(normalised) and "paper's protocol" in markdown_table(paper)
+    # normalised scores do not change when a subspace is scaled; the paper's do
+    scaled = EmbeddingSet(source.track_ids, source.embeddings * [100, 100, 1, 1], dimensions=["mood", "tempo"])
+    assert evaluate(t, scaled, n_bootstrap=0)["full"]["score"] == 1.0
+    assert evaluate(t, scaled, distance="paper", n_bootstrap=0)["full"]["score"] == 1.0
+    with pytest.raises(InputError, match="distance is 'cosine', expected one of normalised, paper"):
+        evaluate(t, source, distance="cosine")
+
+
+def test_normalised_scores_match_brute_force_with_uneven_slices():
+    """Oracle: L2-normalise every slice of the combination, concatenate, compare Euclidean norms."""
+    rng = np.random.default_rng(1)
+    n = 60
+    slices = [(0, 3), (3, 5), (5, 9), (10, 14)]  # column 9 in no subspace
+    dims = ["genre", "mood", "tempo", "key"]
+    ids = [f"t{i}" for i in range(3 * n)]
+    x = rng.normal(size=(3 * n, 14)) * rng.uniform(0.1, 10, size=(3 * n, 1))
+    unit = x.copy()
+    for a, b in slices:
+        unit[:, a:b] /= np.linalg.norm(x[:, a:b], axis=1, keepdims=True)
+    unit[:, 9] = 0.0
+    triplets = Triplets(anchor=ids[:n], positive=ids[n:2 * n], negative=ids[2 * n:])
+    result = evaluate(triplets, EmbeddingSet(ids, x, dimensions=dims, slices=slices), n_bootstrap=0)
+    oracle = brute_force_scores(dict(zip(ids, unit)), triplets, dims, slices)
+    got = {tuple(c["dims"]): c["score"] for c in result["combinations"]}
+    for key in oracle:
+        assert got[key] == pytest.approx(oracle[key], abs=ATOL), key
+    assert result["full"]["score"] == pytest.approx(oracle[tuple(dims)], abs=ATOL)
+    assert 0.2 < result["full"]["score"] < 0.8
+
+
+def test_no_usable_triplets_says_why(tmp_path):
+    """A file whose triplets are all ties or below the agreement is named, with the counts."""
+    path = write_triplets(tmp_path / "weak.csv", TripletTable(
+        triplet_id=["t1", "t2", "t3"], anchor_id=["a"] * 3, anchor_start_seconds=[0] * 3,
+        anchor_start_samples=[0] * 3, song1_id=["b"] * 3, song1_start_seconds=[0] * 3,
+        song1_start_samples=[0] * 3, song2_id=["c"] * 3, song2_start_seconds=[0] * 3,
+        song2_start_samples=[0] * 3, sampling_rate=[22050] * 3, clip_lengths_seconds=[3.0] * 3,
+        clip_lengths_samples=[66150] * 3, song1_vote=[2, 3, 0], song2_vote=[2, 2, 0]))
+    source = EmbeddingSet(["a", "b", "c"], np.eye(3), dimensions=())
+    with pytest.raises(InputError, match=r"no triplets to score: .*weak\.csv has 3 row\(s\) and none was kept "
+                                         r"\(2 tie\(s\), 1 below agreement 0\.9\); lower the minimum agreement"):
+        evaluate(load_triplets(path), source)
+    with pytest.raises(InputError, match="no triplets to score: the Triplets given are empty"):
+        evaluate(Triplets(anchor=[], positive=[], negative=[]), source)

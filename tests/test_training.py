@@ -148,7 +148,7 @@ def test_too_few_tracks_fails_with_numbers(tmp_path):
     write_wav(folder / "a.wav", clicks(100, 4.0))
     write_wav(folder / "b.wav", clicks(120, 4.0))
     prep(folder, tmp_path / "s.h5", workers=1, progress=False)
-    with pytest.raises(InputError, match="2 tracks long enough to train on; need at least 4"):
+    with pytest.raises(InputError, match="2 tracks to train on; need at least 4"):
         train(tmp_path / "s.h5", tmp_path / "run")
 
 
@@ -228,3 +228,105 @@ def test_training_saves_the_stores_feature_settings_in_the_model(tmp_path):
     prep(manifest, tmp_path / "plain.h5", workers=1, progress=False)
     with pytest.raises(InputError, match="cyclic_tempogram: True \\(run\\) vs False \\(store\\)"):
         train(tmp_path / "plain.h5", run, train_config=TrainConfig(epochs=2), resume=True, verbose=0)
+
+
+def _short_store(tmp_path, seconds=(1.0, 1.5, 2.0, 2.5)):
+    """Tracks shorter than one 3 s window, two per genre (tempo and key given: no madmom)."""
+    folder = tmp_path / "short"
+    rows = []
+    for i, s in enumerate(seconds):
+        write_wav(folder / f"s{i}.wav", clicks(90 + 20 * i, s) + 0.3 * sine(300 + 50 * i, s))
+        rows.append({"track_id": f"s{i}", "path": f"s{i}.wav", "genre": ["kick", "snare"][i % 2],
+                     "tempo": 90 + 20 * i, "key": "C major"})
+    prep(write_manifest(folder / "m.csv", rows), tmp_path / "short.h5", workers=1, progress=False)
+    return tmp_path / "short.h5"
+
+
+def test_short_tracks_are_trained_on_padded_as_embedding_pads_them(tmp_path):
+    """A class made only of clips shorter than 3 s is sampled, each window being the clip
+    followed by zeros, exactly the one segment Model.segments_from_features embeds."""
+    from mdsim.api import Model
+    from mdsim.model import ModelConfig
+
+    store_path = _short_store(tmp_path)
+    with FeatureStore(store_path) as store:
+        table, short = TrackTable.from_store(store, min_frames=259, pad_short=True)
+        assert short == 4 and len(table) == 4
+        assert len(TrackTable.from_store(store, min_frames=259, pad_short=False)[0]) == 0
+        config = ModelConfig(dimensions=("genre",), embedding_size=16, width=0.25)
+        embedder = Model(None, config)  # cutting features into segments needs no network
+        expected = [embedder.segments_from_features(store.features(t))[0] for t in table.track_ids]
+    layout = LabelLayout.from_records(("genre",), table.labels)
+    data = WindowBatches(store_path, table, layout, inputs=config.inputs, batch_size=8, steps=2,
+                         segment_frames=259, seed=0)
+    seen = set()
+    for i in range(len(data)):
+        x, _ = data[i]
+        for b in range(8):
+            match = [k for k, e in enumerate(expected)
+                     if all(np.array_equal(x[n][b], e[n][0]) for n in config.inputs)]
+            assert match, "a training window is not the padded segment embedding computes"
+            seen.add(match[0])
+    assert seen == {0, 1, 2, 3}
+
+
+def test_short_tracks_can_be_left_out(tmp_path):
+    from mdsim.training.fit import train
+
+    store_path = _short_store(tmp_path)
+    with pytest.raises(InputError, match=r"0 tracks to train on \(4 shorter than a window left out\)"):
+        train(store_path, tmp_path / "run", train_config=TrainConfig(pad_short=False))
+    assert TrainConfig.from_dict({}).pad_short is True
+    with pytest.raises(InputError, match="pad_short must be true or false"):
+        TrainConfig(pad_short="no")
+
+
+@pytest.fixture(scope="module")
+def twin_validation_run(tmp_path_factory):
+    """A one-step eager run whose validation split is two tracks with the same labels
+    (one group of three, each a pair of twins): no validation triplet exists."""
+    import contextlib
+    import io
+
+    from mdsim.cli import main
+
+    folder = tmp_path_factory.mktemp("twins")
+    rows = []
+    for i in range(6):
+        write_wav(folder / f"t{i}.wav", clicks(90 + 10 * i, 4.0) + 0.3 * sine(220 + 30 * i, 4.0))
+        g = i // 2
+        rows.append({"track_id": f"t{i}", "path": f"t{i}.wav", "genre": ["rock", "jazz", "pop"][g],
+                     "mood": ["sad", "happy", "calm"][g], "tempo": [80, 120, 160][g],
+                     "key": ["C major", "E major", "A major"][g], "group": f"g{g}"})
+    prep(write_manifest(folder / "m.csv", rows), folder / "s.h5", workers=1, progress=False)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["train", str(folder / "s.h5"), "--out", str(folder / "run"), "--width", "0.25",
+                       "--batch-size", "8", "--epochs", "1", "--steps-per-epoch", "1", "--dims", "genre,mood,key",
+                       "--embedding-size", "12", "--validation-fraction", "0.34", "--eager", "--quiet"])
+    return status, out.getvalue(), err.getvalue(), folder / "run"
+
+
+def test_training_prints_the_model_summary_first(twin_validation_run):
+    status, _, err, _ = twin_validation_run
+    assert status == 0
+    assert "| stage | output shape | parameters | MFLOPs |" in err and "| mel_block1 |" in err
+    assert "forward FLOPs per segment:" in err and "subspaces: genre [0:4], mood [4:8], key [8:12]" in err
+    per_branch = next(line for line in err.splitlines() if line.startswith("per branch: "))
+    for branch in ("mel", "cens", "tempogram", "trunk", "head"):
+        assert f"{branch} " in per_branch and "parameters" in per_branch
+
+
+def test_validation_without_triplets_monitors_the_training_loss(twin_validation_run):
+    """Two validation tracks alike in every dimension give a validation loss of 0 by
+    construction: the run says so, monitors the training loss, and reports that loss."""
+    import csv
+
+    status, out, err, run = twin_validation_run
+    assert status == 0 and len(json.loads((run / "split.json").read_text())["validation"]) == 2
+    assert "no validation triplet exists" in err and "monitoring the training loss" in err
+    with open(run / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r.get("val_loss", "NA") == "NA" for r in rows)  # CSVLogger's mark of "not computed"
+    best = min(float(r["loss"]) for r in rows)
+    assert f"best training loss {best:.4f}" in out and "nan" not in out

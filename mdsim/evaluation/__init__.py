@@ -30,12 +30,15 @@ from mdsim.evaluation.report import (
     write_report,
 )
 from mdsim.evaluation.scores import (
+    DISTANCES,
     bootstrap_ci,
     combination_correct,
     combination_matrix,
     combinations,
     competition_rank,
+    cosine_similarity,
     evaluate,
+    subspace_distances,
     subspace_sq_distances,
     triplet_correct,
     validate,
@@ -57,7 +60,8 @@ __all__ = [
     "read_triplets", "select_triplets", "write_triplets",
     "ClipEmbeddings", "EmbeddingSet", "EmbeddingSource", "check_layout", "read_embeddings", "track_embedding",
     "write_embeddings",
-    "bootstrap_ci", "combination_correct", "combination_matrix", "combinations", "competition_rank", "evaluate",
-    "subspace_sq_distances", "triplet_correct", "validate",
+    "DISTANCES", "bootstrap_ci", "combination_correct", "combination_matrix", "combinations", "competition_rank",
+    "cosine_similarity", "evaluate", "subspace_distances", "subspace_sq_distances",
+    "triplet_correct", "validate",
     "compare_table", "format_score", "markdown_table", "radar_chart", "read_results", "write_json", "write_report",
 ]

@@ -75,6 +75,12 @@ def _singles(result: dict) -> dict:
     return {c["dims"][0]: c for c in result["combinations"] if len(c["dims"]) == 1}
 
 
+def _distance_words(result: dict) -> str:
+    return {"euclidean": "Euclidean distance on the raw slices (the paper's protocol)",
+            "normalised-euclidean": "Euclidean distance on L2-normalised slices (per-subspace cosine)"}.get(
+        result.get("distance"), f"{result.get('distance')} distance")
+
+
 def markdown_table(result: dict, *, top: int | None = None) -> str:
     """The ranked combinations of one result, with a check-mark column per dimension.
 
@@ -84,7 +90,7 @@ def markdown_table(result: dict, *, top: int | None = None) -> str:
     """
     t = result["triplets"]
     lines = [f"## {result['model']}", "",
-             f"{t['n_scored']} triplets scored ({result['mode']} mode, Euclidean distance, ties count as "
+             f"{t['n_scored']} triplets scored ({result['mode']} mode, {_distance_words(result)}, ties count as "
              f"incorrect; {t['n_read']} read, {t['n_kept']} kept, {t['n_dropped_missing']} dropped for "
              f"{len(result['missing_tracks'])} missing tracks).", "",
              f"Full embedding: **{format_score(result['full'])}**", ""]

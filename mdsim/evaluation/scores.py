@@ -1,14 +1,26 @@
 """Triplet scores: validate the inputs, pure metric functions, one ``evaluate``.
 
-A triplet is predicted correctly when the Euclidean distance from the anchor
-to the positive is *strictly* smaller than to the negative; equal distances
-count as incorrect, so a constant embedding scores 0, not 0.5.
+A triplet is predicted correctly when the distance from the anchor to the
+positive is *strictly* smaller than to the negative; equal distances count as
+incorrect, so a constant embedding scores 0, not 0.5.
+
+Two distances over a combination of subspaces (``DISTANCES``):
+
+- ``"normalised"`` (default): each slice is L2-normalised before the slices
+  are put together, then Euclidean; the squared distance over a combination
+  is ``2 * sum(1 - cos)`` of its subspaces, i.e. the sum of per-subspace
+  cosine distances. Every subspace counts the same whatever its norm,
+  training compares slices by cosine distance, and
+  :meth:`mdsim.Model.similarity` and :meth:`mdsim.Model.nearest` rank by the
+  mean of the same per-subspace cosines.
+- ``"paper"``: Euclidean distance on the raw concatenated slices, the protocol
+  of Ribecky et al.; a subspace with larger norms counts more.
 
 The multi-dimensional analysis scores every non-empty combination of named
-subspaces. For Euclidean distance the squared distance over a combination is
-the sum of the per-subspace squared distances, so the per-subspace squared
-distances are computed once, ``(n_triplets, n_dims)``, and every combination
-follows from one product with the 0/1 combination matrix.
+subspaces. Under either distance the (squared) distance over a combination is
+the sum of per-subspace terms, so those are computed once, ``(n_triplets,
+n_dims)``, and every combination follows from one product with the 0/1
+combination matrix.
 """
 
 from __future__ import annotations
@@ -25,6 +37,12 @@ from mdsim.evaluation.triplets import Triplets
 RESULT_SCHEMA = "mdsim.evaluation/1"
 #: How many missing track ids an error message quotes.
 _QUOTE = 5
+#: The distances :func:`evaluate` offers, the default first (module docstring).
+DISTANCES = ("normalised", "paper")
+#: What the result's ``"distance"`` key says for each of them.
+_DISTANCE_NAMES = {"normalised": "normalised-euclidean", "paper": "euclidean"}
+#: Norms (and products of norms) are floored at this: a zero slice stays zero, cosine 0.
+_NORM_FLOOR = 1e-12
 
 
 # --------------------------------------------------------------------------------------
@@ -73,6 +91,46 @@ def subspace_sq_distances(x, y, slices) -> np.ndarray:
     return np.stack([sq[:, a:b].sum(axis=1) for a, b in slices], axis=1)
 
 
+def cosine_similarity(x, y) -> np.ndarray:
+    """Cosine similarity of ``x`` and ``y`` along the last axis (broadcast), float64.
+
+    A zero vector has similarity 0 with anything (its norm is floored at
+    1e-12), so it is neither similar nor opposite.
+
+    >>> cosine_similarity([1.0, 0.0], [[2.0, 0.0], [0.0, 3.0], [0.0, 0.0]]).tolist()
+    [1.0, 0.0, 0.0]
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1)
+    return (x * y).sum(axis=-1) / np.maximum(norms, _NORM_FLOOR)
+
+
+def _normalised_sq_distances(x, y, slices) -> np.ndarray:
+    """Squared Euclidean distance between L2-normalised slices, ``(n, len(slices))`` float64.
+
+    ``|x/|x| - y/|y||**2 = 2 (1 - cos)`` for non-zero slices; a zero slice stays
+    zero, so identical items are always at distance 0.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+    def unit(v):
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), _NORM_FLOOR)
+
+    return np.stack([((unit(x[:, a:b]) - unit(y[:, a:b])) ** 2).sum(axis=1) for a, b in slices], axis=1)
+
+
+def subspace_distances(x, y, slices, *, distance: str = DISTANCES[0]) -> np.ndarray:
+    """Per-subspace terms of ``distance`` (see :data:`DISTANCES`), ``(n, len(slices))`` float64:
+    squared Euclidean distances between the slices, L2-normalised first for ``"normalised"``
+    (``2 (1 - cos)``), raw for ``"paper"``. Their sum over a combination is the squared
+    distance of the combination."""
+    if distance == "normalised":
+        return _normalised_sq_distances(x, y, slices)
+    if distance == "paper":
+        return subspace_sq_distances(x, y, slices)
+    raise InputError(f"distance is {distance!r}, expected one of {', '.join(DISTANCES)}")
+
+
 def triplet_correct(anchor, positive, negative) -> np.ndarray:
     """``bool [shape=(n,)]``: ``d(anchor, positive) < d(anchor, negative)`` over the full vectors.
 
@@ -84,14 +142,17 @@ def triplet_correct(anchor, positive, negative) -> np.ndarray:
     return d_pos < d_neg
 
 
-def combination_correct(anchor, positive, negative, slices, matrix) -> np.ndarray:
+def combination_correct(anchor, positive, negative, slices, matrix, *,
+                        distance: str = DISTANCES[0]) -> np.ndarray:
     """``bool [shape=(n, n_combinations)]``: correctness of each triplet in each combination.
 
     ``matrix`` is :func:`combination_matrix` over the ``slices``. The margin
     ``d(a, n)**2 - d(a, p)**2`` of a combination is the sum of per-subspace
-    margins; the triplet is correct where it is strictly positive.
+    margins (:func:`subspace_distances`); the triplet is correct where it is
+    strictly positive.
     """
-    margin = subspace_sq_distances(anchor, negative, slices) - subspace_sq_distances(anchor, positive, slices)
+    margin = (subspace_distances(anchor, negative, slices, distance=distance)
+              - subspace_distances(anchor, positive, slices, distance=distance))
     return (margin @ np.asarray(matrix).T) > 0
 
 
@@ -148,10 +209,19 @@ def validate(triplets: Triplets, source: EmbeddingSource, *, strict: bool = Fals
     ------
     InputError
         With ``strict=True`` when any track is missing (quoting a few and the
-        count), and always when no triplet is left.
+        count), and always when no triplet is left (saying whether the
+        selection kept none or the tracks are missing).
     """
     if not isinstance(triplets, Triplets):
         raise InputError(f"expected Triplets (from load_triplets or select_triplets), got {type(triplets).__name__}")
+    if len(triplets) == 0:
+        sel = triplets.selection
+        if sel is None:
+            raise InputError("no triplets to score: the Triplets given are empty")
+        raise InputError(f"no triplets to score: {sel.source or 'the triplet file'} has {sel.n_read} row(s) and "
+                         f"none was kept ({sel.n_dropped_tie} tie(s), {sel.n_dropped_low_agreement} below "
+                         f"agreement {sel.min_agreement:g}); lower the minimum agreement (--min-agreement) "
+                         "or check the votes")
     available = set(source.track_ids)
     missing = sorted(t for t in triplets.track_ids() if t not in available)
     if missing and strict:
@@ -166,8 +236,9 @@ def validate(triplets: Triplets, source: EmbeddingSource, *, strict: bool = Fals
     return triplets.take(keep), missing
 
 
-def evaluate(triplets: Triplets, source: EmbeddingSource, *, mode: str = "track", model_name: str | None = None,
-             strict: bool = False, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+def evaluate(triplets: Triplets, source: EmbeddingSource, *, mode: str = "track", distance: str = DISTANCES[0],
+             model_name: str | None = None, strict: bool = False, n_bootstrap: int = 1000,
+             confidence: float = 0.95, seed: int = 0) -> dict:
     """Score embeddings on triplets: the full embedding and every combination of subspaces.
 
     Parameters
@@ -183,6 +254,14 @@ def evaluate(triplets: Triplets, source: EmbeddingSource, *, mode: str = "track"
     mode : {"track", "clip"}
         Track mode asks ``source.get(track_id)``; clip mode
         ``source.get(track_id, start_seconds)`` with each triplet's start times.
+    distance : {"normalised", "paper"}
+        ``"normalised"``: Euclidean distance after L2-normalising each slice,
+        i.e. the sum of per-subspace cosine distances, what training
+        optimises and ``Model.similarity`` ranks by; the full embedding is
+        the combination of all named subspaces (the whole vector when there
+        are none). ``"paper"``:
+        Euclidean distance on the raw slices (full: the whole vector), the
+        protocol of Ribecky et al., for comparing with the paper's figures.
     model_name : str, optional
         Default: ``source.name``, else ``"embeddings"``.
     strict : bool
@@ -216,6 +295,8 @@ def evaluate(triplets: Triplets, source: EmbeddingSource, *, mode: str = "track"
     """
     if mode not in ("track", "clip"):
         raise InputError(f"mode is {mode!r}, expected 'track' or 'clip'")
+    if distance not in DISTANCES:
+        raise InputError(f"distance is {distance!r}, expected one of {', '.join(DISTANCES)}")
     if int(n_bootstrap) != n_bootstrap or n_bootstrap < 0:
         raise InputError(f"n_bootstrap is {n_bootstrap}, expected a whole number >= 0")
     if not 0.0 < confidence < 1.0:
@@ -233,9 +314,15 @@ def evaluate(triplets: Triplets, source: EmbeddingSource, *, mode: str = "track"
     dims, slices = check_layout(source.dimensions, source.slices, anchor.shape[1])
     combos = combinations(dims)
 
-    correct = triplet_correct(anchor, positive, negative)[:, None]
+    if distance == "paper":
+        correct = triplet_correct(anchor, positive, negative)[:, None]
+    else:  # all subspaces together, or the whole vector as one
+        every = slices or ((0, anchor.shape[1]),)
+        correct = combination_correct(anchor, positive, negative, every, np.ones((1, len(every))),
+                                      distance=distance)
     if dims:
-        per_combo = combination_correct(anchor, positive, negative, slices, combination_matrix(len(dims)))
+        per_combo = combination_correct(anchor, positive, negative, slices, combination_matrix(len(dims)),
+                                        distance=distance)
         correct = np.concatenate([correct, per_combo], axis=1)
     scores = correct.mean(axis=0)
     if n_bootstrap:
@@ -257,7 +344,7 @@ def evaluate(triplets: Triplets, source: EmbeddingSource, *, mode: str = "track"
         "schema": RESULT_SCHEMA,
         "model": model_name or getattr(source, "name", None) or "embeddings",
         "mode": mode,
-        "distance": "euclidean",
+        "distance": _DISTANCE_NAMES[distance],
         "ties": "incorrect",
         "triplets": {**selection, "n_dropped_missing": len(triplets) - len(kept), "n_scored": len(kept)},
         "missing_tracks": missing,

@@ -285,4 +285,4 @@ def _commit(writer: StoreWriter, result: dict, summary: PrepSummary, log, bar) -
     if a["too_short"]:
         summary.too_short += 1
         bar.write(f"prep: note {tid}: {a['duration']:.1f} s is shorter than one 3 s segment "
-                  "(kept; padded for embedding, excluded from training)", file=log)
+                  "(kept; zero-padded for embedding and training)", file=log)

@@ -61,9 +61,22 @@ def stages(model: keras.Model) -> list[dict]:
     return sorted(rows.values(), key=lambda row: scopes.index(row["stage"].split("_")[0]))
 
 
+def branches(model: keras.Model) -> list[dict]:
+    """Parameters and MACs per branch: the stages of :func:`stages` summed by the first
+    part of their name (each input's branch, ``trunk``, ``head``, ...), in data-flow order."""
+    rows: dict[str, dict] = {}
+    for row in stages(model):
+        name = row["stage"].split("_")[0]
+        total = rows.setdefault(name, {"branch": name, "params": 0, "macs": 0})
+        total["params"] += row["params"]
+        total["macs"] += row["macs"]
+    return list(rows.values())
+
+
 def summarize(model: keras.Model) -> str:
-    """A Markdown table of every stage's output shape, parameters and MFLOPs, then totals
-    and the subspace slices. ``model.summary()`` lists every single layer."""
+    """A Markdown table of every stage's output shape, parameters and MFLOPs, then totals,
+    parameters and MFLOPs per branch, and the subspace slices. ``model.summary()`` lists
+    every single layer."""
     lines = [f"{model.name}", "",
              "| stage | output shape | parameters | MFLOPs |", "|---|---|---:|---:|"]
     for row in stages(model):
@@ -71,7 +84,9 @@ def summarize(model: keras.Model) -> str:
         lines.append(f"| {row['stage']} | {shape} | {row['params']:,} | {2 * row['macs'] / 1e6:.1f} |")
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
     lines += ["", f"parameters: {model.count_params():,} ({trainable:,} trainable); "
-                  f"forward FLOPs per segment: {model_flops(model) / 1e9:.3f} G"]
+                  f"forward FLOPs per segment: {model_flops(model) / 1e9:.3f} G",
+              "per branch: " + "; ".join(f"{b['branch']} {b['params']:,} parameters, "
+                                         f"{2 * b['macs'] / 1e6:.1f} MFLOPs" for b in branches(model) if b["params"])]
     head = find_head(model)
     if head is not None:
         parts = [f"{d} [{s.start}:{s.stop}]" for d, s in subspace_slices(head.model_config).items()]

@@ -56,6 +56,10 @@ class TrainConfig:
         column) held out for validation.
     normalization_windows : int
         Random training windows used to fit the input z-score statistics.
+    pad_short : bool
+        Train on tracks shorter than one 3 s window too, zero-padded at the
+        end exactly as embedding pads them (default). ``False`` leaves them
+        out, as runs before this option did.
     seed : int
         Seeds the split, the sampler and the weights.
     workers : int
@@ -81,6 +85,7 @@ class TrainConfig:
     fallback: str = "nearest-farthest"
     validation_fraction: float = 0.1
     normalization_windows: int = 512
+    pad_short: bool = True
     seed: int = 0
     workers: int = 0
     eager: bool = False
@@ -92,8 +97,9 @@ class TrainConfig:
             raise InputError(f"validation_fraction {self.validation_fraction} must be in [0, 1)")
         if self.epochs < 1:
             raise InputError(f"epochs {self.epochs} must be at least 1")
-        if not isinstance(self.eager, bool):
-            raise InputError(f"eager must be true or false, got {self.eager!r}")
+        for name in ("eager", "pad_short"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

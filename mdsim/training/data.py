@@ -7,8 +7,10 @@ dimension, label first, then tracks: for a tag dimension a tag (uniformly
 among those at least two tracks share), then two tracks holding it; for key
 a tonic, then two tracks in it (a key or its parallel); tempo has no
 classes, so an anchor track, then one within 5 BPM of it up to tempo
-octaves. Then a random window of each track. Negatives are whatever else the
-batch holds (mined inside the loss).
+octaves. Then a random window of each track (a track shorter than a window,
+kept with ``pad_short``, gives its whole length followed by zeros, as
+embedding pads it). Negatives are whatever else the batch holds (mined
+inside the loss).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 
 from mdsim.errors import InputError
 from mdsim.features.store import FeatureStore
-from mdsim.labels import MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled
+from mdsim.labels import (MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled,
+                          similarity_matrix)
 
 
 @dataclass
@@ -35,14 +38,20 @@ class TrackTable:
     groups: list
 
     @classmethod
-    def from_store(cls, store: FeatureStore, *, min_frames: int) -> tuple["TrackTable", int]:
-        """Tracks with at least ``min_frames`` frames, and how many were too short."""
+    def from_store(cls, store: FeatureStore, *, min_frames: int,
+                   pad_short: bool = False) -> tuple["TrackTable", int]:
+        """The store's tracks and how many have fewer than ``min_frames`` frames.
+
+        Those short tracks are left out, unless ``pad_short``: then they are kept,
+        and :class:`WindowBatches` zero-pads their one window as embedding does.
+        """
         ids, frames, labels, groups, short = [], [], [], [], 0
         for tid in store.track_ids():
             a = store.attrs(tid)
             if int(a["n_frames"]) < min_frames:
                 short += 1
-                continue
+                if not pad_short:
+                    continue
             ids.append(tid)
             frames.append(int(a["n_frames"]))
             labels.append(store.labels(tid))
@@ -93,6 +102,18 @@ def trainable_dimensions(table: TrackTable, dimensions) -> tuple[list, dict]:
         else:
             ok.append(d)
     return ok, why
+
+
+def can_form_triplets(table: TrackTable, dimensions) -> bool:
+    """Whether some dimension has two labelled tracks that are not similar, so that a
+    batch of the table's windows holds a negative (a window of the same track is a
+    positive). Without one every triplet loss is 0, whatever the model."""
+    for d in dimensions:
+        values = [lab.get(d) for lab in table.labels]
+        sim, labelled = similarity_matrix(d, [v or [] for v in values] if d in TAG_DIMENSIONS else values)
+        if (~sim[np.ix_(labelled, labelled)]).any():
+            return True
+    return False
 
 
 class _PositiveIndex:
@@ -227,13 +248,15 @@ class WindowBatches(_keras_dataset_base()):
             self._store = FeatureStore(self.store_path)
         rng = self._rng(index)
         rows = self.sampler.batch(rng)
-        starts = rng.integers(0, self.table.n_frames[rows] - self.segment_frames + 1)
+        seg = self.segment_frames
+        starts = rng.integers(0, np.maximum(self.table.n_frames[rows] - seg, 0) + 1)
         batch = {name: [] for name in self.inputs}
         for r, s in zip(rows, starts):
-            feats = self._store.features(self.table.track_ids[r], names=self.inputs,
-                                         start=int(s), stop=int(s) + self.segment_frames)
+            feats = self._store.features(self.table.track_ids[r], names=self.inputs, start=int(s), stop=int(s) + seg)
             for name in self.inputs:
-                batch[name].append(feats[name])
+                x = feats[name]
+                # a track shorter than a window: zeros after it, as Model.segments_from_features pads
+                batch[name].append(np.pad(x, ((0, 0), (0, seg - x.shape[1]))) if x.shape[1] < seg else x)
         x = {name: np.stack(v) for name, v in batch.items()}
         return x, self._labels[rows]
 

@@ -24,8 +24,8 @@ from mdsim.errors import InputError
 from mdsim.features.store import FeatureStore
 from mdsim.labels import LabelLayout
 from mdsim.training.config import TrainConfig, read_run_config, write_run_config
-from mdsim.training.data import (TrackTable, WindowBatches, default_steps, load_split, save_split,
-                                 split_tracks, trainable_dimensions)
+from mdsim.training.data import (TrackTable, WindowBatches, can_form_triplets, default_steps, load_split,
+                                 save_split, split_tracks, trainable_dimensions)
 
 
 @dataclass
@@ -36,16 +36,21 @@ class TrainResult:
     history: dict
     dimensions: tuple
     skipped_dimensions: dict
+    #: What ``best_val_loss`` is the best of: ``"val_loss"``, or ``"loss"`` (the training
+    #: loss) when the validation tracks cannot form a triplet.
+    monitor: str = "val_loss"
 
 
 def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, run_dir: Path, resume: bool,
                   log):
-    table, n_short = TrackTable.from_store(store, min_frames=model_config.n_frames)
+    table, n_short = TrackTable.from_store(store, min_frames=model_config.n_frames,
+                                           pad_short=train_config.pad_short)
     if n_short:
         print(f"train: {n_short} tracks shorter than one {model_config.n_frames}-frame window are "
-              "excluded", file=log)
+              + ("zero-padded" if train_config.pad_short else "excluded (pad_short is off)"), file=log)
     if len(table) < 4:
-        raise InputError(f"{store.path}: {len(table)} tracks long enough to train on; "
+        left_out = f" ({n_short} shorter than a window left out)" if n_short and not train_config.pad_short else ""
+        raise InputError(f"{store.path}: {len(table)} tracks to train on{left_out}; "
                          "need at least 4 (anchor, positive, negatives)")
     split_path = run_dir / "split.json"
     if resume and split_path.exists():
@@ -65,7 +70,7 @@ def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, 
 
 
 def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig | None = None,
-          resume: bool = False, verbose: int = 1, log=sys.stderr) -> TrainResult:
+          resume: bool = False, verbose: int = 1, log=None) -> TrainResult:
     """Train (or resume) a conditional similarity network on a features store.
 
     Parameters
@@ -78,6 +83,8 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         On resume, only ``epochs`` and ``eager`` may differ from the run's config.
     resume : bool
         Continue ``run_dir`` from its last finished epoch, with the optimizer state.
+    log : file, optional
+        Where notes and the model summary go (default: ``sys.stderr`` at call time).
 
     Returns
     -------
@@ -86,8 +93,9 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     import keras
 
     from mdsim.metric import ConditionalTripletLoss, subspace_metrics
-    from mdsim.model import ModelConfig, build_model, fit_normalization, load_model_file
+    from mdsim.model import ModelConfig, build_model, fit_normalization, load_model_file, summarize
 
+    log = log if log is not None else sys.stderr
     run_dir = Path(run_dir)
     if resume:
         if not (run_dir / "config.toml").exists():
@@ -136,7 +144,10 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
                                batch_size=train_config.batch_size, steps=steps, segment_frames=seg,
                                seed=train_config.seed, workers=train_config.workers)
     val_data = None
-    if len(val_t) >= 2:
+    if len(val_t) >= 2 and not can_form_triplets(val_t, layout.dimensions):
+        print(f"train: the {len(val_t)} validation tracks are similar in every trained dimension, so no "
+              "validation triplet exists and its loss would be 0; monitoring the training loss", file=log)
+    elif len(val_t) >= 2:
         try:
             vsteps = train_config.validation_steps or default_steps(len(val_t), train_config.batch_size)
             val_data = WindowBatches(store.path, val_t, layout, inputs=model_config.inputs,
@@ -168,6 +179,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_config.learning_rate),
                       loss=loss, metrics=metrics, jit_compile=False)
 
+    print(summarize(model), file=log)
     model.run_eagerly = train_config.eager
     monitor = "val_loss" if val_data is not None else "loss"
     plateau = PlateauSchedule(monitor=monitor, factor=train_config.lr_factor, patience=train_config.lr_patience,
@@ -199,8 +211,9 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         finally:
             store.close()
     final = read_state(run_dir)
-    return TrainResult(run_dir, final["epochs_done"], final.get("best_val_loss") or float("nan"),
-                       history, tuple(layout.dimensions), why)
+    best = final.get("best_val_loss")
+    return TrainResult(run_dir, final["epochs_done"], float("nan") if best is None else best,
+                       history, tuple(layout.dimensions), why, monitor=monitor)
 
 
 def _check_resumed_features(model, model_config, store) -> None:
