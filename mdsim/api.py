@@ -105,7 +105,7 @@ class Model:
         from mdsim.model import feature_config_of
         from mdsim.model.head import find_head
 
-        head = find_head(keras_model)
+        head = find_head(keras_model) if keras_model is not None else None
         #: The features this model embeds audio with: its training store's settings.
         self.feature_config = feature_config_of(config, head.feature_config if head is not None else None,
                                                 source=str(path or "the model"))

@@ -28,9 +28,10 @@ def _add_prep(sub) -> None:
     p = sub.add_parser(
         "prep", help="extract features and annotations into an HDF5 store",
         description="Decode audio, compute log-mel, CENS and tempogram from one STFT per track, "
-                    "estimate tempo and key with madmom where the manifest gives none, and write "
-                    "everything to a features store. Re-running the same command resumes: "
-                    "finished tracks are skipped, failed ones retried.")
+                    "estimate tempo and key where the manifest gives none, and write everything to a "
+                    "features store (layout in docs/store.md). Re-running the same command resumes: "
+                    "unchanged tracks are skipped (manifest label edits are applied to them), changed "
+                    "and failed ones computed again. One writer per store at a time.")
     p.add_argument("input", help="a folder (searched recursively for wav, flac, ogg, mp3, aiff) "
                                  "or a manifest CSV with columns track_id, path and optional "
                                  "genre, mood, instrument, era, tempo, key, group")
@@ -40,6 +41,9 @@ def _add_prep(sub) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on an existing Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786) "
                         "instead of local workers")
+    p.add_argument("--annotate", choices=("madmom", "fast", "none"), default="madmom",
+                   help="how tempo and key are estimated where the manifest gives none: madmom (default), "
+                        "fast (from the features, no madmom) or none (left unknown)")
     p.add_argument("--tempo-mode", choices=("full", "fast"), default="full",
                    help="madmom beat ensemble for tempo: full (8 networks, default) or fast (2)")
     p.add_argument("--float32", action="store_true",
@@ -48,6 +52,12 @@ def _add_prep(sub) -> None:
                    help="estimate each track's tuning for the chroma (slower; default assumes A440)")
     p.add_argument("--cyclic-tempogram", action="store_true",
                    help="fold the tempogram into tempo octaves")
+    p.add_argument("--full-tempogram", action="store_true",
+                   help="a new store keeps the tempogram itself (90 KB per audio second instead of 25; "
+                        "no tempogram computation when reading) rather than the onset envelope it comes from")
+    p.add_argument("--verify", action="store_true",
+                   help="check the stored features of unchanged inputs against their checksums and "
+                        "compute damaged ones again")
     p.add_argument("--overwrite", action="store_true",
                    help="rebuild the store from scratch instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -62,8 +72,9 @@ def _run_prep(args) -> int:
                            tuning=None if args.estimate_tuning else 0.0,
                            cyclic_tempogram=args.cyclic_tempogram)
     summary = prep(args.input, args.out, workers=args.workers, scheduler=args.scheduler,
-                   tempo_mode=args.tempo_mode, config=config, overwrite=args.overwrite,
-                   progress=not args.quiet)
+                   tempo_mode=args.tempo_mode, annotate=args.annotate, config=config,
+                   layout="full" if args.full_tempogram else "compact", overwrite=args.overwrite,
+                   verify=args.verify, progress=not args.quiet)
     return 0 if summary.done + summary.skipped > 0 or summary.failed == 0 else 1
 
 
@@ -73,16 +84,22 @@ def _add_inspect(sub) -> None:
                        description="Print one line per track of a features store (duration, frames, "
                                    "tempo, key, labels) and the failed inputs with their reasons.")
     p.add_argument("store", help="a features store written by `mdsim prep`")
+    p.add_argument("--verify", action="store_true",
+                   help="read every feature matrix through its checksums and list damaged tracks (exit 1 if any)")
+    p.add_argument("--upgrade", action="store_true",
+                   help="convert a version-1 store to the current layout (one copy; no audio needed)")
     p.set_defaults(run=_run_inspect)
 
 
 def _run_inspect(args) -> int:
-    from mdsim.features.store import FeatureStore
+    from mdsim.features.store import FeatureStore, upgrade_store
     from mdsim.labels import TAG_DIMENSIONS
 
+    if args.upgrade:
+        upgrade_store(args.store, log=sys.stdout)
     with FeatureStore(args.store) as store:
         print(f"{args.store}: {len(store)} tracks, {len(store.failures())} failed, "
-              f"{store.n_parts()} unmerged parts")
+              f"{store.n_shards()} shards, {store.layout} layout")
         print(f"{'track':<28} {'seconds':>8} {'frames':>7} {'tempo':>7}  {'key':<9} labels")
         for tid in store.track_ids():
             a = store.attrs(tid)
@@ -92,6 +109,14 @@ def _run_inspect(args) -> int:
                   f"{a['key'] or '-':<9} {tags}{flag}")
         for tid, path, reason in store.failures():
             print(f"FAILED {tid}: {reason}")
+        if args.verify:
+            from tqdm import tqdm
+
+            bad = store.verify(progress=lambda ids: tqdm(ids, desc="verify", unit="track", file=sys.stderr))
+            for tid, reason in bad:
+                print(f"DAMAGED {tid}: {reason}")
+            print(f"verify: {len(bad)} of {len(store)} tracks damaged")
+            return 1 if bad else 0
     return 0
 
 

@@ -98,11 +98,10 @@ def test_output_is_deterministic(tmp_path):
 
 def test_store_coverage_and_agreement_option(tmp_path, capsys):
     store = tmp_path / "dimsim.h5"
-    w = StoreWriter(store, FeatureConfig())
-    for tid in ("TRA", "TRB", "TRC", "TRX", "TRZ"):
-        w.add_track(tid, {"mel": np.zeros((128, 10)), "cens": np.zeros((12, 10)),
-                          "tempogram": np.zeros((384, 10))}, {"duration": 0.1})
-    w.merge()
+    with StoreWriter(store, FeatureConfig()) as w:
+        for tid in ("TRA", "TRB", "TRC", "TRX", "TRZ"):
+            w.add_track(tid, {"mel": np.zeros((128, 10)), "cens": np.zeros((12, 10)),
+                              "onset": np.zeros((1, 10))}, {"duration": 0.1})
     out = tmp_path / "out"
     assert _run(tmp_path, out, "--store", str(store), "--min-agreement", "0.8") == 0
     assert "4 of the 9 tracks are in" in capsys.readouterr().out

@@ -16,25 +16,36 @@ from mdsim.cli import main
 from mdsim.config import FeatureConfig
 from mdsim.errors import StoreError
 from mdsim.features.pipeline import prep
-from mdsim.features.store import FeatureStore, StoreWriter, parts_dir
+from mdsim.features.store import FeatureStore, StoreWriter, read_shard_index, shard_paths, shards_dir
 from mdsim.labels import parse_key
 
 from conftest import SR, clicks, sine, write_manifest, write_wav
 
 
 def test_prep_builds_a_store_readable_with_h5py_alone(small_corpus, tmp_path):
+    import json
+
     out = tmp_path / "store.h5"
     s = prep(small_corpus, out, workers=1, progress=False)
     assert (s.done, s.skipped, s.failed) == (6, 0, 0)
-    assert not parts_dir(out).exists() or not any(parts_dir(out).iterdir())
     with h5py.File(out, "r") as f:  # the documented layout, without mdsim
-        assert f.attrs["format"] == "mdsim-features"
-        g = f["tracks/t1"]
-        assert g["mel"].shape == (128, 1 + 4 * SR // 256) and g["mel"].dtype == np.float16
-        assert g["cens"].shape[0] == 12 and g["tempogram"].shape[0] == 384
-        assert g.attrs["genre"] == "jazz" and g.attrs["key"] == "A minor" and g.attrs["tempo"] == 100.0
-        assert g.attrs["tempo_source"] == "manifest" and len(g.attrs["sha1"]) == 40
-        assert g.attrs["group"] == "artist0" and '"year": "1991"' in g.attrs["metadata"]
+        assert f.attrs["format"] == "mdsim-features" and f.attrs["format_version"] == 2
+        assert f.attrs["layout"] == "compact"
+    (shard,) = sorted(shards_dir(out).glob("*.h5"))
+    with h5py.File(shard, "r") as f:
+        ids = [json.loads(line) for line in f["index/track_id"][()].tobytes().decode().split("\n")]
+        attrs = [json.loads(line) for line in f["index/attrs"][()].tobytes().decode().split("\n")]
+        row = ids.index("t1")
+        offset, n = int(f["index/offset"][row]), int(f["index/n_frames"][row])
+        assert n == 1 + 4 * SR // 256 and f["index/status"][row] == 1
+        mel = f["features/mel"][:, offset:offset + n]
+        assert mel.shape == (128, n) and mel.dtype == np.float16 and f["features/mel"].fletcher32
+        assert f["features/cens"].shape[0] == 12 and f["features/onset"].shape[0] == 1
+        assert "tempogram" not in f["features"]  # compact: rebuilt from the onset envelope
+        a = attrs[row]
+        assert a["genre"] == "jazz" and a["key"] == "A minor" and a["tempo"] == 100.0
+        assert a["tempo_source"] == "manifest" and len(a["sha1"]) == 40
+        assert a["group"] == "artist0" and '"year": "1991"' in a["metadata"]
     with FeatureStore(out) as store:
         assert store.track_ids() == [f"t{i}" for i in range(6)]
         assert store.labels("t0") == {"genre": ["rock"], "mood": ["happy", "calm"], "instrument": [],
@@ -42,6 +53,7 @@ def test_prep_builds_a_store_readable_with_h5py_alone(small_corpus, tmp_path):
         assert store.feature_config == FeatureConfig()
         window = store.features("t2", start=10, stop=269)
         assert window["mel"].shape == (128, 259) and window["mel"].dtype == np.float32
+        assert window["tempogram"].shape == (384, 259)
 
 
 def test_rerun_skips_finished_and_recomputes_changed(small_corpus, tmp_path):
@@ -57,9 +69,9 @@ def test_rerun_skips_finished_and_recomputes_changed(small_corpus, tmp_path):
 def test_float32_and_settings_mismatch(small_corpus, tmp_path):
     out = tmp_path / "store.h5"
     prep(small_corpus, out, workers=1, progress=False, config=FeatureConfig(dtype="float32"))
-    with h5py.File(out, "r") as f:
-        assert f["tracks/t0/mel"].dtype == np.float32
-    with pytest.raises(StoreError, match="other feature settings.*--overwrite"):
+    with h5py.File(shard_paths(out)[0], "r") as f:
+        assert f["features/mel"].dtype == np.float32
+    with pytest.raises(StoreError, match="other feature settings \\(n_mels: 128 \\(store\\) vs 64.*--overwrite"):
         prep(small_corpus, out, workers=1, progress=False, config=FeatureConfig(n_mels=64))
 
 
@@ -103,13 +115,8 @@ def test_store_errors(tmp_path):
         FeatureStore(tmp_path / "junk.h5")
 
 
-def _count_parts(out: Path) -> int:
-    d = parts_dir(out)
-    return len(list(d.glob("*.h5"))) if d.is_dir() else 0
-
-
 @pytest.mark.slow
-def test_kill_9_at_any_moment_keeps_every_finished_track(tmp_path):
+def test_kill_9_at_any_moment_keeps_every_committed_track(tmp_path):
     folder = tmp_path / "many"
     rows = []
     for i in range(14):
@@ -118,58 +125,36 @@ def test_kill_9_at_any_moment_keeps_every_finished_track(tmp_path):
     manifest = write_manifest(folder / "m.csv", rows)
     out = tmp_path / "store.h5"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "mdsim", "prep", str(manifest), "--out", str(out), "--workers", "1", "--quiet"]
+    # one track a shard, so every finished track is committed at once
+    code = ("import sys; from mdsim.features.pipeline import prep; "
+            f"prep({str(manifest)!r}, {str(out)!r}, workers=1, progress=False, shard_tracks=1)")
+    cmd = [sys.executable, "-c", code]
     rng = np.random.default_rng(0)
     finished_before = 0
     for attempt in range(4):
         proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
-        # wait until at least one more track is committed, then a random extra moment
+        # wait until at least one more shard is committed, then a random extra moment
         deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            with_store = 0
-            if out.exists() or _count_parts(out):
-                try:
-                    with FeatureStore(out) as s:
-                        with_store = len(s)
-                except StoreError:
-                    with_store = 0
-            if with_store > finished_before:
-                break
+        while time.time() < deadline and proc.poll() is None and len(shard_paths(out)) <= finished_before:
             time.sleep(0.02)
         time.sleep(float(rng.uniform(0, 0.3)))
         committed = set()
         if proc.poll() is None:
-            committed = {p.name for p in parts_dir(out).glob("*.h5")}
+            committed = {t for p in shard_paths(out) for t in read_shard_index(p)[0]}
             proc.send_signal(signal.SIGKILL)
         proc.wait()
         with FeatureStore(out) as store:  # always opens
             n = len(store)
             for tid in store.track_ids():
                 assert store.features(tid)["mel"].shape[0] == 128
-        assert n >= finished_before  # nothing finished is ever lost
-        assert n >= len(committed)
+            assert committed <= set(store.track_ids())  # nothing committed is ever lost
+        assert n >= finished_before
         finished_before = n
     done = subprocess.run(cmd, env=env, capture_output=True)
-    assert done.returncode == 0
+    assert done.returncode == 0, done.stderr
     with FeatureStore(out) as store:
-        assert len(store) == 14 and store.n_parts() == 0
-    assert not list(tmp_path.glob("*.merging"))
-
-
-def test_interrupted_merge_leaves_the_store_valid(small_corpus, tmp_path):
-    out = tmp_path / "store.h5"
-    prep(small_corpus, out, workers=1, progress=False)
-    (tmp_path / "store.h5.merging").write_bytes(b"half a file")  # a merge killed midway
-    w = StoreWriter(out, FeatureConfig())
-    with FeatureStore(out) as s:
-        x = s.features("t0")["mel"]
-    w.add_track("extra", {"mel": x, "cens": np.zeros((12, x.shape[1])), "tempogram": np.zeros((384, x.shape[1]))},
-                {"duration": 4.0})
-    with FeatureStore(out) as s:  # unmerged part is visible
-        assert "extra" in s and s.n_parts() == 1
-    assert w.merge() == 7
-    with FeatureStore(out) as s:
-        assert "extra" in s and s.n_parts() == 0
+        assert len(store) == 14
+    assert not list(shards_dir(out).glob("*.tmp"))
 
 
 @pytest.mark.slow

@@ -2,11 +2,19 @@
 
 Workers (local processes, or a Dask cluster) only compute: each call of
 :func:`process_track` decodes one file, extracts the features and the
-madmom annotations it needs, and returns them. The main process is the
-store's single writer and commits each result atomically as it arrives
-(see :mod:`mdsim.features.store`), so a killed run loses only the tracks in
-flight. At most ``2 * workers`` tracks are in flight, so memory stays
-bounded however many tracks the input lists.
+annotations it needs, and returns them. The main process is the store's
+single writer (it holds the store's lock) and adds each result to the shard
+being filled, committed every ``shard_tracks`` tracks or ``shard_seconds``
+(see :mod:`mdsim.features.store`), so a killed run loses at most that shard.
+At most ``2 * workers`` tracks are in flight, so memory stays bounded however
+many tracks the input lists; local workers end with the process that started
+them, ``kill -9`` included.
+
+Resuming follows the input: a finished track whose audio is unchanged is not
+recomputed, but label, group and metadata edits in the manifest are applied
+(a "labels only" entry); a track whose source now fails is recorded as
+failed and its old features are no longer served; a source that disappeared
+is reported and its features kept.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from mdsim.audio import file_hash, load_audio
 from mdsim.config import FeatureConfig
 from mdsim.errors import InputError, MdsimError
 from mdsim.features.spectral import extract_features
-from mdsim.features.store import StoreWriter
+
 from mdsim.labels import TAG_DIMENSIONS, key_name
 from mdsim.manifest import TrackEntry, read_input
 
@@ -35,7 +43,66 @@ def _source_stamp(path: Path) -> dict:
     return {"source_size": int(st.st_size), "source_mtime": float(st.st_mtime)}
 
 
-def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "full") -> dict:
+def _annotations(entry: TrackEntry, y, sr: int, features: dict, *, annotate: str, tempo_mode: str) -> dict:
+    """Tempo and key attributes: the manifest's, else estimated by ``annotate``."""
+    labels = entry.labels
+    need_tempo = labels.get("tempo") is None and annotate != "none"
+    need_key = labels.get("key") is None and annotate != "none"
+    found = {}
+    if need_tempo or need_key:
+        from mdsim.features.annotate import get_annotator
+
+        found = get_annotator(tempo_mode)(y, sr, tempo=need_tempo, key=need_key)
+    tempo = labels.get("tempo") if not need_tempo else found["tempo"]
+    key = labels.get("key") if not need_key else found["key"]
+    estimated = "none" if annotate == "none" else None
+    return {
+        "tempo": float(tempo) if tempo is not None and math.isfinite(tempo) else float("nan"),
+        "tempo_source": "manifest" if labels.get("tempo") is not None else estimated or f"madmom-{tempo_mode}",
+        "tempo_strength": float(found.get("tempo_strength", np.nan)),
+        "key": key_name(key) or "",
+        "key_index": -1 if key is None else int(key),
+        "key_source": "manifest" if labels.get("key") is not None else estimated or "madmom",
+        "key_probability": float(found.get("key_probability", np.nan)),
+    }
+
+
+def label_attrs(entry: TrackEntry) -> dict:
+    """The attributes a manifest sets directly: tags, group and metadata."""
+    attrs = {d: ";".join(entry.labels.get(d) or []) for d in TAG_DIMENSIONS}
+    attrs["group"] = entry.group
+    attrs["metadata"] = json.dumps(entry.metadata, sort_keys=True)
+    return attrs
+
+
+def relabelled(entry: TrackEntry, stored: dict) -> dict | None:
+    """The stored attributes with the manifest's current labels, or ``None`` when
+    nothing changed. Raises ``_NeedsAnnotation`` when a tempo or key the manifest
+    gave is now left to estimation (which needs the audio)."""
+    new = dict(stored)
+    new.update(label_attrs(entry))
+    tempo, key = entry.labels.get("tempo"), entry.labels.get("key")
+    if tempo is not None:
+        new.update(tempo=float(tempo), tempo_source="manifest", tempo_strength=float("nan"))
+    elif stored.get("tempo_source") == "manifest":
+        raise _NeedsAnnotation
+    if key is not None:
+        new.update(key=key_name(key), key_index=int(key), key_source="manifest", key_probability=float("nan"))
+    elif stored.get("key_source") == "manifest":
+        raise _NeedsAnnotation
+
+    def same(a, b):
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+    return None if all(same(new[k], stored.get(k)) for k in new) else new
+
+
+class _NeedsAnnotation(Exception):
+    pass
+
+
+def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "full",
+                  annotate: str = "madmom", keep=None) -> dict:
     """Compute everything the store keeps for one track (runs in a worker).
 
     Returns
@@ -50,15 +117,6 @@ def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "f
         stamp = _source_stamp(entry.path) if entry.path.exists() else {}
         y = load_audio(entry.path, sr=config.sample_rate)
         features = extract_features(y, config=config)
-        labels = entry.labels
-        need_tempo, need_key = labels.get("tempo") is None, labels.get("key") is None
-        found = {}
-        if need_tempo or need_key:
-            from mdsim.features.annotate import get_annotator
-
-            found = get_annotator(tempo_mode)(y, config.sample_rate, tempo=need_tempo, key=need_key)
-        tempo = labels["tempo"] if not need_tempo else found["tempo"]
-        key = labels["key"] if not need_key else found["key"]
         duration = len(y) / config.sample_rate
         attrs = {
             "source_path": str(Path(entry.path).resolve()),
@@ -68,19 +126,12 @@ def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "f
             "sample_rate": config.sample_rate,
             "n_frames": int(features["mel"].shape[1]),
             "too_short": bool(features["mel"].shape[1] < config.segment_frames),
-            "tempo": float(tempo) if tempo is not None and math.isfinite(tempo) else float("nan"),
-            "tempo_source": "manifest" if not need_tempo else f"madmom-{tempo_mode}",
-            "tempo_strength": float(found.get("tempo_strength", np.nan)),
-            "key": key_name(key) or "",
-            "key_index": -1 if key is None else int(key),
-            "key_source": "manifest" if not need_key else "madmom",
-            "key_probability": float(found.get("key_probability", np.nan)),
-            "group": entry.group,
-            "metadata": json.dumps(entry.metadata, sort_keys=True),
+            **_annotations(entry, y, config.sample_rate, features, annotate=annotate, tempo_mode=tempo_mode),
             "seconds_to_compute": time.perf_counter() - t0,
         }
-        for d in TAG_DIMENSIONS:
-            attrs[d] = ";".join(labels.get(d) or [])
+        attrs.update(label_attrs(entry))
+        if keep is not None:  # only what the store keeps travels back to the writer
+            features = {name: features[name] for name in keep}
         return {"track_id": entry.track_id, "ok": True, "features": features, "attrs": attrs}
     except MdsimError as e:
         return {"track_id": entry.track_id, "ok": False, "path": str(entry.path), "reason": str(e)}
@@ -99,17 +150,51 @@ class PrepSummary:
     too_short: int = 0
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
+    relabelled: int = 0
+    missing: list = field(default_factory=list)
     failures: list = field(default_factory=list)
     tracks: list = field(default_factory=list)
+    interrupted: bool = False
+    store_tracks: int = 0
 
     @property
     def realtime_factor(self) -> float:
         return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else float("nan")
 
     def line(self) -> str:
-        return (f"done {self.done}, skipped {self.skipped}, failed {self.failed}, "
+        return (f"done {self.done}, skipped {self.skipped} (relabelled {self.relabelled}), failed {self.failed}, "
                 f"audio {self.audio_seconds / 3600:.3f} h, wall {self.wall_seconds:.1f} s, "
                 f"{self.realtime_factor:.1f}x real time")
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker when the process that started it ends.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``);
+    elsewhere, and as a second guard, a thread checks every second whether the
+    parent is gone (the worker is then re-parented)."""
+    import signal
+    import threading
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the line above
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="mdsim-parent-watch").start()
+    # Ctrl-C reaches the whole process group: the writer handles it, workers only compute.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _LocalExecutor:
@@ -121,7 +206,8 @@ class _LocalExecutor:
 
         self._cf = concurrent.futures
         self._pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_die_with_parent, initargs=(os.getpid(),))
 
     def submit(self, *args):
         return self._pool.submit(process_track, *args)
@@ -179,18 +265,21 @@ class _InlineExecutor:
 
 
 def _is_unchanged(entry: TrackEntry, attrs: dict) -> bool:
-    """A finished track is skipped unless its source file changed since."""
-    if not entry.path.exists():
-        return True  # nothing to recompute from; keep what we have
+    """Whether a finished track's audio file is the one its features were computed from."""
     stamp = _source_stamp(entry.path)
     if stamp["source_size"] == attrs.get("source_size") and stamp["source_mtime"] == attrs.get("source_mtime"):
         return True
     return file_hash(entry.path) == attrs.get("sha1")
 
 
+ANNOTATORS = ("madmom", "fast", "none")
+
+
 def prep(input_path, out, *, workers: int | None = None, scheduler: str | None = None,
-         tempo_mode: str = "full", config: FeatureConfig = FeatureConfig(),
-         overwrite: bool = False, progress: bool = True, log=sys.stderr) -> PrepSummary:
+         tempo_mode: str = "full", annotate: str = "madmom", config: FeatureConfig = FeatureConfig(),
+         layout: str = "compact", overwrite: bool = False, verify: bool = False,
+         shard_tracks: int = 512, shard_seconds: float = 60.0,
+         progress: bool = True, log=None) -> PrepSummary:
     """Build or extend a features store from a folder or a manifest.
 
     Parameters
@@ -198,7 +287,7 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
     input_path : str or Path
         A folder (searched recursively for audio) or a manifest CSV.
     out : str or Path
-        The store file (``.h5``).
+        The store's root file (``.h5``).
     workers : int, optional
         Local worker processes (default: the machine's cores; 1 computes in
         this process).
@@ -206,9 +295,23 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
         Address of a running Dask scheduler; overrides ``workers``.
     tempo_mode : {"full", "fast"}
         madmom beat ensemble size for tempo estimation.
+    annotate : {"madmom", "fast", "none"}
+        How tempo and key are estimated where the manifest gives none.
     config : FeatureConfig
+    layout : {"compact", "full"}
+        What a new store keeps (:class:`mdsim.features.store.StoreWriter`).
     overwrite : bool
         Rebuild from scratch instead of resuming.
+    verify : bool
+        Read the stored features of every unchanged input through their
+        checksums and recompute the damaged ones.
+    shard_tracks, shard_seconds : int, float
+        Commit a shard after this many tracks or seconds (what a kill can lose).
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After committing what was finished (``summary`` is printed first).
 
     Returns
     -------
@@ -216,60 +319,115 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
     """
     from tqdm import tqdm
 
+    from mdsim.features.store import FeatureStore, StoreWriter, stored_names
+
+    log = log if log is not None else sys.stderr
+    if annotate not in ANNOTATORS:
+        raise InputError(f"unknown annotator {annotate!r} (valid: {', '.join(ANNOTATORS)})")
     t0 = time.perf_counter()
     entries = read_input(input_path)  # validates everything before any work
-    writer = StoreWriter(out, config, overwrite=overwrite)
     summary = PrepSummary()
-    finished = writer.finished()
-    todo = []
-    for e in entries:
-        if e.track_id in finished and _is_unchanged(e, finished[e.track_id]):
-            summary.skipped += 1
+    with StoreWriter(out, config, layout=layout, overwrite=overwrite, shard_tracks=shard_tracks,
+                     shard_seconds=shard_seconds) as writer:
+        todo = _plan(entries, writer, summary, verify=verify, log=log)
+        keep = stored_names(writer.layout)
+        config = writer.config
+        if workers is None:
+            workers = os.cpu_count() or 1
+        if scheduler:
+            executor = _DaskExecutor(scheduler)
+            in_flight = 64
+        elif workers <= 1 or len(todo) <= 1:
+            executor, in_flight = _InlineExecutor(), 1
         else:
-            todo.append(e)
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if scheduler:
-        executor = _DaskExecutor(scheduler)
-        in_flight = 64
-    elif workers <= 1 or len(todo) <= 1:
-        executor, in_flight = _InlineExecutor(), 1
-    else:
-        executor, in_flight = _LocalExecutor(min(workers, len(todo))), 2 * workers
-    bar = tqdm(total=len(todo), unit="track", disable=not progress, file=log, dynamic_ncols=True,
-               desc="prep")
-    pending: dict = {}
-    queue = iter(todo)
-    cancelled = True
-    try:
-        while True:
-            while len(pending) < in_flight:
-                e = next(queue, None)
-                if e is None:
+            executor, in_flight = _LocalExecutor(min(workers, len(todo))), 2 * workers
+        bar = tqdm(total=len(todo), unit="track", disable=not progress, file=log, dynamic_ncols=True,
+                   desc="prep")
+        pending: dict = {}
+        queue = iter(todo)
+        cancelled = True
+        try:
+            while True:
+                while len(pending) < in_flight:
+                    e = next(queue, None)
+                    if e is None:
+                        break
+                    pending[executor.submit(e, config, tempo_mode, annotate, keep)] = e
+                if not pending:
                     break
-                pending[executor.submit(e, config, tempo_mode)] = e
-            if not pending:
-                break
-            for fut in executor.wait_one(set(pending)):
-                del pending[fut]
-                result = fut.result()
-                _commit(writer, result, summary, log, bar)
-                bar.update(1)
-                hours = summary.audio_seconds / 3600
-                rt = summary.audio_seconds / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix_str(f"{hours:.2f} h audio, {rt:.1f}x rt, failed {summary.failed}")
-        cancelled = False
-    finally:
-        executor.close(cancel=cancelled)
-        bar.close()
-        n = writer.merge()  # also after Ctrl-C: keep what was finished
-        summary.wall_seconds = time.perf_counter() - t0
+                for fut in executor.wait_one(set(pending)):
+                    del pending[fut]
+                    _commit(writer, fut.result(), summary, log, bar)
+                    bar.update(1)
+                    hours = summary.audio_seconds / 3600
+                    rt = summary.audio_seconds / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix_str(f"{hours:.2f} h audio, {rt:.1f}x rt, failed {summary.failed}")
+            cancelled = False
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            raise
+        finally:
+            executor.close(cancel=cancelled)
+            bar.close()
+            writer.commit()  # also after Ctrl-C: keep what was finished
+            summary.wall_seconds = time.perf_counter() - t0
+            with FeatureStore(out) as store:
+                summary.store_tracks = len(store)
+            if summary.interrupted:
+                print(f"\nprep: interrupted; kept the {summary.done} tracks finished in this run "
+                      f"({summary.failed} failed), {out} holds {summary.store_tracks} tracks. "
+                      "Run the same command again to continue.", file=log)
     if progress:
-        print(f"prep: {summary.line()}; store {out} holds {n} tracks", file=log)
+        print(f"prep: {summary.line()}; store {out} holds {summary.store_tracks} tracks", file=log)
     return summary
 
 
-def _commit(writer: StoreWriter, result: dict, summary: PrepSummary, log, bar) -> None:
+def _plan(entries, writer, summary: PrepSummary, *, verify: bool, log) -> list:
+    """The inputs to compute; applies manifest label edits to unchanged tracks on the way."""
+    from mdsim.features.store import FeatureStore
+
+    finished = writer.finished()
+    store = FeatureStore(writer.path) if verify and finished else None
+    todo = []
+    try:
+        for e in entries:
+            stored = finished.get(e.track_id)
+            if stored is None:
+                todo.append(e)
+                continue
+            if not e.path.exists():
+                summary.missing.append(e.track_id)
+                summary.skipped += 1
+                print(f"prep: note {e.track_id}: its source {e.path} is gone; its stored features are kept",
+                      file=log)
+                continue
+            if not _is_unchanged(e, stored):
+                todo.append(e)
+                continue
+            if store is not None:
+                try:
+                    store.features(e.track_id, names=("mel",))
+                    store.features(e.track_id, names=("cens",))
+                except MdsimError as err:
+                    print(f"prep: {err}: computing it again", file=log)
+                    todo.append(e)
+                    continue
+            try:
+                new = relabelled(e, stored)
+            except _NeedsAnnotation:
+                todo.append(e)  # a manifest tempo or key was removed: estimate it from the audio
+                continue
+            if new is not None:
+                writer.update_attrs(e.track_id, {k: v for k, v in new.items() if k != "track_id"})
+                summary.relabelled += 1
+            summary.skipped += 1
+    finally:
+        if store is not None:
+            store.close()
+    return todo
+
+
+def _commit(writer, result: dict, summary: PrepSummary, log, bar) -> None:
     tid = result["track_id"]
     if not result["ok"]:
         writer.add_failure(tid, result["path"], result["reason"])

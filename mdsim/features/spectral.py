@@ -22,7 +22,7 @@ import numpy as np
 
 from mdsim.config import FeatureConfig
 
-#: The features a store holds, in the order ``prep`` computes them.
+#: The network's input features, in the order ``prep`` computes them.
 FEATURE_NAMES = ("mel", "cens", "tempogram")
 
 #: CENS quantisation thresholds and the weight of each step (Mueller's CENS).
@@ -165,17 +165,41 @@ def tempogram(oenv, *, sr: int, hop_length: int, win_length: int = 384,
         each frame is normalised to a maximum of 1. With ``cyclic=True`` the
         lags are folded into tempo octaves (see :func:`fold_octaves`).
     """
+    oenv = np.asarray(oenv, dtype=np.float32).reshape(-1)
+    return tempogram_frames(oenv, 0, oenv.shape[-1], win_length=win_length, cyclic=cyclic)
+
+
+def tempogram_frames(oenv, start: int, stop: int, *, win_length: int = 384, cyclic: bool = False) -> np.ndarray:
+    """Frames ``start:stop`` of :func:`tempogram` of a whole track's onset envelope.
+
+    Each frame depends only on the ``win_length`` envelope values around it (and,
+    near the ends, on the padding), so a window of frames costs its own frames
+    alone: the compact store keeps the envelope and builds the tempogram the
+    network reads window by window, with the same values as the whole-track
+    computation (``tests/test_store.py`` checks it).
+
+    Returns
+    -------
+    np.ndarray [shape=(win_length, stop - start), dtype=float32]
+    """
     import scipy.fft
     import scipy.signal
 
-    oenv = np.asarray(oenv, dtype=np.float32)
+    oenv = np.asarray(oenv, dtype=np.float32).reshape(-1)
     n = oenv.shape[-1]
+    start, stop = max(0, int(start)), min(n, int(stop))
     half = win_length // 2
-    padded = np.pad(oenv, (half, half), mode="linear_ramp", end_values=(0, 0))
+    # padded[i] is envelope sample i - half; only the needed span is padded
+    lo, hi = start, stop - 1 + win_length  # span of padded indices the frames read
+    if lo < half or hi > n + half:
+        padded = np.pad(oenv, (half, half), mode="linear_ramp", end_values=(0, 0))[lo:hi]
+    else:
+        padded = oenv[lo - half:hi - half]
+    count = stop - start
     window = scipy.signal.get_window("hann", win_length, fftbins=True).astype(np.float32)
     n_fft = 2 * win_length  # lags < win_length never wrap around
-    frames = np.zeros((n, n_fft), dtype=np.float32)
-    np.multiply(np.lib.stride_tricks.sliding_window_view(padded, win_length)[:n], window,
+    frames = np.zeros((count, n_fft), dtype=np.float32)
+    np.multiply(np.lib.stride_tricks.sliding_window_view(padded, win_length)[:count], window,
                 out=frames[:, :win_length])
     X = scipy.fft.rfft(frames, axis=-1, overwrite_x=True)
     # |X|**2 in place (X stays complex with zero imaginary part, so irfft takes it as is)
@@ -220,18 +244,21 @@ def extract_features(y, *, config: FeatureConfig = FeatureConfig()) -> dict:
     Returns
     -------
     dict
-        ``{"mel": (n_mels, T), "cens": (n_chroma, T), "tempogram": (win_length, T)}``,
-        ``float32``, ``T = 1 + n // hop_length``.
+        ``{"mel": (n_mels, T), "cens": (n_chroma, T), "tempogram": (win_length, T),
+        "onset": (1, T)}``, ``float32``, ``T = 1 + n // hop_length``. ``onset`` is the
+        onset envelope the tempogram is computed from (what a compact store keeps).
     """
     sr, n_fft, hop = config.sample_rate, config.n_fft, config.hop_length
     S = power_stft(y, n_fft=n_fft, hop_length=hop)
     M = mel_power(S, sr=sr, n_fft=n_fft, n_mels=config.n_mels)
+    oenv = onset_envelope(M, sr=sr, n_fft=n_fft, hop_length=hop)
     return {
         "mel": log_mel(M),
         "cens": cens(chroma(S, sr=sr, n_fft=n_fft, n_chroma=config.n_chroma, tuning=config.tuning),
                      window=config.cens_window),
-        "tempogram": tempogram(onset_envelope(M, sr=sr, n_fft=n_fft, hop_length=hop), sr=sr, hop_length=hop,
-                               win_length=config.tempogram_win_length, cyclic=config.cyclic_tempogram),
+        "tempogram": tempogram(oenv, sr=sr, hop_length=hop, win_length=config.tempogram_win_length,
+                               cyclic=config.cyclic_tempogram),
+        "onset": oenv[None, :],
     }
 
 

@@ -1,23 +1,39 @@
-"""The features store: one HDF5 file, one group per track.
+"""The features store: a small root file and immutable shards beside it.
 
 Layout (``docs/store.md`` has every attribute)::
 
-    STORE.h5
-      /                attrs: format, format_version, mdsim_version, feature_config (JSON)
-      /tracks/<name>/  attrs: track_id, labels, tempo, key, duration, ...
-          mel        (128, T)  float16
-          cens       (12, T)   float16
-          tempogram  (384, T)  float16
-      /failed/         track_id, path, reason: 1-D utf-8 string datasets
+    STORE.h5                      root: attrs format, format_version (2), mdsim_version,
+                                  feature_config (JSON), layout ("compact" or "full")
+    STORE.h5.shards/NNNNNNNN.h5   shards, each written once, never modified:
+      /index/track_id  (B,)  uint8      UTF-8 lines, one JSON string per entry, in the order written
+      /index/status    (N,)  int8       1 features, 2 labels only, 3 failed, 4 removed
+      /index/attrs     (B,)  uint8      UTF-8 lines, one JSON object of attributes per entry
+      /index/offset    (N,)  int64      first frame of the track in /features (-1: none)
+      /index/n_frames  (N,)  int64
+      /features/mel        (128, F)  float16, fletcher32 checksums
+      /features/cens       (12, F)   float16
+      /features/onset      (1, F)    float32  (compact layout: the tempogram's source)
+      /features/tempogram  (384, F)  float16  (full layout only)
+    STORE.h5.lock                 the writer's lock (one writer at a time)
 
-Crash safety. The store file is never modified in place. While ``prep``
-runs, every finished track is written to its own small HDF5 file in
-``STORE.h5.parts/`` (written under a temporary name, flushed, then renamed,
-so a part either exists whole or not at all). At the end of a run the parts
-are merged with the old store into a new file that is renamed over
-``STORE.h5``. A ``kill -9`` at any moment therefore leaves the old store and
-a set of whole parts; :class:`FeatureStore` reads both, and the next ``prep``
-run merges them.
+Every track's frames are contiguous in its shard, so a 3 s window is one slice
+of each matrix. A later shard supersedes an earlier one entry by entry: a
+label edit writes a "labels only" entry (status 2) that keeps the features of
+the older one; a source that now fails writes a "failed" entry (status 3), and
+its old features are no longer served.
+
+A writer (``mdsim prep``) holds the lock, fills one shard at a time under a
+temporary name and renames it into place (fsync first) every ``shard_tracks``
+tracks or ``shard_seconds`` seconds and at the end: a committed shard is whole,
+so a kill loses at most the shard being filled. A run's cost grows with its
+own tracks; nothing is rewritten. Readers open each shard once to read its
+index, then keep at most :data:`MAX_OPEN_SHARDS` shards open.
+
+In the compact layout (the default) the tempogram is not stored: the onset
+envelope it is computed from is (4 bytes a frame against 768), and
+:meth:`FeatureStore.features` rebuilds the frames asked for with
+:func:`mdsim.features.spectral.tempogram_frames` -- the same values as the
+whole-track computation.
 """
 
 from __future__ import annotations
@@ -25,20 +41,26 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import OrderedDict
 from pathlib import Path
-from urllib.parse import quote, unquote
 
 import numpy as np
 
 from mdsim.config import FeatureConfig
 from mdsim.errors import StoreError
-from mdsim.features.spectral import FEATURE_NAMES
+from mdsim.features.spectral import FEATURE_NAMES, tempogram_frames
 from mdsim.labels import TAG_DIMENSIONS, parse_tags
 
 STORE_FORMAT = "mdsim-features"
-STORE_VERSION = 1
-#: Frames per HDF5 chunk along time: a 259-frame window touches at most two chunks.
-CHUNK_FRAMES = 512
+SHARD_FORMAT = "mdsim-features-shard"
+STORE_VERSION = 2
+LAYOUTS = ("compact", "full")
+#: Frames per HDF5 chunk along time: a 259-frame window touches two or three chunks (reads stay small).
+CHUNK_FRAMES = 256
+#: Shards a reader keeps open at once (least recently used closed first).
+MAX_OPEN_SHARDS = 8
+
+STATUS_FEATURES, STATUS_LABELS, STATUS_FAILED, STATUS_REMOVED = 1, 2, 3, 4
 
 _STR = None  # set lazily: h5py.string_dtype()
 
@@ -52,20 +74,19 @@ def _h5py():
     return h5py
 
 
-def group_name(track_id: str) -> str:
-    """HDF5 group name of a track id (``/`` and ``%`` escaped, ``.`` alone too)."""
-    name = quote(track_id, safe=" !#$&'()*+,-;<=>?@[]^_`{|}~:")
-    return "%2E" if name == "." else name
-
-
-def track_id_of(name: str) -> str:
-    """Inverse of :func:`group_name`."""
-    return unquote(name)
+def shards_dir(path) -> Path:
+    """Folder of a store's shards: ``STORE.h5.shards``."""
+    return Path(str(path) + ".shards")
 
 
 def parts_dir(path) -> Path:
-    """Folder of the parts of a run that has not been merged yet."""
+    """Folder of the parts of an unmerged version-1 run (read by the upgrade only)."""
     return Path(str(path) + ".parts")
+
+
+def stored_names(layout: str) -> tuple:
+    """The matrices a shard of ``layout`` holds."""
+    return ("mel", "cens", "onset") if layout == "compact" else ("mel", "cens", "onset", "tempogram")
 
 
 def _attr_str(value) -> str:
@@ -75,7 +96,7 @@ def _attr_str(value) -> str:
 
 
 def labels_from_attrs(attrs) -> dict:
-    """Labels of a track (the :mod:`mdsim.labels` contract) from its group attributes."""
+    """Labels of a track (the :mod:`mdsim.labels` contract) from its attributes."""
     labels = {d: parse_tags(_attr_str(attrs.get(d, ""))) for d in TAG_DIMENSIONS}
     tempo = float(attrs.get("tempo", np.nan))
     labels["tempo"] = tempo if np.isfinite(tempo) and tempo > 0 else None
@@ -84,84 +105,159 @@ def labels_from_attrs(attrs) -> dict:
     return labels
 
 
-def write_track_group(group, features: dict, attrs: dict, *, dtype: str) -> None:
-    """Fill an HDF5 group with a track's feature matrices and attributes."""
-    for name in FEATURE_NAMES:
-        data = np.asarray(features[name], dtype=dtype)
-        chunks = (data.shape[0], max(1, min(CHUNK_FRAMES, data.shape[1])))
-        group.create_dataset(name, data=data, chunks=chunks)
-    for key, value in attrs.items():
-        group.attrs[key] = value
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in track attributes")
+
+
+def _read_root(path: Path) -> dict:
+    """The root file's attributes, checked; version-1 stores are named as such."""
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: f.attrs[k] for k in f.attrs}
+            has_tracks = "tracks" in f
+    except OSError as e:
+        raise StoreError(f"{path}: not a readable HDF5 features store ({e})") from None
+    if _attr_str(attrs.get("format", "")) != STORE_FORMAT:
+        raise StoreError(f"{path}: not an mdsim features store (no format attribute '{STORE_FORMAT}')")
+    version = int(attrs.get("format_version", 0))
+    if version > STORE_VERSION:
+        raise StoreError(f"{path}: store format version {version} is newer than this mdsim reads "
+                         f"({STORE_VERSION}); upgrade mdsim")
+    if version < 2 or has_tracks:
+        raise StoreError(f"{path} is a version-1 features store; upgrade it once with "
+                         f"`mdsim inspect {path} --upgrade` (or any `mdsim prep ... --out {path}`)")
+    try:
+        config = FeatureConfig.from_dict(json.loads(_attr_str(attrs["feature_config"])))
+    except (KeyError, ValueError, TypeError) as e:
+        raise StoreError(f"{path}: damaged root attributes ({e}); the shards in {shards_dir(path)} are "
+                         "intact: rebuild the root with `mdsim prep` and --overwrite only if they are not") from None
+    layout = _attr_str(attrs.get("layout", "compact"))
+    return {"config": config, "layout": layout}
+
+
+class _ShardIndex:
+    """Where each live track is: ``{track_id: entry}`` over all shards, later ones winning."""
+
+    def __init__(self):
+        self.entries: dict = {}  # track_id -> (status, attrs_json, shard, offset, n_frames)
+        self.features_of: dict = {}  # track_id -> (shard, offset, n_frames) of its latest features
+        self.failed: dict = {}  # track_id -> (path, reason)
+
+    def add_shard(self, shard: Path, ids, status, attrs, offset, n_frames) -> None:
+        for tid, st, a, off, n in zip(ids, status, attrs, offset, n_frames):
+            st = int(st)
+            if st == STATUS_FEATURES:
+                self.features_of[tid] = (shard, int(off), int(n))
+                self.entries[tid] = a
+                self.failed.pop(tid, None)
+            elif st == STATUS_LABELS:
+                if tid in self.features_of:
+                    self.entries[tid] = a
+            elif st == STATUS_FAILED:
+                self.features_of.pop(tid, None)
+                self.entries.pop(tid, None)
+                info = json.loads(a)
+                self.failed[tid] = (info.get("source_path", ""), info.get("reason", ""))
+            elif st == STATUS_REMOVED:
+                self.features_of.pop(tid, None)
+                self.entries.pop(tid, None)
+                self.failed.pop(tid, None)
+
+
+def _lines(blob) -> list[str]:
+    """Decode an index blob: UTF-8 text, one JSON value per line."""
+    text = np.asarray(blob, dtype=np.uint8).tobytes().decode("utf-8")
+    return text.split("\n") if text else []
+
+
+def _blob(lines) -> np.ndarray:
+    return np.frombuffer("\n".join(lines).encode("utf-8"), dtype=np.uint8)
+
+
+def shard_paths(path) -> list[Path]:
+    """Committed shards of a store, oldest first."""
+    d = shards_dir(path)
+    return sorted(d.glob("*.h5")) if d.is_dir() else []
+
+
+def read_shard_index(shard: Path) -> tuple:
+    """``(track_ids, status, attrs_json, offset, n_frames)`` of one shard.
+
+    Raises
+    ------
+    StoreError
+        When the shard's index cannot be read (damaged metadata or checksums).
+    """
+    h5py = _h5py()
+    try:
+        with h5py.File(shard, "r") as f:
+            if _attr_str(f.attrs.get("format", "")) != SHARD_FORMAT:
+                raise StoreError(f"{shard}: not an mdsim store shard")
+            g = f["index"]
+            ids = [json.loads(line) for line in _lines(g["track_id"][()])]
+            attrs = _lines(g["attrs"][()])
+            status, offset, n_frames = g["status"][()], g["offset"][()], g["n_frames"][()]
+            if not len(ids) == len(attrs) == len(status) == len(offset) == len(n_frames):
+                raise ValueError("index arrays of different lengths")
+            return ids, status, attrs, offset, n_frames
+    except StoreError:
+        raise
+    except (OSError, KeyError, ValueError) as e:
+        raise StoreError(f"{shard}: damaged shard index ({e}); move the shard away and re-run `mdsim prep` "
+                         "on its tracks (they are then computed again)") from None
 
 
 class FeatureStore:
-    """Read a features store, including the parts of an interrupted run.
+    """Read a features store.
 
     Parameters
     ----------
     path : str or Path
-        The store file. It may be missing when only parts exist.
+        The store's root file (``STORE.h5``).
 
     Notes
     -----
-    Handles are opened lazily and reopened after pickling, so a store can be
-    handed to worker processes.
+    Shard handles are opened lazily (at most :data:`MAX_OPEN_SHARDS` at once)
+    and reopened after pickling, so a store can be handed to worker processes.
     """
 
     def __init__(self, path):
         self.path = Path(path)
-        self._files = None
-        self._index = None
-        self._config = None
-        if not self.path.exists() and not self._part_paths():
-            raise StoreError(f"{self.path}: no features store here; build one with `mdsim prep INPUT --out {self.path}`")
-        self._open()
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no features store here; build one with "
+                             f"`mdsim prep INPUT --out {self.path}`")
+        root = _read_root(self.path)
+        self._config, self.layout = root["config"], root["layout"]
+        self._open_files: OrderedDict = OrderedDict()
+        self._index = _ShardIndex()
+        for shard in shard_paths(self.path):
+            self._index.add_shard(shard, *read_shard_index(shard))
+        self._attrs_cache: dict = {}
 
-    # -- opening -----------------------------------------------------------
-    def _part_paths(self) -> list[Path]:
-        d = parts_dir(self.path)
-        return sorted(d.glob("*.h5")) if d.is_dir() else []
-
-    def _open(self) -> None:
+    # -- handles -----------------------------------------------------------
+    def _file(self, shard: Path):
+        f = self._open_files.get(shard)
+        if f is not None:
+            self._open_files.move_to_end(shard)
+            return f
         h5py = _h5py()
-        files, index, failed = [], {}, {}
-        sources = ([self.path] if self.path.exists() else []) + self._part_paths()
-        for src in sources:
-            try:
-                f = h5py.File(src, "r")
-            except OSError as e:
-                if src == self.path:
-                    raise StoreError(f"{src}: not a readable HDF5 features store ({e})") from None
-                continue  # a part being written right now; it is complete once renamed
-            self._check_header(f, src)
-            files.append(f)
-            for name, grp in f.get("tracks", {}).items():
-                index[track_id_of(name)] = grp  # later sources supersede earlier ones
-                failed.pop(track_id_of(name), None)
-            if "failed" in f:
-                g = f["failed"]
-                for tid, p, reason in zip(g["track_id"].asstr()[()], g["path"].asstr()[()], g["reason"].asstr()[()]):
-                    if tid not in index:
-                        failed[tid] = (p, reason)
-        self._files, self._index, self._failed = files, index, failed
-
-    def _check_header(self, f, src) -> None:
-        if _attr_str(f.attrs.get("format", "")) != STORE_FORMAT:
-            raise StoreError(f"{src}: not an mdsim features store (no format attribute '{STORE_FORMAT}')")
-        version = int(f.attrs.get("format_version", 0))
-        if version > STORE_VERSION:
-            raise StoreError(f"{src}: store format version {version} is newer than this mdsim reads "
-                             f"({STORE_VERSION}); upgrade mdsim")
-        config = FeatureConfig.from_dict(json.loads(_attr_str(f.attrs["feature_config"])))
-        if self._config is None:
-            self._config = config
-        elif config.analysis_dict() != self._config.analysis_dict():
-            raise StoreError(f"{src}: built with other feature settings than {self.path}")
+        try:
+            f = h5py.File(shard, "r")
+        except OSError as e:
+            raise StoreError(f"{shard}: cannot open shard ({e})") from None
+        self._open_files[shard] = f
+        while len(self._open_files) > MAX_OPEN_SHARDS:
+            _, old = self._open_files.popitem(last=False)
+            old.close()
+        return f
 
     def close(self) -> None:
-        for f in self._files or []:
+        for f in self._open_files.values():
             f.close()
-        self._files, self._index = [], {}
+        self._open_files.clear()
 
     def __enter__(self):
         return self
@@ -182,158 +278,388 @@ class FeatureStore:
 
     def track_ids(self) -> list[str]:
         """Every track in the store, sorted."""
-        return sorted(self._index)
+        return sorted(self._index.entries)
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._index.entries)
 
     def __contains__(self, track_id) -> bool:
-        return track_id in self._index
-
-    def _group(self, track_id):
-        try:
-            return self._index[track_id]
-        except KeyError:
-            raise StoreError(f"{self.path}: no track {track_id!r} in the store") from None
+        return track_id in self._index.entries
 
     def attrs(self, track_id) -> dict:
         """All attributes of a track as Python values."""
-        out = {}
-        for k, v in self._group(track_id).attrs.items():
-            out[k] = _attr_str(v) if isinstance(v, (bytes, str)) else (v.item() if hasattr(v, "item") else v)
-        return out
+        try:
+            raw = self._index.entries[track_id]
+        except KeyError:
+            raise StoreError(f"{self.path}: no track {track_id!r} in the store") from None
+        cached = self._attrs_cache.get(track_id)
+        if cached is None or cached[0] is not raw:
+            cached = (raw, json.loads(raw))
+            self._attrs_cache[track_id] = cached
+        return dict(cached[1])
 
     def labels(self, track_id) -> dict:
         """Labels of a track (tags, tempo in BPM, key index)."""
-        return labels_from_attrs(self._group(track_id).attrs)
+        return labels_from_attrs(self.attrs(track_id))
 
     def n_frames(self, track_id) -> int:
-        return int(self._group(track_id)["mel"].shape[1])
+        if track_id not in self._index.features_of:
+            raise StoreError(f"{self.path}: no track {track_id!r} in the store")
+        return self._index.features_of[track_id][2]
 
     def features(self, track_id, *, names=FEATURE_NAMES, start: int = 0, stop: int | None = None) -> dict:
         """Feature matrices of a track, frames ``start:stop``, as ``float32``.
+
+        ``names`` may include ``"onset"`` (the onset envelope, ``(1, T)``). In the
+        compact layout the tempogram is computed from the stored envelope.
+
+        Raises
+        ------
+        StoreError
+            Unknown track, or damaged feature data (a checksum mismatch), naming
+            the track and the shard.
 
         Returns
         -------
         dict
             ``{name: np.ndarray [shape=(n_bins, stop - start), dtype=float32]}``.
         """
-        g = self._group(track_id)
-        return {n: g[n][:, start:stop].astype(np.float32) for n in names}
+        try:
+            shard, offset, n = self._index.features_of[track_id]
+        except KeyError:
+            raise StoreError(f"{self.path}: no track {track_id!r} in the store") from None
+        start = max(0, int(start))
+        stop = n if stop is None else max(start, min(int(stop), n))
+        f = self._file(shard)
+        out = {}
+        try:
+            feats = f["features"]
+            for name in names:
+                if name == "tempogram" and "tempogram" not in feats:
+                    onset = feats["onset"][0, offset:offset + n]
+                    cfg = self._config
+                    out[name] = tempogram_frames(onset, start, stop, win_length=cfg.tempogram_win_length,
+                                                 cyclic=cfg.cyclic_tempogram)
+                else:
+                    out[name] = feats[name][:, offset + start:offset + stop].astype(np.float32)
+        except (OSError, KeyError) as e:
+            raise StoreError(f"{self.path}: the features of track {track_id!r} are damaged ({shard.name}: {e}); "
+                             f"re-run `mdsim prep` on it with --overwrite-tracks {track_id}") from None
+        return out
 
     def failures(self) -> list[tuple[str, str, str]]:
         """``(track_id, path, reason)`` of inputs that failed and never succeeded since."""
-        return sorted((tid, p, r) for tid, (p, r) in self._failed.items())
+        return sorted((tid, p, r) for tid, (p, r) in self._index.failed.items())
 
-    def n_parts(self) -> int:
-        """Parts not yet merged into the store file (non-zero after an interrupted run)."""
-        return len(self._part_paths())
+    def n_shards(self) -> int:
+        return len(shard_paths(self.path))
+
+    def verify(self, track_ids=None, *, progress=None) -> list[tuple[str, str]]:
+        """Read every feature matrix through its checksums; ``[(track_id, reason)]`` of damaged ones."""
+        ids = self.track_ids() if track_ids is None else list(track_ids)
+        names = stored_names(self.layout)
+        bad = []
+        for tid in (progress(ids) if progress else ids):
+            try:
+                self.features(tid, names=[n for n in names if n != "tempogram" or self.layout == "full"])
+            except StoreError as e:
+                bad.append((tid, str(e)))
+        return bad
 
 
 class StoreWriter:
-    """The one writer of a store: atomic parts during a run, an atomic merge at the end.
+    """The one writer of a store: shards committed whole, under a lock.
+
+    Use as a context manager (the lock is held until it exits).
 
     Parameters
     ----------
     path : str or Path
-        The store file.
+        The store's root file.
     feature_config : FeatureConfig
         Must match the settings an existing store was built with.
+    layout : {"compact", "full"}
+        ``compact`` stores the tempogram's onset envelope, ``full`` the tempogram
+        too (about 3.7 x the bytes, no computation at read time). An existing
+        store keeps its layout.
     overwrite : bool
-        Start from an empty store (the old file and parts are removed).
+        Start from an empty store (the old root and shards are removed).
+    shard_tracks, shard_seconds : int, float
+        Commit the shard being filled after this many tracks or seconds.
+
+    Raises
+    ------
+    InputError
+        When another process writes the store.
+    StoreError
+        When the store was built with other feature settings.
     """
 
-    def __init__(self, path, feature_config: FeatureConfig, *, overwrite: bool = False):
+    def __init__(self, path, feature_config: FeatureConfig, *, layout: str = "compact", overwrite: bool = False,
+                 shard_tracks: int = 512, shard_seconds: float = 60.0):
+        if layout not in LAYOUTS:
+            raise StoreError(f"unknown store layout {layout!r} (valid: {', '.join(LAYOUTS)})")
         self.path = Path(path)
         self.config = feature_config
-        self.parts = parts_dir(self.path)
-        if overwrite:
-            if self.path.exists():
-                self.path.unlink()
-            if self.parts.is_dir():
-                for p in self.parts.iterdir():
-                    p.unlink()
-        if self.path.exists() or self.parts.is_dir() and any(self.parts.glob("*.h5")):
-            with FeatureStore(self.path) as old:
-                if old.feature_config.analysis_dict() != feature_config.analysis_dict():
-                    raise StoreError(
-                        f"{self.path} was built with other feature settings "
-                        f"({json.dumps(old.feature_config.analysis_dict(), sort_keys=True)}); "
-                        "write to a new --out, or pass --overwrite to rebuild it")
-        self.parts.mkdir(parents=True, exist_ok=True)
-        self._seq = 0
+        self.layout = layout
+        self.shard_tracks, self.shard_seconds = shard_tracks, shard_seconds
+        self._lock = None
+        self._shard = None
+        self._overwrite = overwrite
+        self.shards_written: list[Path] = []
 
-    def _init_root(self, f) -> None:
+    # -- lifecycle ---------------------------------------------------------
+    def __enter__(self):
+        from mdsim.locking import exclusive_lock
+
+        self._lock = exclusive_lock(self.path, what="mdsim prep")
+        self._lock.__enter__()
+        try:
+            self._open_store()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.commit()
+        finally:
+            self._lock.__exit__(None, None, None)
+
+    def _open_store(self) -> None:
+        if self._overwrite:
+            import shutil
+
+            self.path.unlink(missing_ok=True)
+            shutil.rmtree(shards_dir(self.path), ignore_errors=True)
+            shutil.rmtree(parts_dir(self.path), ignore_errors=True)
+        if self.path.exists() and _is_version_1(self.path):
+            upgrade_store(self.path, locked=True)
+        if self.path.exists():
+            root = _read_root(self.path)
+            old = root["config"]
+            if old.analysis_dict() != self.config.analysis_dict():
+                diff = "; ".join(old.differences(self.config, names=("store", "this run")))
+                raise StoreError(f"{self.path} was built with other feature settings ({diff}); write to a new "
+                                 "--out, or pass --overwrite to rebuild it")
+            self.layout = root["layout"]
+            self.config = FeatureConfig.from_dict({**self.config.to_dict(), "dtype": old.dtype})
+        else:
+            self._write_root()
+        shards_dir(self.path).mkdir(parents=True, exist_ok=True)
+        for stale in shards_dir(self.path).glob("*.tmp"):
+            stale.unlink()  # a shard a killed writer was filling: never committed
+
+    def _write_root(self) -> None:
         from mdsim import __version__
 
-        f.attrs["format"] = STORE_FORMAT
-        f.attrs["format_version"] = STORE_VERSION
-        f.attrs["mdsim_version"] = __version__
-        f.attrs["feature_config"] = json.dumps(self.config.to_dict(), sort_keys=True)
+        h5py = _h5py()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = STORE_FORMAT
+            f.attrs["format_version"] = STORE_VERSION
+            f.attrs["mdsim_version"] = __version__
+            f.attrs["feature_config"] = json.dumps(self.config.to_dict(), sort_keys=True)
+            f.attrs["layout"] = self.layout
+        _fsync(tmp)
+        os.replace(tmp, self.path)
 
     def finished(self) -> dict:
-        """``{track_id: attrs}`` of every track already in the store or its parts."""
-        if not (self.path.exists() or any(self.parts.glob("*.h5"))):
-            return {}
+        """``{track_id: attrs}`` of every track the store holds."""
         with FeatureStore(self.path) as store:
             return {tid: store.attrs(tid) for tid in store.track_ids()}
 
-    def _write_part(self, fill) -> Path:
-        h5py = _h5py()
-        self._seq += 1
-        final = self.parts / f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.h5"
-        tmp = final.with_suffix(".tmp")
-        with h5py.File(tmp, "w") as f:
-            self._init_root(f)
-            fill(f)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        return final
+    def failed(self) -> dict:
+        """``{track_id: (path, reason)}`` of recorded failures."""
+        with FeatureStore(self.path) as store:
+            return {tid: (p, r) for tid, p, r in store.failures()}
 
+    # -- writing -----------------------------------------------------------
     def add_track(self, track_id: str, features: dict, attrs: dict) -> None:
-        """Commit one finished track (atomic: after this returns it survives any crash)."""
-        def fill(f):
-            g = f.create_group("tracks").create_group(group_name(track_id))
-            write_track_group(g, features, {"track_id": track_id, **attrs}, dtype=self.config.dtype)
-        self._write_part(fill)
+        """Add one finished track to the shard being filled."""
+        self._shard_open().add(track_id, STATUS_FEATURES, {"track_id": track_id, **attrs}, features)
+        self._maybe_commit()
+
+    def update_attrs(self, track_id: str, attrs: dict) -> None:
+        """New attributes (labels) for a track whose features stay as stored."""
+        self._shard_open().add(track_id, STATUS_LABELS, {"track_id": track_id, **attrs}, None)
+        self._maybe_commit()
 
     def add_failure(self, track_id: str, path: str, reason: str) -> None:
-        """Record an input that failed, with a one-line reason."""
-        def fill(f):
-            g = f.create_group("failed")
-            for name, value in (("track_id", track_id), ("path", path), ("reason", reason)):
-                g.create_dataset(name, data=np.array([value], dtype=object), dtype=_STR)
-        self._write_part(fill)
+        """Record an input that failed (its old features, if any, are no longer served)."""
+        self._shard_open().add(track_id, STATUS_FAILED, {"track_id": track_id, "source_path": str(path),
+                                                          "reason": reason}, None)
+        self._maybe_commit()
 
-    def merge(self, *, progress=None) -> int:
-        """Merge the parts into the store file (new file, then atomic rename).
+    def remove(self, track_id: str) -> None:
+        """Stop serving a track."""
+        self._shard_open().add(track_id, STATUS_REMOVED, {"track_id": track_id}, None)
+        self._maybe_commit()
 
-        Returns the number of tracks in the merged store.
-        """
-        parts = sorted(self.parts.glob("*.h5"))
-        for stale in self.parts.glob("*.tmp"):
-            stale.unlink()
-        if not parts and self.path.exists():
-            with FeatureStore(self.path) as s:
-                return len(s)
+    def _shard_open(self) -> "_ShardBuilder":
+        if self._shard is None:
+            self._shard = _ShardBuilder(shards_dir(self.path), self.config, self.layout)
+        return self._shard
+
+    def _maybe_commit(self) -> None:
+        s = self._shard
+        if s is not None and (s.n >= self.shard_tracks or time.monotonic() - s.t0 >= self.shard_seconds):
+            self.commit()
+
+    def commit(self) -> Path | None:
+        """Commit the shard being filled (fsync, rename); after this its tracks survive any crash."""
+        if self._shard is None:
+            return None
+        shard, self._shard = self._shard, None
+        path = shard.commit()
+        if path is not None:
+            self.shards_written.append(path)
+        return path
+
+
+class _ShardBuilder:
+    """One shard being filled under a temporary name."""
+
+    def __init__(self, folder: Path, config: FeatureConfig, layout: str):
         h5py = _h5py()
-        tmp = self.path.with_name(self.path.name + ".merging")
-        with FeatureStore(self.path) as store, h5py.File(tmp, "w") as out:
-            self._init_root(out)
-            tracks = out.create_group("tracks")
-            ids = store.track_ids()
-            for tid in (progress(ids) if progress else ids):
-                src = store._group(tid)
-                src.file.copy(src, tracks, name=group_name(tid))
-            fails = store.failures()
-            g = out.create_group("failed")
-            for i, name in enumerate(("track_id", "path", "reason")):
-                g.create_dataset(name, data=np.array([r[i] for r in fails], dtype=object), dtype=_STR)
-            n = len(ids)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        for p in parts:
-            p.unlink()
-        return n
+        self.folder, self.config, self.layout = folder, config, layout
+        self.t0 = time.monotonic()
+        self.n = 0
+        self.tmp = folder / f"{time.time_ns():020d}-{os.getpid()}.tmp"
+        self.f = h5py.File(self.tmp, "w")
+        self.f.attrs["format"] = SHARD_FORMAT
+        self.f.attrs["format_version"] = STORE_VERSION
+        self.f.attrs["feature_config"] = json.dumps(config.to_dict(), sort_keys=True)
+        self.f.attrs["layout"] = layout
+        self.rows = {"track_id": [], "status": [], "attrs": [], "offset": [], "n_frames": []}
+        self.frames = 0
+        g = self.f.create_group("features")
+        bins = {"mel": config.n_mels, "cens": config.n_chroma, "onset": 1, "tempogram": config.tempogram_win_length}
+        self.data = {}
+        for name in stored_names(layout):
+            dtype = "float32" if name == "onset" else config.dtype
+            self.data[name] = g.create_dataset(name, shape=(bins[name], 0), maxshape=(bins[name], None),
+                                               dtype=dtype, chunks=(bins[name], CHUNK_FRAMES), fletcher32=True)
+
+    def add(self, track_id: str, status: int, attrs: dict, features: dict | None) -> None:
+        offset, n = -1, 0
+        if features is not None:
+            n = int(features["mel"].shape[1])
+            offset = self.frames
+            for name, ds in self.data.items():
+                ds.resize(self.frames + n, axis=1)
+                ds[:, self.frames:self.frames + n] = np.asarray(features[name], dtype=ds.dtype)
+            self.frames += n
+        self.rows["track_id"].append(track_id)
+        self.rows["status"].append(status)
+        self.rows["attrs"].append(json.dumps(attrs, sort_keys=True, default=_json_default))
+        self.rows["offset"].append(offset)
+        self.rows["n_frames"].append(n)
+        self.n += 1
+
+    def commit(self) -> Path | None:
+        h5py = _h5py()
+        if self.n == 0:
+            self.f.close()
+            self.tmp.unlink(missing_ok=True)
+            return None
+        g = self.f.create_group("index")
+        # Index text as UTF-8 bytes (variable-length strings cannot carry HDF5 checksums).
+        g.create_dataset("track_id", data=_blob(json.dumps(t) for t in self.rows["track_id"]), fletcher32=True,
+                         chunks=True)
+        g.create_dataset("attrs", data=_blob(self.rows["attrs"]), fletcher32=True, chunks=True)
+        g.create_dataset("status", data=np.array(self.rows["status"], dtype=np.int8), fletcher32=True, chunks=True)
+        for name in ("offset", "n_frames"):
+            g.create_dataset(name, data=np.array(self.rows[name], dtype=np.int64), fletcher32=True, chunks=True)
+        self.f.close()
+        _fsync(self.tmp)
+        existing = sorted(self.folder.glob("*.h5"))
+        seq = int(existing[-1].name.split("-")[0]) + 1 if existing else 1
+        final = self.folder / f"{seq:08d}-{os.getpid()}.h5"
+        os.replace(self.tmp, final)
+        del h5py
+        return final
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+# -- version 1 ---------------------------------------------------------------------------------
+
+
+def _is_version_1(path: Path) -> bool:
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f.attrs.get("format_version", 0)) < 2 or "tracks" in f
+    except OSError:
+        return False
+
+
+def upgrade_store(path, *, locked: bool = False, log=None) -> int:
+    """Convert a version-1 store (one file, a group per track, plus unmerged parts) to
+    version 2 in the full layout (its tempograms are kept; no audio is needed).
+
+    The new root replaces the old file only after its shard is committed, so a kill
+    leaves either the old store or the new one. Returns the number of tracks.
+    """
+    from contextlib import nullcontext
+    from urllib.parse import unquote
+
+    from mdsim.locking import exclusive_lock
+
+    path = Path(path)
+    h5py = _h5py()
+    with (nullcontext() if locked else exclusive_lock(path, what="mdsim store upgrade")):
+        sources = ([path] if path.exists() else []) + sorted(parts_dir(path).glob("*.h5"))
+        tracks, failed, config = {}, {}, None
+        files = []
+        try:
+            for src in sources:
+                try:
+                    f = h5py.File(src, "r")
+                except OSError as e:
+                    raise StoreError(f"{src}: cannot read this version-1 store file ({e})") from None
+                files.append(f)
+                if config is None:
+                    config = FeatureConfig.from_dict(json.loads(_attr_str(f.attrs["feature_config"])))
+                for name, grp in f.get("tracks", {}).items():
+                    tracks[unquote(name)] = grp
+                    failed.pop(unquote(name), None)
+                if "failed" in f:
+                    g = f["failed"]
+                    for tid, p, r in zip(g["track_id"].asstr()[()], g["path"].asstr()[()], g["reason"].asstr()[()]):
+                        if tid not in tracks:
+                            failed[tid] = (p, r)
+            folder = shards_dir(path)
+            folder.mkdir(parents=True, exist_ok=True)
+            builder = _ShardBuilder(folder, config, "full")
+            for tid in sorted(tracks):
+                grp = tracks[tid]
+                attrs = {k: (_attr_str(v) if isinstance(v, (bytes, str)) else
+                             (v.item() if hasattr(v, "item") else v)) for k, v in grp.attrs.items()}
+                feats = {n: grp[n][()] for n in FEATURE_NAMES}
+                # version 1 kept no onset envelope: a NaN row marks it unknown
+                feats["onset"] = np.full((1, feats["mel"].shape[1]), np.nan, np.float32)
+                builder.add(tid, STATUS_FEATURES, {**attrs, "track_id": tid}, feats)
+            for tid, (p, r) in sorted(failed.items()):
+                builder.add(tid, STATUS_FAILED, {"track_id": tid, "source_path": p, "reason": r}, None)
+            builder.commit()
+        finally:
+            for f in files:
+                f.close()
+        writer = StoreWriter.__new__(StoreWriter)
+        writer.path, writer.config, writer.layout = path, config, "full"
+        writer._write_root()
+        for part in sorted(parts_dir(path).glob("*")):
+            part.unlink()
+        if parts_dir(path).is_dir():
+            parts_dir(path).rmdir()
+        if log is not None:
+            print(f"upgraded {path} to store format version {STORE_VERSION}: {len(tracks)} tracks, "
+                  f"{len(failed)} failures", file=log)
+        return len(tracks)

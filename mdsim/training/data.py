@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mdsim.errors import InputError
+from mdsim.errors import InputError, StoreError
 from mdsim.features.store import FeatureStore
 from mdsim.labels import (MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled,
                           similarity_matrix)
@@ -231,7 +232,12 @@ class WindowBatches(_keras_dataset_base()):
         self.seed, self.fixed, self.epoch = seed, fixed, 0
         self.sampler = ConditionalSampler(table, layout.dimensions, batch_size=batch_size)
         self._labels = layout.encode(table.labels)
+        self._unlabelled = layout.encode([{}])[0]
         self._store = None
+        #: Track ids whose features could not be read (checksum mismatch): skipped.
+        self.damaged: set = set()
+        with FeatureStore(self.store_path) as store:
+            self._bins = dict(store.feature_config.n_bins)
 
     def __len__(self):
         return self.steps
@@ -251,14 +257,26 @@ class WindowBatches(_keras_dataset_base()):
         seg = self.segment_frames
         starts = rng.integers(0, np.maximum(self.table.n_frames[rows] - seg, 0) + 1)
         batch = {name: [] for name in self.inputs}
-        for r, s in zip(rows, starts):
-            feats = self._store.features(self.table.track_ids[r], names=self.inputs, start=int(s), stop=int(s) + seg)
+        labels = self._labels[rows].copy()
+        for i, (r, s) in enumerate(zip(rows, starts)):
+            try:
+                feats = self._store.features(self.table.track_ids[r], names=self.inputs, start=int(s),
+                                             stop=int(s) + seg)
+            except StoreError as e:
+                # A damaged track is reported once and skipped: its window is zeros without
+                # labels, so it is neither anchor, positive nor negative of any triplet.
+                tid = self.table.track_ids[r]
+                if tid not in self.damaged:
+                    self.damaged.add(tid)
+                    warnings.warn(f"skipping a damaged track: {e}", stacklevel=2)
+                feats = {name: np.zeros((self._bins[name], seg), np.float32) for name in self.inputs}
+                labels[i] = self._unlabelled
             for name in self.inputs:
                 x = feats[name]
                 # a track shorter than a window: zeros after it, as Model.segments_from_features pads
                 batch[name].append(np.pad(x, ((0, 0), (0, seg - x.shape[1]))) if x.shape[1] < seg else x)
         x = {name: np.stack(v) for name, v in batch.items()}
-        return x, self._labels[rows]
+        return x, labels
 
     def __getstate__(self):
         state = self.__dict__.copy()
