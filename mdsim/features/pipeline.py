@@ -386,15 +386,14 @@ def _plan(entries, writer, summary: PrepSummary, *, verify: bool, log) -> list:
     """The inputs to compute; applies manifest label edits to unchanged tracks on the way."""
     from mdsim.features.store import FeatureStore
 
-    finished = writer.finished()
-    store = FeatureStore(writer.path) if verify and finished else None
+    store = FeatureStore(writer.path)
     todo = []
     try:
         for e in entries:
-            stored = finished.get(e.track_id)
-            if stored is None:
+            if e.track_id not in store:
                 todo.append(e)
                 continue
+            stored = store.attrs(e.track_id)
             if not e.path.exists():
                 summary.missing.append(e.track_id)
                 summary.skipped += 1
@@ -404,7 +403,7 @@ def _plan(entries, writer, summary: PrepSummary, *, verify: bool, log) -> list:
             if not _is_unchanged(e, stored):
                 todo.append(e)
                 continue
-            if store is not None:
+            if verify:
                 try:
                     store.features(e.track_id, names=("mel",))
                     store.features(e.track_id, names=("cens",))
@@ -422,8 +421,7 @@ def _plan(entries, writer, summary: PrepSummary, *, verify: bool, log) -> list:
                 summary.relabelled += 1
             summary.skipped += 1
     finally:
-        if store is not None:
-            store.close()
+        store.close()
     return todo
 
 

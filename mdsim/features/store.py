@@ -139,28 +139,36 @@ def _read_root(path: Path) -> dict:
 
 
 class _ShardIndex:
-    """Where each live track is: ``{track_id: entry}`` over all shards, later ones winning."""
+    """Where each live track is, over all shards, later entries winning.
+
+    Only positions are held (a few dozen bytes a track): attributes are read from
+    their shard when asked for, so memory stays small at 10^6 tracks.
+    """
 
     def __init__(self):
-        self.entries: dict = {}  # track_id -> (status, attrs_json, shard, offset, n_frames)
-        self.features_of: dict = {}  # track_id -> (shard, offset, n_frames) of its latest features
+        self.shards: list[Path] = []
+        self.attr_spans: list[np.ndarray] = []  # per shard: byte offsets of its attribute lines
+        self.entries: dict = {}  # track_id -> (shard number, row) of its latest attributes
+        self.features_of: dict = {}  # track_id -> (shard number, offset, n_frames) of its features
         self.failed: dict = {}  # track_id -> (path, reason)
 
-    def add_shard(self, shard: Path, ids, status, attrs, offset, n_frames) -> None:
-        for tid, st, a, off, n in zip(ids, status, attrs, offset, n_frames):
+    def add_shard(self, shard: Path, ids, status, spans, offset, n_frames, failures) -> None:
+        k = len(self.shards)
+        self.shards.append(shard)
+        self.attr_spans.append(spans)
+        for row, (tid, st) in enumerate(zip(ids, status)):
             st = int(st)
             if st == STATUS_FEATURES:
-                self.features_of[tid] = (shard, int(off), int(n))
-                self.entries[tid] = a
+                self.features_of[tid] = (k, int(offset[row]), int(n_frames[row]))
+                self.entries[tid] = (k, row)
                 self.failed.pop(tid, None)
             elif st == STATUS_LABELS:
                 if tid in self.features_of:
-                    self.entries[tid] = a
+                    self.entries[tid] = (k, row)
             elif st == STATUS_FAILED:
                 self.features_of.pop(tid, None)
                 self.entries.pop(tid, None)
-                info = json.loads(a)
-                self.failed[tid] = (info.get("source_path", ""), info.get("reason", ""))
+                self.failed[tid] = failures[row]
             elif st == STATUS_REMOVED:
                 self.features_of.pop(tid, None)
                 self.entries.pop(tid, None)
@@ -184,7 +192,10 @@ def shard_paths(path) -> list[Path]:
 
 
 def read_shard_index(shard: Path) -> tuple:
-    """``(track_ids, status, attrs_json, offset, n_frames)`` of one shard.
+    """``(track_ids, status, attr_spans, offset, n_frames, failures)`` of one shard.
+
+    ``attr_spans`` holds the byte offsets of the attribute lines (``N + 1``);
+    ``failures`` maps the rows of failed entries to ``(path, reason)``.
 
     Raises
     ------
@@ -198,11 +209,18 @@ def read_shard_index(shard: Path) -> tuple:
                 raise StoreError(f"{shard}: not an mdsim store shard")
             g = f["index"]
             ids = [json.loads(line) for line in _lines(g["track_id"][()])]
-            attrs = _lines(g["attrs"][()])
+            blob = np.asarray(g["attrs"][()], dtype=np.uint8)
             status, offset, n_frames = g["status"][()], g["offset"][()], g["n_frames"][()]
-            if not len(ids) == len(attrs) == len(status) == len(offset) == len(n_frames):
-                raise ValueError("index arrays of different lengths")
-            return ids, status, attrs, offset, n_frames
+        breaks = np.flatnonzero(blob == ord("\n"))
+        spans = np.concatenate([[0], breaks + 1, [len(blob) + 1]]).astype(np.int64) if len(blob) else \
+            np.zeros(1, np.int64)
+        if not len(ids) == len(spans) - 1 == len(status) == len(offset) == len(n_frames):
+            raise ValueError("index arrays of different lengths")
+        failures = {}
+        for row in np.flatnonzero(status == STATUS_FAILED):
+            info = json.loads(blob[spans[row]:spans[row + 1] - 1].tobytes().decode("utf-8"))
+            failures[int(row)] = (info.get("source_path", ""), info.get("reason", ""))
+        return ids, status, spans, offset, n_frames, failures
     except StoreError:
         raise
     except (OSError, KeyError, ValueError) as e:
@@ -235,7 +253,6 @@ class FeatureStore:
         self._index = _ShardIndex()
         for shard in shard_paths(self.path):
             self._index.add_shard(shard, *read_shard_index(shard))
-        self._attrs_cache: dict = {}
 
     # -- handles -----------------------------------------------------------
     def _file(self, shard: Path):
@@ -287,16 +304,19 @@ class FeatureStore:
         return track_id in self._index.entries
 
     def attrs(self, track_id) -> dict:
-        """All attributes of a track as Python values."""
+        """All attributes of a track as Python values (read from its shard)."""
         try:
-            raw = self._index.entries[track_id]
+            k, row = self._index.entries[track_id]
         except KeyError:
             raise StoreError(f"{self.path}: no track {track_id!r} in the store") from None
-        cached = self._attrs_cache.get(track_id)
-        if cached is None or cached[0] is not raw:
-            cached = (raw, json.loads(raw))
-            self._attrs_cache[track_id] = cached
-        return dict(cached[1])
+        shard = self._index.shards[k]
+        spans = self._index.attr_spans[k]
+        try:
+            raw = self._file(shard)["index/attrs"][spans[row]:spans[row + 1] - 1]
+            return json.loads(raw.tobytes().decode("utf-8"))
+        except (OSError, KeyError, ValueError) as e:
+            raise StoreError(f"{shard}: damaged shard index ({e}); move the shard away and re-run `mdsim prep` "
+                             "on its tracks") from None
 
     def labels(self, track_id) -> dict:
         """Labels of a track (tags, tempo in BPM, key index)."""
@@ -325,7 +345,8 @@ class FeatureStore:
             ``{name: np.ndarray [shape=(n_bins, stop - start), dtype=float32]}``.
         """
         try:
-            shard, offset, n = self._index.features_of[track_id]
+            k, offset, n = self._index.features_of[track_id]
+            shard = self._index.shards[k]
         except KeyError:
             raise StoreError(f"{self.path}: no track {track_id!r} in the store") from None
         start = max(0, int(start))
@@ -465,16 +486,6 @@ class StoreWriter:
             f.attrs["layout"] = self.layout
         _fsync(tmp)
         os.replace(tmp, self.path)
-
-    def finished(self) -> dict:
-        """``{track_id: attrs}`` of every track the store holds."""
-        with FeatureStore(self.path) as store:
-            return {tid: store.attrs(tid) for tid in store.track_ids()}
-
-    def failed(self) -> dict:
-        """``{track_id: (path, reason)}`` of recorded failures."""
-        with FeatureStore(self.path) as store:
-            return {tid: (p, r) for tid, p, r in store.failures()}
 
     # -- writing -----------------------------------------------------------
     def add_track(self, track_id: str, features: dict, attrs: dict) -> None:
