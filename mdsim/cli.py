@@ -28,7 +28,7 @@ def _add_prep(sub) -> None:
     p = sub.add_parser(
         "prep", help="extract features and annotations into an HDF5 store",
         description="Decode audio, compute log-mel, CENS and tempogram from one STFT per track, "
-                    "estimate tempo and key with madmom where the manifest gives none, and write "
+                    "estimate tempo and key where the manifest gives none (--annotate), and write "
                     "everything to a features store. Re-running the same command resumes: "
                     "finished tracks are skipped, failed ones retried.")
     p.add_argument("input", help="a folder (searched recursively for wav, flac, ogg, mp3, aiff) "
@@ -40,6 +40,11 @@ def _add_prep(sub) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on an existing Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786) "
                         "instead of local workers")
+    p.add_argument("--annotate", choices=("madmom", "fast", "none"), default="madmom",
+                   help="how tempo and key the manifest does not give are estimated: madmom (default; "
+                        "accurate, about 2x real time per core, source decoded at 44.1 kHz), fast "
+                        "(onset tempogram and CENS key profiles, no madmom, hundreds of times real "
+                        "time) or none (left unknown)")
     p.add_argument("--tempo-mode", choices=("full", "fast"), default="full",
                    help="madmom beat ensemble for tempo: full (8 networks, default) or fast (2)")
     p.add_argument("--float32", action="store_true",
@@ -62,8 +67,8 @@ def _run_prep(args) -> int:
                            tuning=None if args.estimate_tuning else 0.0,
                            cyclic_tempogram=args.cyclic_tempogram)
     summary = prep(args.input, args.out, workers=args.workers, scheduler=args.scheduler,
-                   tempo_mode=args.tempo_mode, config=config, overwrite=args.overwrite,
-                   progress=not args.quiet)
+                   tempo_mode=args.tempo_mode, annotate=args.annotate, config=config,
+                   overwrite=args.overwrite, progress=not args.quiet)
     return 0 if summary.done + summary.skipped > 0 or summary.failed == 0 else 1
 
 

@@ -12,21 +12,19 @@ bounded however many tracks the input lists.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from mdsim.audio import file_hash, load_audio
 from mdsim.config import FeatureConfig
 from mdsim.errors import InputError, MdsimError
+from mdsim.features.annotators import annotate_track, check_method
 from mdsim.features.spectral import extract_features
 from mdsim.features.store import StoreWriter
-from mdsim.labels import TAG_DIMENSIONS, key_name
+from mdsim.labels import TAG_DIMENSIONS
 from mdsim.manifest import TrackEntry, read_input
 
 
@@ -35,7 +33,8 @@ def _source_stamp(path: Path) -> dict:
     return {"source_size": int(st.st_size), "source_mtime": float(st.st_mtime)}
 
 
-def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "full") -> dict:
+def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "full",
+                  annotate: str = "madmom") -> dict:
     """Compute everything the store keeps for one track (runs in a worker).
 
     Returns
@@ -51,14 +50,8 @@ def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "f
         y = load_audio(entry.path, sr=config.sample_rate)
         features = extract_features(y, config=config)
         labels = entry.labels
-        need_tempo, need_key = labels.get("tempo") is None, labels.get("key") is None
-        found = {}
-        if need_tempo or need_key:
-            from mdsim.features.annotate import get_annotator
-
-            found = get_annotator(tempo_mode)(y, config.sample_rate, tempo=need_tempo, key=need_key)
-        tempo = labels["tempo"] if not need_tempo else found["tempo"]
-        key = labels["key"] if not need_key else found["key"]
+        found = annotate_track(labels, y=y, sr=config.sample_rate, features=features, path=entry.path,
+                               method=annotate, tempo_mode=tempo_mode)
         duration = len(y) / config.sample_rate
         attrs = {
             "source_path": str(Path(entry.path).resolve()),
@@ -68,13 +61,7 @@ def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "f
             "sample_rate": config.sample_rate,
             "n_frames": int(features["mel"].shape[1]),
             "too_short": bool(features["mel"].shape[1] < config.segment_frames),
-            "tempo": float(tempo) if tempo is not None and math.isfinite(tempo) else float("nan"),
-            "tempo_source": "manifest" if not need_tempo else f"madmom-{tempo_mode}",
-            "tempo_strength": float(found.get("tempo_strength", np.nan)),
-            "key": key_name(key) or "",
-            "key_index": -1 if key is None else int(key),
-            "key_source": "manifest" if not need_key else "madmom",
-            "key_probability": float(found.get("key_probability", np.nan)),
+            **found,
             "group": entry.group,
             "metadata": json.dumps(entry.metadata, sort_keys=True),
             "seconds_to_compute": time.perf_counter() - t0,
@@ -189,7 +176,7 @@ def _is_unchanged(entry: TrackEntry, attrs: dict) -> bool:
 
 
 def prep(input_path, out, *, workers: int | None = None, scheduler: str | None = None,
-         tempo_mode: str = "full", config: FeatureConfig = FeatureConfig(),
+         tempo_mode: str = "full", annotate: str = "madmom", config: FeatureConfig = FeatureConfig(),
          overwrite: bool = False, progress: bool = True, log=sys.stderr) -> PrepSummary:
     """Build or extend a features store from a folder or a manifest.
 
@@ -206,6 +193,9 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
         Address of a running Dask scheduler; overrides ``workers``.
     tempo_mode : {"full", "fast"}
         madmom beat ensemble size for tempo estimation.
+    annotate : {"madmom", "fast", "none"}
+        How tempo and key the manifest does not give are estimated
+        (:mod:`mdsim.features.annotators`).
     config : FeatureConfig
     overwrite : bool
         Rebuild from scratch instead of resuming.
@@ -217,6 +207,7 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
     from tqdm import tqdm
 
     t0 = time.perf_counter()
+    check_method(annotate)
     entries = read_input(input_path)  # validates everything before any work
     writer = StoreWriter(out, config, overwrite=overwrite)
     summary = PrepSummary()
@@ -247,7 +238,7 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
                 e = next(queue, None)
                 if e is None:
                     break
-                pending[executor.submit(e, config, tempo_mode)] = e
+                pending[executor.submit(e, config, tempo_mode, annotate)] = e
             if not pending:
                 break
             for fut in executor.wait_one(set(pending)):
