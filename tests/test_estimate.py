@@ -53,9 +53,11 @@ def test_key_of_a_cadence_in_each_of_the_24_keys(key):
     assert 0.5 < score <= 1
 
 
-#: On 12 synthetic tracks of 8 s (seed 11), measured: ... exact keys; the threshold
-#: leaves a margin for the generator's future changes (see docs/prep.md for the benchmark).
-SYNTH_KEY_EXACT_MIN = 0.5
+#: On these 12 synthetic tracks of 8 s (seed 11) the exact key was measured for 11; the
+#: benchmark (docs/prep.md) found it for most of 40 others. 8 of 12 leaves a margin of three
+#: tracks for changes to the generator; the mean CENS with the same profiles found 4 of 12,
+#: and a profile rotated the wrong way 2 of 12, so the test tells them apart.
+SYNTH_KEY_EXACT_MIN = 8 / 12
 
 
 def test_key_of_synthetic_tracks():

@@ -27,9 +27,6 @@ from mdsim.labels import key_name
 
 #: Annotator names, the default first.
 ANNOTATE_METHODS = ("madmom", "fast", "none")
-#: Rate madmom's networks were trained at (``mdsim.features.annotate.MADMOM_SAMPLE_RATE``,
-#: repeated here so that choosing an annotator imports no madmom).
-MADMOM_SAMPLE_RATE = 44100
 
 
 def check_method(method: str) -> str:
@@ -66,7 +63,7 @@ def _fast(y, sr: int, features: dict, *, tempo: bool, key: bool) -> dict:
 
 def _madmom(y, sr: int, path, *, tempo_mode: str, tempo: bool, key: bool) -> dict:
     from mdsim.audio import load_audio
-    from mdsim.features.annotate import get_annotator
+    from mdsim.features.annotate import MADMOM_SAMPLE_RATE, get_annotator  # madmom itself loads in there
 
     annotator = get_annotator(tempo_mode)
     if path is not None:  # the source's full band, not our 22 050 Hz signal upsampled

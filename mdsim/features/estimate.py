@@ -41,9 +41,8 @@ MAX_BPM = 320.0
 #: 78 %, against 53 % and 70 %); the benchmark measures it on other seeds.
 TEMPERLEY_MAJOR = np.array([5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0])
 TEMPERLEY_MINOR = np.array([5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0])
-#: The key chromagram's frame and hop (samples at 22 050 Hz) and band (Hz).
+#: The key chromagram's frame (samples at 22 050 Hz; the hop is half of it) and band (Hz).
 KEY_N_FFT = 8192
-KEY_HOP = 4096
 KEY_BAND_HZ = (80.0, 5000.0)
 
 
@@ -55,6 +54,11 @@ def _key_profiles() -> np.ndarray:
 
 
 KEY_PROFILES = _key_profiles()
+
+
+def _key_n_fft(sr: int) -> int:
+    """:data:`KEY_N_FFT` scaled to ``sr`` (the same 0.37 s frame)."""
+    return max(256, int(round(KEY_N_FFT * sr / 22050)))
 
 
 @lru_cache(maxsize=4)
@@ -74,7 +78,7 @@ def key_chroma(y, *, sr: int) -> np.ndarray:
     """
     from mdsim.features.spectral import power_stft
 
-    n_fft = max(256, int(round(KEY_N_FFT * sr / 22050)))
+    n_fft = _key_n_fft(sr)
     S = power_stft(y, n_fft=n_fft, hop_length=n_fft // 2)
     return _key_chroma_basis(sr, n_fft) @ np.sqrt(S)
 
@@ -167,5 +171,4 @@ def key_from_signal(y, *, sr: int) -> tuple[int | None, float]:
     y = np.asarray(y, dtype=np.float32)
     if len(y) / sr < MIN_ESTIMATE_SECONDS:
         return None, float("nan")
-    n_fft = max(256, int(round(KEY_N_FFT * sr / 22050)))
-    return key_from_chroma(key_chroma(y, sr=sr), sr=sr, hop_length=n_fft // 2)
+    return key_from_chroma(key_chroma(y, sr=sr), sr=sr, hop_length=_key_n_fft(sr) // 2)
