@@ -140,7 +140,7 @@ def test_cli_prep_annotate_fast_and_none(no_madmom, tmp_path):
             assert math.isnan(a["tempo"]) and (a["key"], a["key_index"]) == ("", -1)
 
 
-def test_cli_annotate_choices_are_the_librarys(capsys):
+def test_cli_annotate_choices_match_the_library(capsys):
     for method in ANNOTATE_METHODS:
         assert parse_args(["prep", "x", "--out", "y.h5", "--annotate", method]).annotate == method
     with pytest.raises(SystemExit):
