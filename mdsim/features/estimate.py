@@ -1,4 +1,4 @@
-"""Fast global tempo and key from what ``prep`` already computes (no madmom).
+"""Fast global tempo and key without madmom: the onset envelope, and the signal's long frames.
 
 ``mdsim prep --annotate fast`` uses these in place of madmom's networks:
 
