@@ -335,6 +335,8 @@ REFERENCE_MODULES = (
     "mdsim.manifest",
     "mdsim.features.spectral",
     "mdsim.features.annotate",
+    "mdsim.features.annotators",
+    "mdsim.features.estimate",
     "mdsim.features.store",
     "mdsim.features.pipeline",
     "mdsim.model",

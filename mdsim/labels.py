@@ -40,6 +40,8 @@ TAG_DIMENSIONS = ("genre", "mood", "instrument", "era")
 
 #: Default tolerance of the tempo rule, in BPM.
 TEMPO_TOLERANCE_BPM = 5.0
+#: Tempi a manifest may give, in BPM (anything else is a typo or a unit mix-up).
+TEMPO_RANGE_BPM = (20.0, 400.0)
 #: Tempo octaves 2**k with k in -MAX_TEMPO_OCTAVE..MAX_TEMPO_OCTAVE count as similar.
 MAX_TEMPO_OCTAVE = 2
 
@@ -143,20 +145,41 @@ def key_name(index: int | None) -> str | None:
 
 
 def parse_tempo(value) -> float | None:
-    """Parse a BPM cell; empty, non-positive or non-finite means missing."""
+    """Parse a BPM cell: ``None`` for an empty cell (estimate it), else a checked BPM.
+
+    A float NaN object (what pandas gives for an empty cell) also counts as
+    empty; the text ``"nan"`` does not.
+
+    Raises
+    ------
+    InputError
+        When the value is not a number, or not a finite tempo in
+        ``TEMPO_RANGE_BPM`` (20..400 BPM): ``1e9``, ``-5``, ``0``, ``"nan"``
+        and ``"inf"`` are errors, not "unknown".
+
+    Examples
+    --------
+    >>> parse_tempo("120.5"), parse_tempo(" "), parse_tempo(None)
+    (120.5, None, None)
+    """
     if value is None:
         return None
     if isinstance(value, str):
-        value = value.strip()
-        if not value:
+        text = value.strip()
+        if not text:
             return None
         try:
-            value = float(value)
+            value = float(text)
         except ValueError:
-            raise InputError(f"cannot read tempo {value!r}: give beats per minute, e.g. 120") from None
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
+            raise InputError(f"cannot read tempo {text!r}: give beats per minute, e.g. 120, "
+                             "or leave it empty to estimate it") from None
+    elif isinstance(value, float) and math.isnan(value):
         return None
+    value = float(value)
+    low, high = TEMPO_RANGE_BPM
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InputError(f"tempo {value:g} BPM is not a tempo in {low:g}..{high:g} BPM: give beats per "
+                         "minute, e.g. 120, or leave it empty to estimate it")
     return value
 
 

@@ -2,8 +2,9 @@
 
 Manifest columns: ``track_id, path`` (required; ``path`` relative to the
 manifest's folder or absolute), optional ``genre, mood, instrument, era``
-(multi-label, ``;``-separated), ``tempo`` (BPM) and ``key`` (e.g. ``F# minor``)
-which override madmom, and ``group`` (e.g. artist) for leak-free splits.
+(multi-label, ``;``-separated), ``tempo`` (BPM, 20..400) and ``key`` (e.g.
+``F# minor``) which override the estimates (an empty cell: estimate it), and
+``group`` (e.g. artist) for leak-free splits. The file is UTF-8 text.
 Any other column is kept as metadata. The whole manifest is validated
 before any work starts.
 """
@@ -11,6 +12,7 @@ before any work starts.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,33 +40,59 @@ class TrackEntry:
     metadata: dict = field(default_factory=dict)
 
 
+def _decode_text(path: Path) -> str:
+    """The manifest's text; a file that is not UTF-8 is an error naming the line and the fix."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot open manifest ({e.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")  # a spreadsheet's "CSV UTF-8" starts with a BOM
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"{path} is not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}; "
+                         "Latin-1 or Windows-1252 perhaps): save it as UTF-8, e.g. 'CSV UTF-8' in a "
+                         f"spreadsheet or `iconv -f latin1 -t utf-8 {path.name} > utf8.csv`") from None
+
+
 def read_manifest(path) -> list[TrackEntry]:
-    """Read and validate a manifest CSV.
+    """Read and validate a manifest CSV (UTF-8).
+
+    Row numbers in messages are line numbers of the file (the header is row 1).
 
     Raises
     ------
     InputError
-        Missing required columns, an empty or duplicate track id, a
-        non-numeric tempo or an unknown key name, naming the file and row.
+        A file that is not UTF-8; missing or duplicate columns; a row with
+        more or fewer fields than the header; an empty or duplicate track id;
+        a tempo that is not a finite BPM in 20..400 (an empty cell means
+        "estimate it") or an unknown key name: naming the file, row and column.
     """
     path = Path(path)
+    reader = csv.reader(io.StringIO(_decode_text(path), newline=""))
     try:
-        f = open(path, newline="", encoding="utf-8-sig")
-    except OSError as e:
-        raise InputError(f"{path}: cannot open manifest ({e.strerror})") from None
-    with f:
-        reader = csv.DictReader(f)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
+        columns = [c.strip() for c in next(reader, [])]
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise InputError(f"{path} has no column {', '.join(repr(c) for c in missing)} "
                              f"(columns: {', '.join(columns) or 'none'})")
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise InputError(f"{path}: column {', '.join(repr(c) for c in twice)} appears more than once "
+                             f"in the header (columns: {', '.join(columns)}); keep one of each")
         base = path.parent
         entries: list[TrackEntry] = []
         seen: dict[str, int] = {}
-        for row_number, raw in enumerate(reader, start=2):  # row 1 is the header
-            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        for fields in reader:
+            row_number = reader.line_num  # the header is row 1
             where = f"{path}, row {row_number}"
+            if not any(f.strip() for f in fields):
+                continue  # a blank line
+            if len(fields) != len(columns):
+                raise InputError(f"{where}: {len(fields)} fields, but the header has {len(columns)} "
+                                 f"({', '.join(columns)}); quote a value that holds a comma, "
+                                 "and give every column (empty is fine)")
+            row = {c: v.strip() for c, v in zip(columns, fields)}
             track_id = row["track_id"]
             if not track_id:
                 raise InputError(f"{where}: empty track_id")
@@ -74,11 +102,11 @@ def read_manifest(path) -> list[TrackEntry]:
             if not row["path"]:
                 raise InputError(f"{where}: empty path for track {track_id!r}")
             labels: dict = {d: parse_tags(row.get(d)) for d in TAG_DIMENSIONS}
-            try:
-                labels["tempo"] = parse_tempo(row.get("tempo"))
-                labels["key"] = parse_key(row.get("key"))
-            except InputError as e:
-                raise InputError(f"{where}: {e}") from None
+            for column, parse in (("tempo", parse_tempo), ("key", parse_key)):
+                try:
+                    labels[column] = parse(row.get(column))
+                except InputError as e:
+                    raise InputError(f"{where}, column {column!r}: {e}") from None
             audio = Path(row["path"])
             entries.append(TrackEntry(
                 track_id=track_id,
@@ -87,6 +115,8 @@ def read_manifest(path) -> list[TrackEntry]:
                 group=row.get("group", ""),
                 metadata={k: v for k, v in row.items() if k not in KNOWN_COLUMNS and k},
             ))
+    except csv.Error as e:
+        raise InputError(f"{path}, row {reader.line_num}: not a valid CSV row ({e})") from None
     if not entries:
         raise InputError(f"{path}: the manifest lists no tracks")
     return entries

@@ -29,9 +29,12 @@ def test_parse_key_rejects(bad):
 def test_parse_tags_and_tempo():
     assert parse_tags(" rock; pop ;;rock") == ["rock", "pop"]
     assert parse_tags("") == [] and parse_tags(None) == []
-    assert parse_tempo("120.5") == 120.5 and parse_tempo("") is None and parse_tempo("0") is None
+    assert parse_tempo("120.5") == 120.5 and parse_tempo("") is None and parse_tempo(float("nan")) is None
     with pytest.raises(InputError, match="cannot read tempo 'fast'"):
         parse_tempo("fast")
+    for bad in ("0", "-5", "nan", "1e9", 1e9):  # once silently "unknown" (or kept, 1e9)
+        with pytest.raises(InputError, match=r"is not a tempo in 20\.\.400 BPM"):
+            parse_tempo(bad)
 
 
 def test_check_dimensions():

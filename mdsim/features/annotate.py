@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from mdsim.features.estimate import MIN_ESTIMATE_SECONDS
 from mdsim.labels import parse_key
 
 #: madmom's networks were trained on 44.1 kHz input.
@@ -62,15 +63,16 @@ class Annotation:
         Most salient tempo in BPM.
     tempo_strength : float
         Relative strength (0..1) of that tempo among madmom's candidates.
-    key : int
-        Key index ``pitch_class + 12 * mode`` (see :func:`mdsim.labels.parse_key`).
+    key : int or None
+        Key index ``pitch_class + 12 * mode`` (see :func:`mdsim.labels.parse_key`),
+        ``None`` without a usable estimate.
     key_probability : float
         Probability madmom's key network gives that key.
     """
 
     tempo: float
     tempo_strength: float
-    key: int
+    key: int | None
     key_probability: float
 
 
@@ -118,33 +120,47 @@ class Annotator:
         return Signal(y, sample_rate=MADMOM_SAMPLE_RATE, num_channels=1)
 
     def tempo(self, y, sr: int, *, signal=None) -> tuple[float, float]:
-        """Most salient tempo (BPM) and its relative strength."""
+        """Most salient tempo (BPM) and its relative strength; ``(nan, nan)`` when
+        the audio is shorter than ``MIN_ESTIMATE_SECONDS`` or madmom finds no tempo."""
+        if len(y) / sr < MIN_ESTIMATE_SECONDS:
+            return float("nan"), float("nan")
         signal = self._signal(y, sr) if signal is None else signal
         candidates = self._tempo(self._beats(signal))
-        if len(candidates) == 0:
-            return float("nan"), 0.0
+        if len(candidates) == 0 or not np.isfinite(candidates[0, 0]):
+            return float("nan"), float("nan")
         return float(candidates[0, 0]), float(candidates[0, 1])
 
-    def key(self, y, sr: int, *, signal=None) -> tuple[int, float]:
-        """Key index and its probability."""
+    def key(self, y, sr: int, *, signal=None) -> tuple[int | None, float]:
+        """Key index and its probability; ``(None, nan)`` when the audio is shorter
+        than ``MIN_ESTIMATE_SECONDS`` or the network's probabilities are not finite
+        (below about 1.5 s they are all NaN, whose ``argmax`` once named "A major")."""
+        if len(y) / sr < MIN_ESTIMATE_SECONDS:
+            return None, float("nan")
         signal = self._signal(y, sr) if signal is None else signal
-        probs = np.asarray(self._key(signal)).reshape(-1)
+        probs = np.asarray(self._key(signal), dtype=np.float64).reshape(-1)
+        if probs.size != len(self._key_index) or not np.isfinite(probs).all():
+            return None, float("nan")
         best = int(np.argmax(probs))
         return int(self._key_index[best]), float(probs[best])
 
     def __call__(self, y, sr: int, *, tempo: bool = True, key: bool = True) -> dict:
         """Annotate a signal; returns only what was asked for.
 
+        ``sr`` should be 44 100 Hz (the networks' rate) from a full-band
+        decode of the source; another rate is resampled, and a 22 050 Hz
+        signal upsampled this way has an empty top octave.
+
         Returns
         -------
         dict
-            Any of ``tempo``, ``tempo_strength`` (when ``tempo``), ``key``,
+            Any of ``tempo``, ``tempo_strength`` (when ``tempo``; NaN: no
+            estimate), ``key`` (key index or ``None``: no estimate),
             ``key_probability`` (when ``key``).
         """
         out: dict = {}
         if not (tempo or key):
             return out
-        signal = self._signal(y, sr)
+        signal = self._signal(y, sr) if len(y) / sr >= MIN_ESTIMATE_SECONDS else None
         if tempo:
             out["tempo"], out["tempo_strength"] = self.tempo(y, sr, signal=signal)
         if key:

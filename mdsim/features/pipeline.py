@@ -27,13 +27,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from mdsim.audio import file_hash, load_audio
 from mdsim.config import FeatureConfig
 from mdsim.errors import InputError, MdsimError
+from mdsim.features.annotators import annotate_track, check_method
 from mdsim.features.spectral import extract_features
-
 from mdsim.labels import TAG_DIMENSIONS, key_name
 from mdsim.manifest import TrackEntry, read_input
 
@@ -41,30 +39,6 @@ from mdsim.manifest import TrackEntry, read_input
 def _source_stamp(path: Path) -> dict:
     st = os.stat(path)
     return {"source_size": int(st.st_size), "source_mtime": float(st.st_mtime)}
-
-
-def _annotations(entry: TrackEntry, y, sr: int, features: dict, *, annotate: str, tempo_mode: str) -> dict:
-    """Tempo and key attributes: the manifest's, else estimated by ``annotate``."""
-    labels = entry.labels
-    need_tempo = labels.get("tempo") is None and annotate != "none"
-    need_key = labels.get("key") is None and annotate != "none"
-    found = {}
-    if need_tempo or need_key:
-        from mdsim.features.annotate import get_annotator
-
-        found = get_annotator(tempo_mode)(y, sr, tempo=need_tempo, key=need_key)
-    tempo = labels.get("tempo") if not need_tempo else found["tempo"]
-    key = labels.get("key") if not need_key else found["key"]
-    estimated = "none" if annotate == "none" else None
-    return {
-        "tempo": float(tempo) if tempo is not None and math.isfinite(tempo) else float("nan"),
-        "tempo_source": "manifest" if labels.get("tempo") is not None else estimated or f"madmom-{tempo_mode}",
-        "tempo_strength": float(found.get("tempo_strength", np.nan)),
-        "key": key_name(key) or "",
-        "key_index": -1 if key is None else int(key),
-        "key_source": "manifest" if labels.get("key") is not None else estimated or "madmom",
-        "key_probability": float(found.get("key_probability", np.nan)),
-    }
 
 
 def label_attrs(entry: TrackEntry) -> dict:
@@ -117,6 +91,8 @@ def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "f
         stamp = _source_stamp(entry.path) if entry.path.exists() else {}
         y = load_audio(entry.path, sr=config.sample_rate)
         features = extract_features(y, config=config)
+        found = annotate_track(entry.labels, y=y, sr=config.sample_rate, features=features, path=entry.path,
+                               method=annotate, tempo_mode=tempo_mode)
         duration = len(y) / config.sample_rate
         attrs = {
             "source_path": str(Path(entry.path).resolve()),
@@ -126,7 +102,7 @@ def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "f
             "sample_rate": config.sample_rate,
             "n_frames": int(features["mel"].shape[1]),
             "too_short": bool(features["mel"].shape[1] < config.segment_frames),
-            **_annotations(entry, y, config.sample_rate, features, annotate=annotate, tempo_mode=tempo_mode),
+            **found,
             "seconds_to_compute": time.perf_counter() - t0,
         }
         attrs.update(label_attrs(entry))
@@ -272,9 +248,6 @@ def _is_unchanged(entry: TrackEntry, attrs: dict) -> bool:
     return file_hash(entry.path) == attrs.get("sha1")
 
 
-ANNOTATORS = ("madmom", "fast", "none")
-
-
 def prep(input_path, out, *, workers: int | None = None, scheduler: str | None = None,
          tempo_mode: str = "full", annotate: str = "madmom", config: FeatureConfig = FeatureConfig(),
          layout: str = "compact", overwrite: bool = False, verify: bool = False,
@@ -322,8 +295,7 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
     from mdsim.features.store import FeatureStore, StoreWriter, stored_names
 
     log = log if log is not None else sys.stderr
-    if annotate not in ANNOTATORS:
-        raise InputError(f"unknown annotator {annotate!r} (valid: {', '.join(ANNOTATORS)})")
+    check_method(annotate)
     t0 = time.perf_counter()
     entries = read_input(input_path)  # validates everything before any work
     summary = PrepSummary()
