@@ -330,3 +330,56 @@ def test_validation_without_triplets_monitors_the_training_loss(twin_validation_
     assert all(r.get("val_loss", "NA") == "NA" for r in rows)  # CSVLogger's mark of "not computed"
     best = min(float(r["loss"]) for r in rows)
     assert f"best training loss {best:.4f}" in out and "nan" not in out
+
+
+@pytest.mark.slow
+def test_a_class_of_short_clips_is_learned(tmp_path):
+    """Percussive clips of 1.2 s beside 4 s tones: with padding the short class is trained
+    (in the model's vocabulary, separated from the tones on held-out clips); left out, it
+    never reaches training."""
+    import mdsim
+    from mdsim.model import ModelConfig
+    from mdsim.training.fit import train
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "c"
+    rows, held = [], []
+    for i in range(14):
+        short = i % 2 == 0
+        if short:  # a decaying noise burst, coloured differently each time
+            n = int(1.2 * 22050)
+            y = (rng.standard_normal(n) * np.exp(-np.arange(n) / (2000 + 300 * i))).astype(np.float32)
+            y = np.convolve(y, np.ones(1 + i % 5) / (1 + i % 5), mode="same").astype(np.float32)
+        else:
+            y = sine(220 * 2 ** (i / 12), seconds=4.0)
+        write_wav(folder / f"c{i}.wav", 0.5 * y)
+        (held if i >= 10 else rows).append({"track_id": f"c{i}", "path": f"c{i}.wav",
+                                            "genre": "perc" if short else "tone"})
+    manifest = write_manifest(folder / "m.csv", rows)
+    store = tmp_path / "s.h5"
+    prep(manifest, store, workers=1, annotate="none", progress=False)
+    model_config = ModelConfig(dimensions=("genre",), embedding_size=16, width=0.25)
+    config = TrainConfig(epochs=8, batch_size=8, steps_per_epoch=4, learning_rate=3e-3, eager=True,
+                         validation_fraction=0.0, normalization_windows=16)
+    def vocabulary(run):
+        return sorted(json.loads((run / "labels.json").read_text())["vocabularies"]["genre"])
+
+    train(store, tmp_path / "off", model_config=model_config, train_config=config.replace(pad_short=False),
+          verbose=0)
+    assert vocabulary(tmp_path / "off") == ["tone"]  # the short class never reaches training
+    train(store, tmp_path / "on", model_config=model_config, train_config=config, verbose=0)
+    assert vocabulary(tmp_path / "on") == ["perc", "tone"]
+    model = mdsim.load_model(tmp_path / "on" / "last.keras")
+    with pytest.warns(UserWarning, match="shorter than one 3 s segment"):
+        emb = {r["track_id"]: model.embed(folder / r["path"], dims=["genre"]).vectors for r in held}
+    perc = [t for t in emb if int(t[1:]) % 2 == 0]
+    tone = [t for t in emb if int(t[1:]) % 2 == 1]
+
+    def cos(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    within = np.mean([cos(emb[a], emb[b]) for a, b in ((perc[0], perc[1]), (tone[0], tone[1]))])
+    across = np.mean([cos(emb[p], emb[t]) for p in perc for t in tone])
+    # Measured: within 0.920, across 0.883 after these 32 steps: separated, if not by much (a
+    # longer run is out of the suite's budget). The vocabulary check is the one the exclusion fails.
+    assert within > across
