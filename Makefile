@@ -15,13 +15,15 @@ install: $(STAMP)
 # included, at the version the suite was run with (`make lock` regenerates it).
 # madmom 0.16.1 is only published as source and needs numpy and Cython present at
 # build time, hence the two-step order and --no-build-isolation; --no-deps because
-# the lock already names every dependency.
+# the lock already names every dependency; requirements/sync.py then removes whatever
+# the environment holds beyond the lock.
 $(STAMP): setup.cfg pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c $(LOCK) pip setuptools wheel
 	$(PIP) install -q -c $(LOCK) numpy cython
 	$(PIP) install -q --no-deps --no-build-isolation -r $(LOCK)
 	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PY) requirements/sync.py $(LOCK)
 	$(PIP) check
 	touch $(STAMP)
 

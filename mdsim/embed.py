@@ -268,7 +268,7 @@ def _remove_output(out: Path) -> None:
 
 def embed_to_file(inputs, model, out, *, dims=None, segments: bool = False, batch_size: int = 64,
                   checkpoint_seconds: float = 60.0, checkpoint_tracks: int = 1000, overwrite: bool = False,
-                  progress: bool = True, log=sys.stderr) -> EmbedSummary:
+                  progress: bool = True, log=None) -> EmbedSummary:
     """Embed every track of ``inputs`` with ``model`` (an :class:`mdsim.api.Model`) into ``out``.
 
     Parameters
@@ -291,6 +291,7 @@ def embed_to_file(inputs, model, out, *, dims=None, segments: bool = False, batc
     """
     from mdsim.locking import exclusive_lock
 
+    log = log if log is not None else sys.stderr  # looked up per call: stderr may be replaced
     out = Path(out)
     with exclusive_lock(out, what="mdsim embed"):
         if overwrite:
@@ -358,11 +359,12 @@ def _embed_locked(inputs, model, out: Path, *, dims, segments, batch_size, check
 
 
 def store_embedding_set(model, store_path, track_ids=None, *, name=None, batch_size: int = 64,
-                        progress: bool = True, log=sys.stderr):
+                        progress: bool = True, log=None):
     """Track-mode embeddings (mean over 3 s segments) of a store's tracks, all subspaces.
 
     Returns an :class:`mdsim.evaluation.EmbeddingSet` named after the model.
     """
+    log = log if log is not None else sys.stderr
     from tqdm import tqdm
 
     from mdsim.evaluation import EmbeddingSet

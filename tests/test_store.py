@@ -346,18 +346,17 @@ def test_kill_9_of_prep_leaves_no_worker_running(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["at once", "after a track"])
 def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path, when):
-    manifest = _corpus(tmp_path / "c", 30, seconds=3.0)
+    manifest = _corpus(tmp_path / "c", 200, seconds=3.0)
     out = tmp_path / "s.h5"
     proc = subprocess.Popen([sys.executable, "-m", "mdsim", "prep", str(manifest), "--out", str(out),
                              "--workers", "1"], stderr=subprocess.PIPE, text=True)
     if when == "at once":
         time.sleep(1.0)
-    else:
+    else:  # once the first shard is being filled (a track is finished)
         deadline = time.time() + 120
         while time.time() < deadline and not (out.exists() and shards_dir(out).is_dir()
                                               and list(shards_dir(out).glob("*.tmp"))):
-            time.sleep(0.05)
-        time.sleep(1.0)
+            time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     rc = proc.wait(timeout=120)
     err = proc.stderr.read()

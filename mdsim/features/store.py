@@ -365,7 +365,7 @@ class FeatureStore:
                     out[name] = feats[name][:, offset + start:offset + stop].astype(np.float32)
         except (OSError, KeyError) as e:
             raise StoreError(f"{self.path}: the features of track {track_id!r} are damaged ({shard.name}: {e}); "
-                             f"re-run `mdsim prep` on it with --overwrite-tracks {track_id}") from None
+                             "`mdsim prep INPUT --out STORE --verify` computes damaged tracks again") from None
         return out
 
     def failures(self) -> list[tuple[str, str, str]]:
