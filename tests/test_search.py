@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mdsim.errors import InputError, StoreError
-from mdsim.labels import DIMENSIONS, key_similar, parse_key
+from mdsim.labels import DIMENSIONS, key_name, key_similar, parse_key
 from mdsim.search import Catalog, Filters, build_catalog
 from mdsim.search import catalog as catalog_module
 
@@ -313,3 +313,64 @@ def test_model_nearest_ranks_like_similarity_through_a_catalog(rng):
     np.testing.assert_allclose([s for _, s in ranked], [s for _, s in expected[:8]], atol=ATOL)
     cat = Catalog(list(items), x, dimensions=DIMENSIONS)
     assert [n for n, _ in m.nearest(x[0], cat, k=8, weights=weights)] == [n for n, _ in ranked]
+
+
+# -- the commands ------------------------------------------------------------------------
+def test_index_and_search_commands_agree_with_brute_force(tmp_path, rng, capsys):
+    from mdsim.cli import main
+    from mdsim.evaluation import write_embeddings
+
+    from conftest import write_manifest
+
+    ids = [f"t{i}" for i in range(60)]
+    x = make_vectors(rng, 60)
+    labels, groups = make_labels(rng, ids)
+    write_embeddings(tmp_path / "e.h5", ids, x, dimensions=DIMENSIONS, metadata={"model": "m.keras"})
+    write_manifest(tmp_path / "m.csv", [
+        {"track_id": t, "path": f"{t}.wav", "mood": ";".join(labels[t]["mood"]),
+         "tempo": "" if labels[t]["tempo"] is None else labels[t]["tempo"],
+         "key": "" if labels[t]["key"] is None else key_name(labels[t]["key"]),
+         "group": groups[t]} for t in ids])
+    assert main(["index", str(tmp_path / "e.h5"), "--out", str(tmp_path / "cat"), "--info",
+                 str(tmp_path / "m.csv")]) == 0
+    assert "60 tracks, flat index" in capsys.readouterr().out
+    assert main(["search", str(tmp_path / "cat"), "--query", "t1", "--dims", "mood=1,tempo=0.5", "-k", "5",
+                 "--tempo", "80:170", "--exclude-group", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    filters = Filters(exclude_group=True, tempo_range=(80, 170))
+    expected, scores = brute_filtered(x, ids, labels, groups, 1, {"mood": 1, "tempo": 0.5}, filters)
+    assert [r["track_id"] for r in out["results"]] == expected[:5]
+    np.testing.assert_allclose([r["score"] for r in out["results"]], scores[[ids.index(t) for t in expected[:5]]],
+                               atol=ATOL)
+    assert main(["search", str(tmp_path / "cat"), "--query", "t1", "--dims", "key", "-k", "3"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["rank", "track", "score", "genre"] and len(table) == 4
+    assert main(["search", str(tmp_path / "cat"), "--query", "nothing-like-it"]) == 2
+    assert "neither a track id of the catalog nor an audio file" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "cat"), "--query", "t1", "--dims", "mood=lots"]) == 2
+    assert "not a number" in capsys.readouterr().err
+
+
+def test_index_a_store_with_a_model_and_search_by_audio(small_corpus, tmp_path, capsys):
+    """The whole path: prep, index a store with a model, query with an audio file embedded on the fly."""
+    from mdsim.cli import main
+    from mdsim.model import ModelConfig, build_model, save_model
+
+    model = tmp_path / "tiny.keras"
+    save_model(build_model(ModelConfig(dimensions=("genre", "mood", "tempo", "key"), embedding_size=32,
+                                       width=0.25)), model)
+    store = tmp_path / "store.h5"
+    assert main(["prep", str(small_corpus), "--out", str(store), "--workers", "1", "--quiet"]) == 0
+    assert main(["index", str(store), "--model", str(model), "--out", str(tmp_path / "cat"), "--quiet"]) == 0
+    capsys.readouterr()
+    audio = small_corpus.parent / "t3.wav"
+    assert main(["search", str(tmp_path / "cat"), "--query", str(audio), "-k", "6", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert results[0]["track_id"] == "t3" and results[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert results[0]["source_path"] == str(audio.resolve()) and results[0]["group"] == "artist1"
+    assert results[0]["key_name"] == "C major" and results[0]["labels"]["tempo"] == 120.0
+    other = tmp_path / "other.keras"
+    save_model(build_model(ModelConfig(dimensions=("genre", "mood", "tempo", "key"), embedding_size=32,
+                                       width=0.25)), other)
+    assert main(["search", str(tmp_path / "cat"), "--query", str(audio), "--model", str(other)]) == 2
+    assert "not the model that embedded this catalog" in capsys.readouterr().err
