@@ -446,6 +446,31 @@ def _run_search(args) -> int:
     return 0
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="a local page to browse a catalog, listen and search by example",
+        description="Serve the browse page of a catalog: a 2-D map of the tracks coloured by a label, "
+                    "hover for labels, click to play, one slider per dimension to steer the search, "
+                    "query by a catalog track or an uploaded file. Only audio files of the catalog "
+                    "under --audio-root are served.")
+    p.add_argument("catalog", help="a catalog folder from `mdsim index`")
+    p.add_argument("--audio-root", required=True,
+                   help="folder holding the catalog's audio; files outside it are never served")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; another address "
+                        "lets others on the network browse and play the catalog, with a warning)")
+    p.add_argument("--port", type=_positive_int, default=8000, help="port (default 8000)")
+    p.add_argument("--model", help="model to embed uploaded queries (default: the one the catalog names)")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args) -> int:
+    from mdsim.serve import serve
+
+    serve(args.catalog, audio_root=args.audio_root, host=args.host, port=args.port, model=args.model)
+    return 0
+
+
 # -- entry point ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -456,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in (_add_prep, _add_inspect, _add_train, _add_embed, _add_triplets, _add_evaluate,
-                _add_index, _add_search):
+                _add_index, _add_search, _add_serve):
         add(sub)
     return parser
 
