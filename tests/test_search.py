@@ -374,3 +374,18 @@ def test_index_a_store_with_a_model_and_search_by_audio(small_corpus, tmp_path, 
                                        width=0.25)), other)
     assert main(["search", str(tmp_path / "cat"), "--query", str(audio), "--model", str(other)]) == 2
     assert "not the model that embedded this catalog" in capsys.readouterr().err
+
+
+def test_bench_search_runs_tiny():
+    """experiments/bench_search.py end to end at CI size: the three exact methods agree."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "experiments" / "bench_search.py"
+    proc = subprocess.run([sys.executable, str(script), "--sizes", "1500", "--approx-size", "1500",
+                           "--queries", "10", "--batch", "5", "--ef-search", "32"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1,500 |")]
+    assert len(rows) == 3 and all(line.rstrip().endswith("| 100% |") for line in rows), proc.stdout
+    assert "recall@10" in proc.stdout
