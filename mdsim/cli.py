@@ -454,8 +454,9 @@ def _add_serve(sub) -> None:
                     "query by a catalog track or an uploaded file. Only audio files of the catalog "
                     "under --audio-root are served.")
     p.add_argument("catalog", help="a catalog folder from `mdsim index`")
-    p.add_argument("--audio-root", required=True,
-                   help="folder holding the catalog's audio; files outside it are never served")
+    p.add_argument("--audio-root", required=True, action="append",
+                   help="folder holding the catalog's audio (repeatable); files outside these folders "
+                        "are never served")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; another address "
                         "lets others on the network browse and play the catalog, with a warning)")

@@ -145,3 +145,12 @@ def test_serve_warns_off_localhost(monkeypatch):
     with pytest.warns(UserWarning, match="anyone who can reach"):
         serve_module.serve("cat", audio_root=".", host="0.0.0.0", port=8123)
     assert calls[-1]["host"] == "0.0.0.0"
+
+
+def test_several_audio_roots(site, tmp_path):
+    cat, root, _ = site
+    both = TestClient(create_app(cat, audio_root=[root, tmp_path]))  # tmp_path holds secret.ogg
+    assert both.get("/audio/escape").status_code == 200
+    assert both.get("/audio/brahms").status_code == 200
+    only = TestClient(create_app(cat, audio_root=[root / "sub"]))
+    assert only.get("/audio/brahms").status_code == 403 and only.get("/audio/fishin").status_code == 200

@@ -47,9 +47,10 @@ MAP_CACHE = 32
 MAX_UPLOAD = 64 << 20
 
 
-def audio_file(catalog: Catalog, audio_root: Path, track_id: str) -> Path:
+def audio_file(catalog: Catalog, audio_roots, track_id: str) -> Path:
     """The audio file of a catalog track, or an HTTPException: 404 for a track not in
-    the catalog or without a file, 403 for a file outside ``audio_root`` (symlinks resolved)."""
+    the catalog or without a file, 403 for a file outside every one of ``audio_roots``
+    (resolved folders; symlinks resolved). A relative path is read under the first root."""
     if track_id not in catalog:
         raise HTTPException(404, "no such track")
     source = catalog.info(track_id)["source_path"]
@@ -57,12 +58,12 @@ def audio_file(catalog: Catalog, audio_root: Path, track_id: str) -> Path:
         raise HTTPException(404, "this track has no audio path")
     path = Path(source)
     if not path.is_absolute():
-        path = audio_root / path
+        path = audio_roots[0] / path
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError):
         raise HTTPException(404, "audio file not found") from None
-    if not real.is_relative_to(audio_root) or not real.is_file():
+    if not any(real.is_relative_to(root) for root in audio_roots) or not real.is_file():
         raise HTTPException(403, "outside the audio root")
     return real
 
@@ -93,10 +94,12 @@ def _filters(params, *, track: str | None) -> Filters:
 
 def create_app(catalog, *, audio_root, model=None) -> Starlette:
     """The ASGI app over ``catalog`` (a :class:`~mdsim.search.Catalog` or a catalog
-    folder), serving audio from under ``audio_root``. ``model`` (path or
+    folder), serving audio from under ``audio_root`` (a folder or a list of folders).
+    ``model`` (path or
     :class:`mdsim.Model`, default: the catalog's) embeds uploaded queries."""
     catalog = catalog if isinstance(catalog, Catalog) else Catalog.load(catalog)
-    audio_root = Path(audio_root).resolve()
+    roots = [audio_root] if isinstance(audio_root, (str, Path)) else list(audio_root)
+    audio_roots = [Path(r).resolve() for r in roots]
     maps: OrderedDict = OrderedDict()
     state = {"model": model}
 
@@ -160,7 +163,7 @@ def create_app(catalog, *, audio_root, model=None) -> Starlette:
             os.unlink(tmp)
 
     async def audio(request: Request):
-        path = audio_file(catalog, audio_root, request.path_params["track_id"])
+        path = audio_file(catalog, audio_roots, request.path_params["track_id"])
         return FileResponse(path, media_type=_media_type(path))
 
     async def index(request: Request):
