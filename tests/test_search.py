@@ -351,6 +351,7 @@ def test_index_and_search_commands_agree_with_brute_force(tmp_path, rng, capsys)
     assert "not a number" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 18 s on an idle machine, 60 s under load: TensorFlow, prep, a tiny model
 def test_index_a_store_with_a_model_and_search_by_audio(small_corpus, tmp_path, capsys):
     """The whole path: prep, index a store with a model, query with an audio file embedded on the fly."""
     from mdsim.cli import main
