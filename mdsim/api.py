@@ -330,15 +330,13 @@ class Model:
         from mdsim.search import Catalog, Filters
 
         keep_all = Filters(exclude_query=False)
+        dims = self.check_dims(dims if dims is not None else (list(weights) if weights else None))
+        w = self._weights(dims, weights)
         if isinstance(catalog, Catalog):
             if isinstance(query, np.ndarray):
                 query = Embedding(np.asarray(query, np.float32), self.dimensions, self.slices)
-            weights = self._weights(self.check_dims(dims if dims is not None else
-                                                    (list(weights) if weights else None)), weights)
-            hits = catalog.search(query, weights=weights, k=k, filters=keep_all)
+            hits = catalog.search(query, weights=w, k=k, filters=keep_all)
             return [(h.track_id, h.score) for h in hits]
-        dims = self.check_dims(dims if dims is not None else (list(weights) if weights else None))
-        w = self._weights(dims, weights)
         names = list(catalog)
         if not names:
             return []
