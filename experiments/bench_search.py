@@ -171,7 +171,7 @@ def bench_approx(n: int, args, gen: Generator, exact: Catalog, queries) -> dict:
     return row
 
 
-def markdown(exact_rows, approx_row, args) -> str:
+def exact_markdown(exact_rows, args) -> str:
     out = [f"Generated {len(DIMENSIONS)} x {WIDTH} = {len(DIMENSIONS) * WIDTH}-d vectors, {args.queries} "
            f"queries, k = 10, {args.threads} thread(s) per search, batches of {args.batch}.", "",
            "| items | weights | exact p50 / p99 (ms) | API p50 (ms) | exact q/s (batched) | sklearn brute p50 | "
@@ -186,15 +186,16 @@ def markdown(exact_rows, approx_row, args) -> str:
     out += ["", "| catalog | items | build (s) | memory (MiB) |", "|---|---:|---:|---:|"]
     for r in exact_rows:
         out.append(f"| flat | {r['n']:,} | {r['build_s']:.1f} | {r['memory_mib']:,.0f} |")
-    if approx_row:
-        a = approx_row
-        out.append(f"| HNSW M={a['m']}, efConstruction={a['ef_construction']} ({os.cpu_count()} threads) | "
-                   f"{a['n']:,} | {a['build_s']:.1f} | {a['memory_mib']:,.0f} |")
-        out += ["", f"HNSW at {a['n']:,} items against exact:", "",
-                "| ef_search | weights | recall@10 | p50 / p99 (ms) |", "|---:|---|---:|---:|"]
-        for run in a["runs"]:
-            out.append(f"| {run['ef_search']} | {run['weights']} | {run['recall10']:.3f} | "
-                       f"{run['p50']:.2f} / {run['p99']:.2f} |")
+    return "\n".join(out)
+
+
+def approx_markdown(a) -> str:
+    out = [f"HNSW M={a['m']}, efConstruction={a['ef_construction']}, {a['n']:,} items: built in "
+           f"{a['build_s']:.1f} s on {os.cpu_count()} threads, {a['memory_mib']:,.0f} MiB; against exact:", "",
+           "| ef_search | weights | recall@10 | p50 / p99 (ms) |", "|---:|---|---:|---:|"]
+    for run in a["runs"]:
+        out.append(f"| {run['ef_search']} | {run['weights']} | {run['recall10']:.3f} | "
+                   f"{run['p50']:.2f} / {run['p99']:.2f} |")
     return "\n".join(out)
 
 
@@ -220,6 +221,7 @@ def main(argv=None) -> int:
             exact = (cat, queries)
         else:
             del cat
+    print(exact_markdown(rows, args), flush=True)  # the exact figures survive a killed HNSW build
     approx = None
     if args.approx_size:
         if exact is None:
@@ -227,7 +229,8 @@ def main(argv=None) -> int:
             exact = (build(args.approx_size, gen, IndexSpec("flat"))[0], None)
             exact = (exact[0], normalise_blocks(gen(args.queries), exact[0].slices.values()))
         approx = bench_approx(args.approx_size, args, Generator(args.seed), *exact)
-    print(markdown(rows, approx, args))
+    if approx:
+        print("\n" + approx_markdown(approx))
     return 0
 
 
