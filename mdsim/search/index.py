@@ -25,6 +25,15 @@ from mdsim.errors import InputError
 
 KINDS = ("flat", "hnsw")
 
+#: FAISS computes flat distances with BLAS when (queries x dimensions) reaches this, and with
+#: its own one-query-at-a-time kernels below it. faiss-cpu 1.15.1 ships 128,000: at 384-d a
+#: batch of 100 queries stays on the slow path (7.9 ms a query over 10^5 items, one thread,
+#: against 1.0-2.1 ms through BLAS), while BLAS for a single query is 4x slower than the
+#: kernels (27 against 6.7 ms). 2,048 uses BLAS from about 6 queries at 384-d. Only speed
+#: depends on it; the results are the same exact neighbours (docs/search.md, "Benchmark").
+BLAS_THRESHOLD = 2048
+faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
+
 
 @dataclass(frozen=True)
 class IndexSpec:
