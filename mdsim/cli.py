@@ -370,8 +370,9 @@ def _add_index(sub) -> None:
                     "L2-normalised, in a FAISS inner-product index that answers any weighting of the "
                     "subspaces, with each track's labels, tempo, key, group and source path. "
                     "Writes a folder (docs/search.md).")
-    p.add_argument("source", help="an embeddings file from `mdsim embed`, or a features store from "
-                                  "`mdsim prep` (then --model embeds its tracks)")
+    p.add_argument("source", nargs="?", help="an embeddings file from `mdsim embed`, or a features store "
+                                             "from `mdsim prep` (then --model embeds its tracks); not "
+                                             "needed with --remove alone")
     p.add_argument("--out", required=True, help="catalog folder to write (replaced when it exists)")
     p.add_argument("--model", help="the model (.keras) that embeds a features store's tracks, and "
                                    "later any query audio")
@@ -384,6 +385,11 @@ def _add_index(sub) -> None:
                    help="HNSW candidates while building (default 80)")
     p.add_argument("--ef-search", type=_positive_int, default=64,
                    help="HNSW candidates while searching: recall against speed (default 64)")
+    p.add_argument("--add", action="store_true",
+                   help="add the source's tracks that the catalog at --out lacks, keeping the others "
+                        "(no rebuild for a flat index; a store is embedded for the new tracks only)")
+    p.add_argument("--remove", nargs="+", metavar="TRACK_ID", default=[],
+                   help="remove these tracks from the catalog at --out (with or without --add)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_index)
 
@@ -392,6 +398,20 @@ def _run_index(args) -> int:
     from mdsim.search import build_catalog
     from mdsim.search.index import IndexSpec
 
+    from mdsim.errors import InputError
+
+    if args.source is None and (args.add or not args.remove):
+        raise InputError("give the SOURCE to index: an embeddings file or a features store")
+    if args.add or args.remove:
+        from mdsim.search import Catalog, extend_catalog
+
+        catalog = Catalog.load(args.out)
+        added = extend_catalog(catalog, args.source, model=args.model, info=args.info,
+                               progress=not args.quiet) if args.add else []
+        catalog.remove(args.remove)
+        catalog.save(args.out)
+        print(f"index: added {len(added)}, removed {len(set(args.remove))}; {args.out} holds {len(catalog)} tracks")
+        return 0
     spec = IndexSpec(kind=args.index, hnsw_m=args.hnsw_m, ef_construction=args.ef_construction,
                      ef_search=args.ef_search)
     catalog = build_catalog(args.source, model=args.model, info=args.info, index=spec,

@@ -390,3 +390,33 @@ def test_bench_search_runs_tiny():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1,500 |")]
     assert len(rows) == 3 and all(line.rstrip().endswith("| 100% |") for line in rows), proc.stdout
     assert "recall@10" in proc.stdout
+
+
+def test_index_add_and_remove_equal_a_fresh_index(tmp_path, rng, capsys):
+    from mdsim.cli import main
+    from mdsim.evaluation import write_embeddings
+
+    ids = [f"t{i}" for i in range(60)]
+    x = make_vectors(rng, 60)
+    meta = {"model": "m.keras", "model_sha256": "aaa"}
+    write_embeddings(tmp_path / "first.h5", ids[:40], x[:40], dimensions=DIMENSIONS, metadata=meta)
+    write_embeddings(tmp_path / "all.h5", ids, x, dimensions=DIMENSIONS, metadata=meta)
+    cat = str(tmp_path / "cat")
+    assert main(["index", str(tmp_path / "first.h5"), "--out", cat]) == 0
+    assert main(["index", str(tmp_path / "all.h5"), "--out", cat, "--add"]) == 0
+    assert "added 20, removed 0; " in capsys.readouterr().out
+    assert main(["index", "--out", cat, "--remove", "t3", "t41"]) == 0
+    grown = Catalog.load(cat)
+    keep = [i for i in range(60) if i not in (3, 41)]
+    fresh = Catalog([ids[i] for i in keep], x[keep], dimensions=DIMENSIONS)
+    q = make_vectors(rng, 1)[0]
+    assert [h.track_id for h in grown.search(q, k=15)] == [h.track_id for h in fresh.search(q, k=15)]
+    # another model's vectors, or other subspaces, never join the catalog
+    write_embeddings(tmp_path / "other.h5", ["n1"], x[:1], dimensions=DIMENSIONS,
+                     metadata={"model_sha256": "bbb"})
+    assert main(["index", str(tmp_path / "other.h5"), "--out", cat, "--add"]) == 2
+    assert "another model" in capsys.readouterr().err
+    write_embeddings(tmp_path / "narrow.h5", ["n1"], x[:1, :12], dimensions=["mood", "tempo"])
+    assert main(["index", str(tmp_path / "narrow.h5"), "--out", cat, "--add"]) == 2
+    assert "cannot share an index" in capsys.readouterr().err
+    assert len(Catalog.load(cat)) == 58
