@@ -383,8 +383,9 @@ def _add_index(sub) -> None:
     p.add_argument("--hnsw-m", type=_positive_int, default=32, help="HNSW graph degree (default 32)")
     p.add_argument("--ef-construction", type=_positive_int, default=80,
                    help="HNSW candidates while building (default 80)")
-    p.add_argument("--ef-search", type=_positive_int, default=64,
-                   help="HNSW candidates while searching: recall against speed (default 64)")
+    p.add_argument("--ef-search", type=_positive_int, default=128,
+                   help="HNSW candidates while searching: recall against speed (default 128: "
+                        "recall@10 0.97 at 10^6 items, docs/search.md)")
     p.add_argument("--add", action="store_true",
                    help="add the source's tracks that the catalog at --out lacks, keeping the others "
                         "(no rebuild for a flat index; a store is embedded for the new tracks only)")

@@ -47,7 +47,7 @@ class IndexSpec:
     kind: str = "flat"
     hnsw_m: int = 32
     ef_construction: int = 80
-    ef_search: int = 64
+    ef_search: int = 128
 
     def __post_init__(self):
         if self.kind not in KINDS:
