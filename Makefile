@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/lock.txt
 
-.PHONY: install lock demo test test-fast docs clean
+.PHONY: install lock browser demo test test-fast docs clean
 
 install: $(STAMP)
 
@@ -35,7 +35,19 @@ lock:
 demo: install
 	$(PY) -m mdsim.demo --out demo_out
 
-test: install
+# The browser tests (pytest marker `browser`) drive Debian's Chromium through Playwright
+# (Playwright's own browser download is not used). Installed here when missing and
+# possible (root with apt-get, as in CI); elsewhere those tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "no chromium and no root apt-get: the browser tests will be skipped (apt-get install chromium)"; \
+	  fi; }
+
+test: install browser
 	$(PY) -m pytest -q -ra
 
 test-fast: install

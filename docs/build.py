@@ -343,6 +343,8 @@ REFERENCE_MODULES = (
     "mdsim.metric",
     "mdsim.training",
     "mdsim.evaluation",
+    "mdsim.search",
+    "mdsim.serve",
 )
 
 _ROLE = re.compile(r":(?:func|class|meth|attr|mod|data|obj|exc|const|ref):`(~?)([^`]+)`")
@@ -669,7 +671,11 @@ def render_reference() -> str:
             for name in names:
                 value = getattr(module, name)
                 if inspect.isclass(value) or callable(value):
+                    # where it is defined, or else the reference module exporting it (mdsim.search.Catalog)
                     home = value.__module__
+                    if home not in REFERENCE_MODULES:
+                        home = next((m.__name__ for m in modules[1:] if name in _public_names(m)
+                                     and getattr(m, name) is value), home)
                     rows.append(f"- `mdsim.{name}`: see [`{home}.{name}`](#{github_slug(f'`{home}.{name}`')})")
                 else:
                     rows.append(f"- `mdsim.{name} = {value!r}`")

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 from mdsim.errors import MdsimError  # noqa: E402
 from mdsim.labels import DIMENSIONS  # noqa: E402
 
-__all__ = ["__version__", "MdsimError", "DIMENSIONS", "load_model", "Model", "Embedding"]
+__all__ = ["__version__", "MdsimError", "DIMENSIONS", "load_model", "Model", "Embedding", "Catalog"]
 
 
 def __getattr__(name):
@@ -23,4 +23,8 @@ def __getattr__(name):
         from mdsim import api
 
         return getattr(api, name)
+    if name == "Catalog":  # FAISS loads when an index is built or read, not here
+        from mdsim.search import Catalog
+
+        return Catalog
     raise AttributeError(f"module 'mdsim' has no attribute {name!r}")

@@ -320,24 +320,33 @@ class Model:
         Parameters
         ----------
         query : Embedding or (D,) vector
-        catalog : dict ``{name: Embedding or (D,) vector}``
+        catalog : :class:`mdsim.search.Catalog`, or dict ``{name: Embedding or (D,) vector}``
+            A dict is indexed (a flat :class:`~mdsim.search.Catalog`) on every
+            call; for repeated queries build a ``Catalog`` once and pass it.
         Returns
         -------
         list of (name, similarity), most similar first.
         """
+        from mdsim.search import Catalog, Filters
+
+        keep_all = Filters(exclude_query=False)
         dims = self.check_dims(dims if dims is not None else (list(weights) if weights else None))
         w = self._weights(dims, weights)
+        if isinstance(catalog, Catalog):
+            if isinstance(query, np.ndarray):
+                query = Embedding(np.asarray(query, np.float32), self.dimensions, self.slices)
+            hits = catalog.search(query, weights=w, k=k, filters=keep_all)
+            return [(h.track_id, h.score) for h in hits]
         names = list(catalog)
         if not names:
             return []
         q = self._as_vectors(query, dims)
-        scores = np.zeros(len(names))
-        for d in dims:
-            M = np.stack([self._as_vectors(catalog[n], [d])[d] for n in names])
-            scores += w[d] * cosine_similarity(M, q[d][None, :])
-        scores /= sum(w.values())
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [(names[i], float(scores[i])) for i in order]
+        widths = [len(q[d]) for d in dims]
+        bounds = np.cumsum([0] + widths)
+        rows = np.stack([np.concatenate([self._as_vectors(catalog[n], [d])[d] for d in dims]) for n in names])
+        index = Catalog(names, rows, dimensions=dims, slices=list(zip(bounds[:-1], bounds[1:])))
+        hits = index.search(np.concatenate([q[d] for d in dims]), weights=w, k=k, filters=keep_all)
+        return [(h.track_id, h.score) for h in hits]
 
     @staticmethod
     def _weights(dims, weights) -> dict:

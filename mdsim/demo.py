@@ -7,7 +7,9 @@
 4. ``mdsim triplets`` per dimension on the held-out tracks and ``mdsim evaluate``
    (table and radar chart),
 5. print, for each bundled recording, its nearest synthetic neighbours by mood
-   and by tempo.
+   and by tempo,
+6. ``mdsim index`` the store, one ``mdsim search``, and the ``mdsim serve``
+   command that browses the catalog.
 
 Run from the repository root as ``python -m mdsim.demo --out demo_out``; it
 takes a few minutes on two cores and resumes where it stopped.
@@ -44,20 +46,20 @@ def run(out: Path, *, n_tracks: int = 72, epochs: int = 6, workers: int | None =
 
     corpus = out / "synth"
     manifest = corpus / "manifest.csv"
-    _step(f"1/5 generate {n_tracks} labelled synthetic tracks -> {corpus}")
+    _step(f"1/6 generate {n_tracks} labelled synthetic tracks -> {corpus}")
     if not manifest.exists():
         synth.generate_corpus(corpus, n_tracks, seed=0, duration_range=(8.0, 12.0))
     else:
         print(f"(already there: {manifest})")
 
     store = out / "store.h5"
-    _step("2/5 mdsim prep: synthetic corpus (labels from the manifest) and the bundled recordings (madmom)")
+    _step("2/6 mdsim prep: synthetic corpus (labels from the manifest) and the bundled recordings (madmom)")
     extra = ["--workers", str(workers)] if workers else []
     _run(["prep", manifest, "--out", store, *extra])
     _run(["prep", BUNDLED_AUDIO, "--out", store, "--tempo-mode", "fast", *extra])
 
     run_dir = out / "run"
-    _step(f"3/5 mdsim train: multi-input, 6 x 16-d subspaces, {epochs} short epochs")
+    _step(f"3/6 mdsim train: multi-input, 6 x 16-d subspaces, {epochs} short epochs")
     train_args = ["train", store, "--epochs", epochs, "--steps-per-epoch", 12, "--batch-size", 32,
                   "--width", 0.5, "--embedding-size", 96, "--learning-rate", 1e-3,
                   "--validation-fraction", 0.25]
@@ -67,7 +69,7 @@ def run(out: Path, *, n_tracks: int = 72, epochs: int = 6, workers: int | None =
         _run(train_args[:2] + ["--out", run_dir] + train_args[2:])
     model_path = run_dir / "best.keras"
 
-    _step("4/5 mdsim triplets + mdsim evaluate on held-out tracks, per dimension")
+    _step("4/6 mdsim triplets + mdsim evaluate on held-out tracks, per dimension")
     import csv
 
     combined = out / "triplets_heldout.csv"
@@ -88,8 +90,15 @@ def run(out: Path, *, n_tracks: int = 72, epochs: int = 6, workers: int | None =
           "--out", out / "report", "--bootstrap", 200, "--top", 10])
     print((out / "report" / "evaluation.md").read_text())
 
-    _step("5/5 nearest synthetic neighbours of each bundled recording, by mood and by tempo")
+    _step("5/6 nearest synthetic neighbours of each bundled recording, by mood and by tempo")
     _neighbours(model_path, store)
+
+    _step("6/6 mdsim index + mdsim search: a catalog of the store, one query by example")
+    catalog = out / "catalog"
+    _run(["index", store, "--model", model_path, "--out", catalog, "--quiet"])
+    _run(["search", catalog, "--query", "trumpet", "--dims", "mood=1,tempo=0.5", "-k", 5])
+    print(f"\nbrowse, listen and steer the search:\n  mdsim serve {catalog} --audio-root {corpus} "
+          f"--audio-root {BUNDLED_AUDIO}\n  then open http://127.0.0.1:8000/")
     print(f"\ndemo: done in {time.perf_counter() - t0:.0f} s; everything is in {out}/ "
           f"(report: {out / 'report'})")
     return 0

@@ -17,7 +17,8 @@ def test_docs_cli_reference_matches_help():
         "docs/cli.md is stale: run `python -m mdsim.cli --markdown > docs/cli.md`"
 
 
-@pytest.mark.parametrize("command", ["prep", "inspect", "train", "embed", "triplets", "evaluate"])
+@pytest.mark.parametrize("command", ["prep", "inspect", "train", "embed", "triplets", "evaluate",
+                                     "index", "search", "serve"])
 def test_every_option_has_help(command):
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for action in sub.choices[command]._actions:

@@ -1,0 +1,17 @@
+"""Query by example over a catalog: a FAISS index, weighted per-subspace search, filters.
+
+- :class:`Catalog`: vectors with each subspace L2-normalised, labels, group and
+  source path per track; ``search(query, weights=..., k=..., filters=...)``;
+  ``save``/``load`` a catalog folder; ``add``/``remove`` tracks.
+- :class:`Filters`, :class:`Hit`: what a search may return, and what it returns.
+- :func:`build_catalog`: from an embeddings file or a features store + model;
+  :func:`extend_catalog` adds a source's new tracks to a catalog.
+
+``faiss`` is imported by :mod:`mdsim.search.index` only, when an index is built
+or read: ``import mdsim.search`` stays light.
+"""
+
+from mdsim.search.build import build_catalog, extend_catalog, query_embedding
+from mdsim.search.catalog import Catalog, Filters, Hit, normalise_blocks
+
+__all__ = ["Catalog", "Filters", "Hit", "build_catalog", "extend_catalog", "query_embedding", "normalise_blocks"]

@@ -1,0 +1,174 @@
+"""Building a catalog from what the pipeline writes, and embedding outside queries.
+
+A catalog's vectors come from an embeddings file (``mdsim embed``) or from a
+features store embedded by a model; its labels, groups and source paths from a
+features store (``mdsim prep`` keeps them per track) or a manifest CSV.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mdsim.errors import InputError, ModelError
+from mdsim.search.catalog import Catalog
+
+
+def is_store(path) -> bool:
+    """Whether ``path`` is a features store (HDF5 with ``format = "mdsim-features"``)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return str(f.attrs.get("format", "")) == "mdsim-features"
+    except OSError:
+        return False
+
+
+def info_from_store(path) -> tuple[dict, dict, dict]:
+    """``(labels, groups, sources)``, each ``{track_id: ...}``, of a features store's tracks."""
+    from mdsim.features.store import FeatureStore
+
+    labels, groups, sources = {}, {}, {}
+    with FeatureStore(path) as store:
+        for t in store.track_ids():
+            attrs = store.attrs(t)
+            labels[t] = store.labels(t)
+            groups[t] = str(attrs.get("group", ""))
+            sources[t] = str(attrs.get("source_path", ""))
+    return labels, groups, sources
+
+
+def info_from_manifest(path) -> tuple[dict, dict, dict]:
+    """``(labels, groups, sources)`` of a manifest CSV's tracks (paths made absolute)."""
+    from mdsim.manifest import read_manifest
+
+    entries = read_manifest(path)
+    return ({e.track_id: e.labels for e in entries}, {e.track_id: e.group for e in entries},
+            {e.track_id: str(Path(e.path).resolve()) for e in entries})
+
+
+def build_catalog(source, *, model=None, info=None, index="flat", progress: bool = True,
+                  log=sys.stderr) -> Catalog:
+    """A catalog of an embeddings file, or of a features store embedded by ``model``.
+
+    Parameters
+    ----------
+    source : str or Path
+        An embeddings file (``mdsim embed``) or a features store (``mdsim prep``).
+    model : mdsim.Model or path, optional
+        Required for a store: its tracks are embedded (track mode) first.
+    info : str or Path, optional
+        A features store or manifest CSV giving labels, groups and source
+        paths; a store ``source`` is its own by default.
+    index : str or IndexSpec
+        ``"flat"`` (exact) or ``"hnsw"``.
+    """
+    embeddings, info = _read_source(source, model=model, info=info, progress=progress, log=log)
+    labels, groups, sources = _read_info(info, embeddings.track_ids, log=log)
+    return Catalog.from_embeddings(embeddings, labels=labels, groups=groups, sources=sources, index=index)
+
+
+def extend_catalog(catalog: Catalog, source, *, model=None, info=None, progress: bool = True,
+                   log=sys.stderr) -> list:
+    """Add the tracks of ``source`` that ``catalog`` lacks, in place (no rebuild for a
+    flat index); returns their ids. ``source``, ``model`` and ``info`` as for
+    :func:`build_catalog`; ``model`` defaults to the catalog's, and a store is
+    embedded for the new tracks only. Embeddings of another model (by
+    ``model_sha256``) or with other subspaces are refused."""
+    if model is None and is_store(source):
+        model = catalog.metadata.get("model")
+    embeddings, info = _read_source(source, model=model, info=info, progress=progress, log=log,
+                                    skip=catalog)
+    theirs, ours = embeddings.metadata.get("model_sha256"), catalog.metadata.get("model_sha256")
+    if theirs and ours and theirs != ours:
+        raise InputError(f"{source} was embedded by another model than the catalog "
+                         f"({catalog.metadata.get('model', 'unknown')}): rebuild the catalog with `mdsim index`")
+    widths = {d: b - a for d, (a, b) in zip(embeddings.dimensions, embeddings.slices)}
+    if widths != {d: b - a for d, (a, b) in catalog.slices.items()}:
+        raise InputError(f"{source} has subspaces {widths}, the catalog "
+                         f"{ {d: b - a for d, (a, b) in catalog.slices.items()} }: they cannot share an index")
+    new = [i for i, t in enumerate(embeddings.track_ids) if t not in catalog]
+    ids = [str(embeddings.track_ids[i]) for i in new]
+    if ids:
+        where = dict(zip(embeddings.dimensions, embeddings.slices))
+        x = embeddings.embeddings[new]
+        compact = np.concatenate([x[:, where[d][0]:where[d][1]] for d in catalog.dimensions], axis=1)
+        labels, groups, sources = _read_info(info, ids, log=log)
+        catalog.add(ids, compact, labels=labels, groups=groups, sources=sources)
+    return ids
+
+
+def _read_source(source, *, model, info, progress, log, skip=None):
+    """``(EmbeddingSet, info)`` of an embeddings file, or of a store embedded by ``model``
+    (tracks in ``skip`` left out), whose ``info`` defaults to the store itself."""
+    source = Path(source)
+    if not source.is_file():
+        raise InputError(f"{source}: no such embeddings file or features store")
+    if is_store(source):
+        if model is None:
+            raise InputError(f"{source} is a features store: give --model to embed its tracks, "
+                             "or index an embeddings file from `mdsim embed`")
+        from mdsim.embed import store_embedding_set
+        from mdsim.features.store import FeatureStore
+
+        if not hasattr(model, "embed"):
+            import mdsim
+
+            model = mdsim.load_model(model)
+        with FeatureStore(source) as store:
+            ids = [t for t in store.track_ids() if skip is None or t not in skip]
+        embeddings = store_embedding_set(model, source, ids, progress=progress, log=log)
+        embeddings.metadata.update(model=str(model.path), model_sha256=model.fingerprint, mode="track")
+        return embeddings, source if info is None else info
+    from mdsim.evaluation import read_embeddings
+
+    # A segments file holds one track vector per row in /embeddings too.
+    return read_embeddings(source), info
+
+
+def _read_info(info, track_ids, *, log):
+    """``(labels, groups, sources)`` from a store or manifest (``None``s without one),
+    saying how many of ``track_ids`` it does not know."""
+    if info is None:
+        return None, None, None
+    info = Path(info)
+    labels, groups, sources = (info_from_manifest(info) if info.suffix.lower() == ".csv"
+                               else info_from_store(info))
+    missing = [t for t in track_ids if t not in labels]
+    if missing:
+        print(f"index: {len(missing)} of {len(track_ids)} tracks have no entry in {info} "
+              f"(e.g. {missing[0]!r}); they are indexed without labels", file=log)
+    return labels, groups, sources
+
+
+def query_embedding(catalog: Catalog, audio, *, model=None):
+    """Embed an audio file (or ``(y, sr)``) for a search in ``catalog``.
+
+    ``model`` (a :class:`mdsim.Model` or a path) defaults to the model the
+    catalog records; a model other than the one that embedded the catalog
+    (by ``model_sha256``) is refused, since vectors of two models never mix.
+    """
+    import mdsim
+
+    if model is None:
+        path = catalog.metadata.get("model")
+        if not path or not Path(path).is_file():
+            raise ModelError(f"the catalog does not name a model file that exists here ({path!r}): "
+                             "give the model that embedded it (--model)")
+        model = path
+    if not hasattr(model, "embed"):
+        model = mdsim.load_model(model)
+    expected = catalog.metadata.get("model_sha256")
+    if expected and expected != model.fingerprint:
+        raise ModelError(f"{model.path} is not the model that embedded this catalog (its SHA-256 differs); "
+                         f"use {catalog.metadata.get('model', 'that model')}")
+    if isinstance(audio, tuple):
+        y, sr = audio
+        return model.embed(y, sr=sr)
+    return model.embed(audio)

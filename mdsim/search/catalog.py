@@ -1,0 +1,524 @@
+"""A searchable catalog: one FAISS index answers every weighting of the subspaces.
+
+Each catalog vector is stored with every subspace block L2-normalised
+(``x̂_k = x_k / ‖x_k‖``; a zero block stays zero). A query is normalised the
+same way and its block ``k`` scaled by ``w_k / Σ w``; the inner product is then
+
+    ⟨q, x̂⟩ = Σ_k (w_k / Σ w) · cos_k(q, x)
+
+exactly: the weighted mean of per-subspace cosines that
+:meth:`mdsim.api.Model.similarity` computes (docs/method.md, "Distance in a set
+of subspaces"). A weight of 0 removes a subspace from the ranking, so one
+index serves "like this in mood and tempo, whatever the genre".
+
+Labels (tags, tempo, key), group (e.g. artist) and source path travel with
+each track; :class:`Filters` use them. A catalog is saved as a folder
+(docs/search.md, "Catalog folder").
+
+>>> import numpy as np
+>>> from mdsim.search import Catalog
+>>> cat = Catalog(["a", "b", "c"], [[1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0]],
+...               dimensions=["mood", "tempo"])
+>>> [(h.track_id, round(h.score, 3)) for h in cat.search("a", weights={"mood": 1})]
+[('b', 1.0), ('c', 0.0)]
+>>> [(h.track_id, round(h.score, 3)) for h in cat.search("a", weights={"tempo": 1})]
+[('c', 1.0), ('b', 0.0)]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mdsim.errors import InputError, StoreError
+from mdsim.labels import TAG_DIMENSIONS, key_name, key_similar, parse_key
+
+FORMAT_NAME = "mdsim-catalog"
+FORMAT_VERSION = 1
+#: Norms are floored at this: a zero block stays zero and has cosine 0 with anything.
+NORM_FLOOR = 1e-12
+#: With filters leaving at most this many rows, the allowed rows are scored exactly in
+#: NumPy instead of asking the index (exact even for an approximate index, and faster).
+SMALL_SUBSET = 4096
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which catalog tracks a search may return.
+
+    Attributes
+    ----------
+    exclude_query : bool
+        Leave out the query itself when it is a catalog track (default).
+    exclude_group : bool
+        Leave out tracks of the query's group (e.g. the same artist); needs
+        a query from the catalog or ``query_group``.
+    query_group : str, optional
+        The group of a query from outside the catalog.
+    tempo_range : (low, high), optional
+        Keep tracks whose tempo, in BPM, lies in ``[low, high]``; tracks of
+        unknown tempo are left out.
+    key : str or int, optional
+        Keep tracks in this key (``"F# minor"`` or a key index).
+    key_compatible : bool
+        With ``key``: also the parallel key (``mdsim.labels.key_similar``);
+        without ``key``: tracks whose key is the query's or its parallel.
+    min_score : float, optional
+        Drop results scoring below this (weighted mean cosine, -1 to 1).
+    """
+
+    exclude_query: bool = True
+    exclude_group: bool = False
+    query_group: str | None = None
+    tempo_range: tuple | None = None
+    key: str | int | None = None
+    key_compatible: bool = False
+    min_score: float | None = None
+
+    def __post_init__(self):
+        if self.tempo_range is not None:
+            low, high = (float(t) for t in self.tempo_range)
+            if not 0 <= low <= high:
+                raise InputError(f"tempo range must be 0 <= low <= high BPM, got {self.tempo_range}")
+            object.__setattr__(self, "tempo_range", (low, high))
+        if isinstance(self.key, str):
+            index = parse_key(self.key)
+            if index is None:
+                raise InputError(f"cannot filter by an empty key {self.key!r}: give e.g. 'A minor'")
+            object.__setattr__(self, "key", index)
+
+
+@dataclass
+class Hit:
+    """One search result.
+
+    ``score`` is the weighted mean cosine (what the ranking uses);
+    ``scores`` the cosine in every subspace of the catalog, weighted or not.
+    ``labels`` follows :mod:`mdsim.labels` (tag lists, tempo in BPM or
+    ``None``, key index or ``None``).
+    """
+
+    rank: int
+    track_id: str
+    score: float
+    scores: dict
+    labels: dict = field(default_factory=dict)
+    group: str = ""
+    source_path: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-ready, with the key also spelled out (``key_name``)."""
+        return {"rank": self.rank, "track_id": self.track_id, "score": self.score, "scores": self.scores,
+                "labels": self.labels, "key_name": key_name(self.labels.get("key")),
+                "group": self.group, "source_path": self.source_path}
+
+
+def normalise_blocks(x: np.ndarray, slices) -> np.ndarray:
+    """Copy of ``x`` (float32 ``(n, D)``) with each ``[a, b)`` column block L2-normalised."""
+    out = np.array(x, dtype=np.float32, ndmin=2, copy=True)
+    for a, b in slices:
+        norms = np.linalg.norm(out[:, a:b], axis=1, keepdims=True)
+        out[:, a:b] /= np.maximum(norms, NORM_FLOOR)
+    return out
+
+
+def _as_labels(value) -> dict:
+    """The labels contract from a partial mapping (missing: no tag, unknown tempo and key)."""
+    value = dict(value or {})
+    labels = {d: list(value.get(d) or []) for d in TAG_DIMENSIONS}
+    tempo = value.get("tempo")
+    labels["tempo"] = float(tempo) if tempo is not None and np.isfinite(tempo) and tempo > 0 else None
+    key = value.get("key")
+    labels["key"] = (parse_key(key) if isinstance(key, str) else int(key)) if key is not None else None
+    if labels["key"] is not None and labels["key"] < 0:
+        labels["key"] = None
+    return labels
+
+
+class Catalog:
+    """Track vectors, their labels, and an index for weighted per-subspace search.
+
+    Parameters
+    ----------
+    track_ids : sequence of str [shape=(N,)], unique
+    vectors : array [shape=(N, D)]
+        Raw embeddings (normalised per block here).
+    dimensions : sequence of str
+        Subspace names; ``slices`` their ``[start, stop)`` columns (default:
+        equal contiguous slices). Columns outside every slice are dropped.
+    labels, groups, sources : mapping of track id to labels / group / source path, optional
+    index : str or :class:`~mdsim.search.index.IndexSpec`
+        ``"flat"`` (exact, default) or ``"hnsw"`` (approximate).
+    metadata : dict, optional
+        JSON-serialisable facts (the model's path and ``model_sha256``).
+    """
+
+    def __init__(self, track_ids, vectors, *, dimensions, slices=None, labels=None, groups=None,
+                 sources=None, index="flat", metadata=None):
+        from mdsim.evaluation.embeddings import check_layout
+        from mdsim.search import index as faiss_index
+
+        x = np.asarray(vectors, dtype=np.float32)
+        if x.ndim != 2:
+            raise InputError(f"catalog vectors must be (N, D), got shape {x.shape}")
+        dims, slices = check_layout(dimensions, slices, x.shape[1])
+        if not dims:
+            raise InputError("a catalog needs named subspaces (dimensions=[...])")
+        self.dimensions = dims
+        widths = [b - a for a, b in slices]
+        starts = np.cumsum([0] + widths)
+        #: ``{dimension: (start, stop)}`` in the catalog's (compacted) vectors.
+        self.slices = {d: (int(a), int(b)) for d, a, b in zip(dims, starts[:-1], starts[1:])}
+        self.spec = index if isinstance(index, faiss_index.IndexSpec) else faiss_index.IndexSpec(kind=index)
+        self.metadata = dict(metadata or {})
+        self._ids = np.zeros(0, dtype=str)
+        self._pos = {}
+        self._tags, self._tempo, self._key = [], np.zeros(0), np.zeros(0, np.int16)
+        self._group, self._source = np.zeros(0, dtype=str), np.zeros(0, dtype=str)
+        self._index = faiss_index.build(self.spec, np.zeros((0, int(starts[-1])), np.float32))
+        compact = np.concatenate([x[:, a:b] for a, b in slices], axis=1)
+        self.add(track_ids, compact, labels=labels, groups=groups, sources=sources)
+
+    # -- contents ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, track_id) -> bool:
+        return track_id in self._pos
+
+    def __repr__(self):
+        return f"<mdsim.Catalog {len(self)} tracks, {self.spec.kind}, dims={','.join(self.dimensions)}>"
+
+    @property
+    def track_ids(self) -> list:
+        return self._ids.tolist()
+
+    @property
+    def width(self) -> int:
+        return max(b for _, b in self.slices.values())
+
+    def vectors(self) -> np.ndarray:
+        """Block-normalised vectors, ``(N, D)`` float32 (a read-only view into the index)."""
+        from mdsim.search import index as faiss_index
+
+        view = faiss_index.rows(self._index)
+        view.flags.writeable = False
+        return view
+
+    def position(self, track_id) -> int:
+        try:
+            return self._pos[track_id]
+        except KeyError:
+            raise InputError(f"no track {track_id!r} in the catalog ({len(self)} tracks)") from None
+
+    def labels(self, track_id) -> dict:
+        """The track's labels (tags, tempo, key index)."""
+        i = self.position(track_id)
+        return self._labels_at(i)
+
+    def _labels_at(self, i: int) -> dict:
+        labels = {d: list(self._tags[i].get(d, [])) for d in TAG_DIMENSIONS}
+        labels["tempo"] = float(self._tempo[i]) if np.isfinite(self._tempo[i]) else None
+        labels["key"] = int(self._key[i]) if self._key[i] >= 0 else None
+        return labels
+
+    def info(self, track_id) -> dict:
+        """Labels, group and source path of a track."""
+        i = self.position(track_id)
+        return {"track_id": track_id, "labels": self._labels_at(i), "group": str(self._group[i]),
+                "source_path": str(self._source[i])}
+
+    # -- changing ------------------------------------------------------------------------
+    def add(self, track_ids, vectors, *, labels=None, groups=None, sources=None) -> None:
+        """Add tracks: raw ``(n, D)`` vectors in the catalog's layout (its subspaces, in
+        order, contiguous; see :attr:`slices`), normalised here. The index grows in
+        place: no rebuild. Ids already in the catalog are refused."""
+        from mdsim.search import index as faiss_index
+
+        ids = np.asarray(list(track_ids), dtype=str).reshape(-1)
+        x = np.asarray(vectors, dtype=np.float32)
+        if x.ndim != 2 or x.shape != (len(ids), self.width):
+            raise InputError(f"{len(ids)} track ids and vectors of shape {x.shape}: expected "
+                             f"({len(ids)}, {self.width}) vectors in the catalog's layout")
+        if not np.isfinite(x).all():
+            raise InputError("catalog vectors must be finite")
+        unique, counts = np.unique(ids, return_counts=True)
+        twice = [t for t in unique[counts > 1]] + [t for t in ids if t in self._pos]
+        if twice:
+            raise InputError(f"track id(s) already in the catalog or given twice: {', '.join(twice[:5])}; "
+                             "remove them first to replace them")
+        labels, groups, sources = labels or {}, groups or {}, sources or {}
+        new_labels = [_as_labels(labels.get(t)) for t in ids]
+        faiss_index.add(self._index, normalise_blocks(x, self.slices.values()))
+        start = len(self._ids)
+        self._ids = np.concatenate([self._ids, ids])
+        self._pos.update({t: start + i for i, t in enumerate(ids.tolist())})
+        self._tags += [{d: lab[d] for d in TAG_DIMENSIONS if lab[d]} for lab in new_labels]
+        self._tempo = np.concatenate([self._tempo, [np.nan if lab["tempo"] is None else lab["tempo"]
+                                                    for lab in new_labels]])
+        self._key = np.concatenate([self._key, np.array([-1 if lab["key"] is None else lab["key"]
+                                                         for lab in new_labels], np.int16)])
+        self._group = np.concatenate([self._group, np.array([str(groups.get(t, "")) for t in ids], dtype=str)])
+        self._source = np.concatenate([self._source, np.array([str(sources.get(t, "")) for t in ids], dtype=str)])
+
+    def remove(self, track_ids) -> None:
+        """Remove tracks by id. Flat: in place, no rebuild; HNSW: the graph is rebuilt."""
+        from mdsim.search import index as faiss_index
+
+        positions = np.array(sorted({self.position(t) for t in track_ids}), dtype=np.int64)
+        if not len(positions):
+            return
+        self._index = faiss_index.remove(self.spec, self._index, positions)
+        self._ids = np.delete(self._ids, positions)
+        self._pos = {t: i for i, t in enumerate(self._ids.tolist())}
+        gone = set(positions.tolist())
+        self._tags = [t for i, t in enumerate(self._tags) if i not in gone]
+        self._tempo, self._key = np.delete(self._tempo, positions), np.delete(self._key, positions)
+        self._group, self._source = np.delete(self._group, positions), np.delete(self._source, positions)
+
+    # -- searching -----------------------------------------------------------------------
+    def weights(self, *, dims=None, weights=None) -> np.ndarray:
+        """Per-dimension weights in catalog order, summing to 1.
+
+        ``weights`` (``{dimension: w >= 0}``, others 0) wins over ``dims``
+        (equal weights on those); neither: equal weights on all.
+        """
+        if weights is not None:
+            unknown = [d for d in weights if d not in self.dimensions]
+            if unknown:
+                raise InputError(f"weights name dimension(s) {', '.join(map(repr, unknown))} not in the catalog "
+                                 f"({', '.join(self.dimensions)})")
+            w = np.array([float(weights.get(d, 0.0)) for d in self.dimensions])
+        else:
+            chosen = self.dimensions if dims is None else list(dims)
+            unknown = [d for d in chosen if d not in self.dimensions]
+            if unknown:
+                raise InputError(f"unknown dimension(s) {', '.join(map(repr, unknown))} (catalog has "
+                                 f"{', '.join(self.dimensions)})")
+            w = np.array([1.0 if d in chosen else 0.0 for d in self.dimensions])
+        if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise InputError(f"weights must be non-negative with a positive sum, got {weights or dims}")
+        return w / w.sum()
+
+    def query_vector(self, query) -> np.ndarray:
+        """A query as a block-normalised ``(D,)`` catalog vector.
+
+        ``query`` is a catalog track id, an :class:`mdsim.api.Embedding`
+        (matched by dimension name; subspaces it lacks are zero), or a raw
+        ``(D,)`` vector in the catalog's layout.
+        """
+        if isinstance(query, str):
+            return self.vectors()[self.position(query)].copy()
+        if hasattr(query, "slices") and hasattr(query, "vectors"):
+            v = np.zeros(self.width, np.float32)
+            for d, (a, b) in self.slices.items():
+                if d in query.slices:
+                    part = np.asarray(query.vectors, np.float32)[..., query.slices[d]]
+                    if part.shape != (b - a,):
+                        raise InputError(f"query's {d} subspace has shape {part.shape}, the catalog's "
+                                         f"({b - a},): embed in track mode with the catalog's model")
+                    v[a:b] = part
+            return normalise_blocks(v[None], self.slices.values())[0]
+        v = np.asarray(query, dtype=np.float32)
+        if v.shape != (self.width,):
+            raise InputError(f"query vector has shape {v.shape}, the catalog's vectors ({self.width},); "
+                             "give a track id, an Embedding or a vector in the catalog's layout")
+        return normalise_blocks(v[None], self.slices.values())[0]
+
+    def scale(self, queries: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Block-normalised queries ``(n, D)`` with block k multiplied by ``w[k]``."""
+        out = np.array(queries, dtype=np.float32, ndmin=2, copy=True)
+        for wk, (a, b) in zip(w, self.slices.values()):
+            out[:, a:b] *= wk
+        return out
+
+    def allowed(self, filters: Filters, *, query_position: int | None = None) -> np.ndarray | None:
+        """Boolean mask of the rows ``filters`` lets through (``None``: all of them)."""
+        keep = np.ones(len(self), dtype=bool)
+        if filters.exclude_query and query_position is not None:
+            keep[query_position] = False
+        if filters.exclude_group:
+            group = filters.query_group if filters.query_group is not None else (
+                str(self._group[query_position]) if query_position is not None else "")
+            if group:
+                keep &= self._group != group
+        if filters.tempo_range is not None:
+            low, high = filters.tempo_range
+            with np.errstate(invalid="ignore"):
+                keep &= (self._tempo >= low) & (self._tempo <= high)
+        reference = filters.key
+        if reference is None and filters.key_compatible:
+            if query_position is None or self._key[query_position] < 0:
+                raise InputError("a key-compatible filter needs a query of known key: give key='A minor'")
+            reference = int(self._key[query_position])
+        if reference is not None:
+            known = self._key >= 0
+            if filters.key_compatible:
+                keep &= known & np.array([key_similar(int(k), reference) for k in range(24)])[
+                    np.where(known, self._key, 0)]
+            else:
+                keep &= self._key == reference
+        return None if keep.all() else keep
+
+    def search_vectors(self, queries, *, dims=None, weights=None, k: int = 10, allowed=None):
+        """Batch search with normalised ``(n, D)`` query vectors (the benchmark's entry).
+
+        Returns ``(scores, positions)``, ``(n, k)`` each, best first; scores
+        are weighted mean cosines, position -1 where fewer than ``k`` rows
+        are allowed.
+        """
+        from mdsim.search import index as faiss_index
+
+        k = int(k)
+        if k < 1:
+            raise InputError(f"k must be 1 or more, got {k}")
+        q = self.scale(queries, self.weights(dims=dims, weights=weights))
+        if allowed is not None and allowed.sum() <= SMALL_SUBSET:
+            rows = np.flatnonzero(allowed)
+            s = q @ self.vectors()[rows].T
+            order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+            scores = np.take_along_axis(s, order, axis=1)
+            positions = rows[order]
+            pad = k - positions.shape[1]
+            if pad > 0:
+                scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+                positions = np.pad(positions, ((0, 0), (0, pad)), constant_values=-1)
+            return scores.astype(np.float32), positions.astype(np.int64)
+        return faiss_index.search(self.spec, self._index, q, min(k, max(len(self), 1)), allowed=allowed)
+
+    def search(self, query, *, dims=None, weights=None, k: int = 10, filters: Filters | None = None) -> list:
+        """The ``k`` tracks most similar to ``query`` by the weighted mean of per-subspace cosines.
+
+        Parameters
+        ----------
+        query : str, Embedding or np.ndarray
+            A catalog track id, an embedding of an outside track, or a vector
+            (see :meth:`query_vector`).
+        dims, weights
+            The subspaces that count (see :meth:`weights`).
+        k : int
+            Results wanted (fewer when filters leave fewer tracks).
+        filters : Filters, optional
+
+        Returns
+        -------
+        list of Hit, best first.
+        """
+        filters = filters or Filters()
+        position = self._pos.get(query) if isinstance(query, str) else None
+        q = self.query_vector(query)
+        allowed = self.allowed(filters, query_position=position)
+        if allowed is not None and not allowed.any():
+            return []
+        scores, positions = self.search_vectors(q[None], dims=dims, weights=weights, k=k, allowed=allowed)
+        X = self.vectors()
+        hits = []
+        for score, i in zip(scores[0], positions[0]):
+            if i < 0 or (filters.min_score is not None and score < filters.min_score):
+                continue
+            per_dim = {d: float(X[i, a:b] @ q[a:b]) for d, (a, b) in self.slices.items()}
+            hits.append(Hit(len(hits) + 1, str(self._ids[i]), float(score), per_dim, self._labels_at(i),
+                            str(self._group[i]), str(self._source[i])))
+        return hits
+
+    # -- files ---------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write the catalog folder (``catalog.json``, ``tracks.h5``, ``index.faiss``),
+        replacing an existing one only once the new one is complete."""
+        import h5py
+
+        from mdsim.search import index as faiss_index
+
+        path = Path(path)
+        if path.exists() and not (path / "catalog.json").is_file():
+            raise InputError(f"{path} exists and is not a catalog folder: choose another --out")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent))
+        try:
+            faiss_index.write(self._index, tmp / "index.faiss")
+            with h5py.File(tmp / "tracks.h5", "w") as f:
+                text = h5py.string_dtype("utf-8")
+                f.create_dataset("track_ids", data=self._ids.astype(object), dtype=text)
+                f.create_dataset("tags", data=np.array([json.dumps(t) for t in self._tags], dtype=object),
+                                 dtype=text)
+                f.create_dataset("tempo", data=self._tempo)
+                f.create_dataset("key_index", data=self._key)
+                f.create_dataset("group", data=self._group.astype(object), dtype=text)
+                f.create_dataset("source_path", data=self._source.astype(object), dtype=text)
+            head = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "n_tracks": len(self),
+                    "dimensions": list(self.dimensions), "slices": [list(s) for s in self.slices.values()],
+                    "index": self.spec.to_dict(), "metadata": self.metadata}
+            (tmp / "catalog.json").write_text(json.dumps(head, indent=2) + "\n")
+            old = None
+            if path.exists():
+                old = path.with_name(tmp.name + ".old")
+                os.rename(path, old)
+            os.rename(tmp, path)
+            if old is not None:
+                shutil.rmtree(old)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Catalog":
+        """Read a catalog folder written by :meth:`save` (or ``mdsim index``)."""
+        import h5py
+
+        from mdsim.search import index as faiss_index
+
+        path = Path(path)
+        if not (path / "catalog.json").is_file():
+            raise StoreError(f"{path} is not a catalog (no catalog.json): build one with "
+                             f"`mdsim index EMBEDDINGS.h5 --out {path}`")
+        try:
+            head = json.loads((path / "catalog.json").read_text())
+            if head.get("format") != FORMAT_NAME:
+                raise ValueError(f"format is {head.get('format')!r}")
+            if int(head["format_version"]) > FORMAT_VERSION:
+                raise StoreError(f"{path} has catalog format version {head['format_version']}; this mdsim "
+                                 f"reads up to {FORMAT_VERSION}: upgrade mdsim")
+            self = cls.__new__(cls)
+            self.dimensions = tuple(head["dimensions"])
+            self.slices = {d: tuple(s) for d, s in zip(self.dimensions, head["slices"])}
+            self.spec = faiss_index.IndexSpec(**head["index"])
+            self.metadata = head.get("metadata", {})
+            self._index = faiss_index.read(path / "index.faiss")
+            with h5py.File(path / "tracks.h5", "r") as f:
+                self._ids = np.array(f["track_ids"].asstr()[()], dtype=str)
+                self._tags = [json.loads(t) for t in f["tags"].asstr()[()]]
+                self._tempo = f["tempo"][()]
+                self._key = f["key_index"][()]
+                self._group = np.array(f["group"].asstr()[()], dtype=str)
+                self._source = np.array(f["source_path"].asstr()[()], dtype=str)
+        except StoreError:
+            raise
+        except (KeyError, ValueError, OSError, RuntimeError, TypeError) as e:
+            raise StoreError(f"{path} is not a valid catalog: {e}") from e
+        if self._index.ntotal != len(self._ids) or len(self._ids) != head["n_tracks"]:
+            raise StoreError(f"{path}: the index holds {self._index.ntotal} vectors for {len(self._ids)} "
+                             "tracks; rebuild it with `mdsim index`")
+        self._pos = {t: i for i, t in enumerate(self._ids.tolist())}
+        return self
+
+    @classmethod
+    def from_embeddings(cls, embeddings, *, labels: Mapping | None = None, groups: Mapping | None = None,
+                        sources: Mapping | None = None, index="flat") -> "Catalog":
+        """A catalog of an :class:`mdsim.evaluation.EmbeddingSet` (or an embeddings file's path)."""
+        from mdsim.evaluation import read_embeddings
+
+        es = embeddings if hasattr(embeddings, "embeddings") else read_embeddings(embeddings)
+        if not es.dimensions:
+            raise InputError(f"embeddings {es.name or ''} have no named subspaces: a catalog searches by "
+                             "subspace (write them with dimensions=[...])")
+        meta = {k: es.metadata[k] for k in ("model", "model_sha256", "mode") if k in es.metadata}
+        return cls(es.track_ids, es.embeddings, dimensions=es.dimensions, slices=es.slices, labels=labels,
+                   groups=groups, sources=sources, index=index, metadata=meta)

@@ -1,0 +1,196 @@
+"""The browse page: a small Starlette (ASGI) app over a catalog.
+
+Routes (JSON unless said otherwise):
+
+- ``GET /``: the page (``static/index.html``; ``/static/*`` its script and style)
+- ``GET /api/catalog``: dimensions, and per track its id, labels, group
+- ``GET /api/map?dims=mood=1,tempo=0.5``: 2-D coordinates of every track, the
+  first two principal components of the vectors with block k scaled by
+  ``sqrt(w_k)`` (so squared distances there are the weighted sum of
+  per-subspace cosine distances); computed once per weighting, then cached
+- ``GET /api/search?track=ID&dims=...&k=10&exclude_group=1&tempo=LOW:HIGH&key=...&key_compatible=1&min_score=``
+- ``POST /api/search?dims=...`` with the audio file as the body: query by an
+  uploaded file (needs the catalog's model)
+- ``GET /audio/{track_id}``: the track's audio file, with HTTP Range requests.
+  Only catalog tracks, and only files inside the audio root once symlinks are
+  resolved: anything else is 404 (not a track) or 403 (outside the root).
+
+The app calls :mod:`mdsim.search` only; it never reads a store or a model's
+internals.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from mdsim.errors import MdsimError
+from mdsim.search import Catalog, Filters
+from mdsim.search.query import parse_range, parse_weights
+
+STATIC_DIR = Path(__file__).parent / "static"
+#: Rows the projection's principal axes are fitted on (all rows are projected).
+MAP_SAMPLE = 20_000
+#: Weightings whose maps are kept.
+MAP_CACHE = 32
+#: Largest upload accepted as a query, in bytes.
+MAX_UPLOAD = 64 << 20
+
+
+def audio_file(catalog: Catalog, audio_roots, track_id: str) -> Path:
+    """The audio file of a catalog track, or an HTTPException: 404 for a track not in
+    the catalog or without a file, 403 for a file outside every one of ``audio_roots``
+    (resolved folders; symlinks resolved). A relative path is read under the first root."""
+    if track_id not in catalog:
+        raise HTTPException(404, "no such track")
+    source = catalog.info(track_id)["source_path"]
+    if not source:
+        raise HTTPException(404, "this track has no audio path")
+    path = Path(source)
+    if not path.is_absolute():
+        path = audio_roots[0] / path
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise HTTPException(404, "audio file not found") from None
+    if not any(real.is_relative_to(root) for root in audio_roots) or not real.is_file():
+        raise HTTPException(403, "outside the audio root")
+    return real
+
+
+def projection(catalog: Catalog, weights: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` float32: the catalog's vectors, block k scaled by sqrt(w_k), on their
+    first two principal axes (fitted on at most ``MAP_SAMPLE`` rows), scaled to [-1, 1]."""
+    X = catalog.scale(catalog.vectors(), np.sqrt(weights))
+    if len(X) < 2:
+        return np.zeros((len(X), 2), np.float32)
+    sample = X if len(X) <= MAP_SAMPLE else X[np.random.default_rng(0).choice(len(X), MAP_SAMPLE, replace=False)]
+    mean = sample.mean(axis=0)
+    _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+    axes = vt[:2].T
+    if axes.shape[1] < 2:
+        axes = np.pad(axes, ((0, 0), (0, 2 - axes.shape[1])))
+    xy = (X - mean) @ axes
+    return (xy / max(float(np.abs(xy).max()), 1e-12)).astype(np.float32)
+
+
+def _filters(params, *, track: str | None) -> Filters:
+    flag = lambda name: params.get(name, "") in ("1", "true", "on")  # noqa: E731
+    return Filters(exclude_query=track is not None, exclude_group=flag("exclude_group"),
+                   tempo_range=parse_range(params.get("tempo")), key=params.get("key") or None,
+                   key_compatible=flag("key_compatible"),
+                   min_score=float(params["min_score"]) if params.get("min_score") else None)
+
+
+def create_app(catalog, *, audio_root, model=None) -> Starlette:
+    """The ASGI app over ``catalog`` (a :class:`~mdsim.search.Catalog` or a catalog
+    folder), serving audio from under ``audio_root`` (a folder or a list of folders).
+    ``model`` (path or
+    :class:`mdsim.Model`, default: the catalog's) embeds uploaded queries."""
+    catalog = catalog if isinstance(catalog, Catalog) else Catalog.load(catalog)
+    roots = [audio_root] if isinstance(audio_root, (str, Path)) else list(audio_root)
+    audio_roots = [Path(r).resolve() for r in roots]
+    maps: OrderedDict = OrderedDict()
+    state = {"model": model}
+
+    def weights_of(request: Request) -> np.ndarray:
+        return catalog.weights(weights=parse_weights(request.query_params.get("dims")))
+
+    async def info(request: Request):
+        tracks = [catalog.info(t) for t in catalog.track_ids]
+        return JSONResponse({"dimensions": list(catalog.dimensions), "n_tracks": len(catalog),
+                             "tracks": [dict(t, key_name=_key_name(t["labels"]["key"])) for t in tracks]})
+
+    async def map_(request: Request):
+        w = weights_of(request)
+        key = tuple(np.round(w, 6))
+        if key not in maps:
+            maps[key] = projection(catalog, w)
+            while len(maps) > MAP_CACHE:
+                maps.popitem(last=False)
+        maps.move_to_end(key)
+        return JSONResponse({"track_ids": catalog.track_ids, "xy": maps[key].round(5).tolist()})
+
+    async def search(request: Request):
+        params = request.query_params
+        k = int(params.get("k", 10))
+        if request.method == "POST":
+            query = await _embed_upload(request)
+            track = None
+        else:
+            track = params.get("track")
+            if not track:
+                raise HTTPException(400, "give ?track=ID, or POST an audio file")
+            query = track
+        hits = catalog.search(query, weights=parse_weights(params.get("dims")), k=k,
+                              filters=_filters(params, track=track))
+        return JSONResponse({"query": track, "results": [h.to_dict() for h in hits]})
+
+    async def _embed_upload(request: Request):
+        from starlette.concurrency import run_in_threadpool
+
+        from mdsim.search import query_embedding
+
+        body = await request.body()
+        if not body:
+            raise HTTPException(400, "the request body is empty: send the audio file")
+        if len(body) > MAX_UPLOAD:
+            raise HTTPException(413, f"uploads are limited to {MAX_UPLOAD >> 20} MiB")
+        suffix = Path(request.headers.get("x-filename", "upload.wav")).suffix[:8] or ".wav"
+        fd, tmp = tempfile.mkstemp(suffix=suffix)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+            if state["model"] is None or isinstance(state["model"], (str, Path)):
+                import mdsim
+
+                path = state["model"] or catalog.metadata.get("model")
+                if not path or not Path(path).is_file():
+                    raise HTTPException(400, "uploads need the catalog's model: start mdsim serve with --model")
+                state["model"] = await run_in_threadpool(mdsim.load_model, path)
+            return await run_in_threadpool(query_embedding, catalog, tmp, model=state["model"])
+        finally:
+            os.unlink(tmp)
+
+    async def audio(request: Request):
+        path = audio_file(catalog, audio_roots, request.path_params["track_id"])
+        return FileResponse(path, media_type=_media_type(path))
+
+    async def index(request: Request):
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    async def user_error(request: Request, exc: MdsimError):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    async def http_error(request: Request, exc: HTTPException):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    routes = [Route("/", index), Route("/api/catalog", info), Route("/api/map", map_),
+              Route("/api/search", search, methods=["GET", "POST"]),
+              Route("/audio/{track_id:path}", audio),
+              Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
+    return Starlette(routes=routes, exception_handlers={MdsimError: user_error, HTTPException: http_error})
+
+
+def _key_name(index):
+    from mdsim.labels import key_name
+
+    return key_name(index)
+
+
+_MEDIA = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".mp3": "audio/mpeg",
+          ".aiff": "audio/aiff", ".aif": "audio/aiff", ".m4a": "audio/mp4"}
+
+
+def _media_type(path: Path) -> str:
+    return _MEDIA.get(path.suffix.lower(), "application/octet-stream")

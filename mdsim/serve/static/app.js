@@ -1,0 +1,187 @@
+// The browse page: a canvas map of the catalog, sliders per dimension, query by example.
+// No libraries and nothing from the internet: plain DOM and fetch against the local app.
+"use strict";
+
+const state = { dims: [], tracks: [], byId: {}, xy: [], query: null, upload: null, colourBy: null };
+const canvas = document.getElementById("map");
+const ctx = canvas.getContext("2d");
+const player = document.getElementById("player");
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22", "#17becf"];
+let snippetTimer = null;
+
+function weightsParam() {
+  return state.dims.map(d => `${d}=${document.getElementById("w-" + d).value}`).join(",");
+}
+function setStatus(text) { document.getElementById("status").textContent = text; }
+
+async function getJSON(url, options) {
+  const r = await fetch(url, options);
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+
+function labelOf(track, dim) {
+  if (dim === "group") return track.group || "(none)";
+  if (dim === "key") return track.key_name || "(unknown)";
+  if (dim === "tempo") return track.labels.tempo ? `${Math.round(track.labels.tempo / 20) * 20} BPM` : "(unknown)";
+  const tags = track.labels[dim] || [];
+  return tags.length ? tags[0] : "(none)";
+}
+
+function toCanvas(p) {
+  const m = 20, w = canvas.width - 2 * m, h = canvas.height - 2 * m;
+  return [m + (p[0] + 1) / 2 * w, m + (1 - (p[1] + 1) / 2) * h];
+}
+
+function draw() {
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const values = [...new Set(state.tracks.map(t => labelOf(t, state.colourBy)))].sort();
+  const colour = Object.fromEntries(values.map((v, i) => [v, PALETTE[i % PALETTE.length]]));
+  state.tracks.forEach((t, i) => {
+    const [x, y] = toCanvas(state.xy[i]);
+    ctx.beginPath();
+    ctx.arc(x, y, t.track_id === state.query ? 7 : 4, 0, 2 * Math.PI);
+    ctx.fillStyle = colour[labelOf(t, state.colourBy)];
+    ctx.fill();
+    if (t.track_id === state.query) { ctx.strokeStyle = "#000"; ctx.lineWidth = 2; ctx.stroke(); }
+  });
+  canvas.dataset.points = String(state.tracks.length);
+}
+
+function nearestPoint(ev) {
+  const rect = canvas.getBoundingClientRect();
+  const x = (ev.clientX - rect.left) * canvas.width / rect.width;
+  const y = (ev.clientY - rect.top) * canvas.height / rect.height;
+  let best = -1, bestD = 100;  // within 10 px
+  state.xy.forEach((p, i) => {
+    const [px, py] = toCanvas(p);
+    const d = (px - x) ** 2 + (py - y) ** 2;
+    if (d < bestD) { best = i; bestD = d; }
+  });
+  return best;
+}
+
+function describe(t) {
+  const parts = [t.track_id];
+  for (const d of ["genre", "mood", "instrument", "era"]) {
+    if ((t.labels[d] || []).length) parts.push(`${d}: ${t.labels[d].join(", ")}`);
+  }
+  if (t.labels.tempo) parts.push(`${Math.round(t.labels.tempo)} BPM`);
+  if (t.key_name) parts.push(t.key_name);
+  if (t.group) parts.push(`group: ${t.group}`);
+  return parts.join(" · ");
+}
+
+function play(trackId) {
+  clearTimeout(snippetTimer);
+  player.src = "/audio/" + encodeURIComponent(trackId);
+  player.dataset.track = trackId;
+  const whole = document.getElementById("whole").checked;
+  player.play().catch(e => setStatus("cannot play: " + e.message));
+  if (!whole) snippetTimer = setTimeout(() => player.pause(), 3000);
+}
+
+async function loadMap() {
+  const follow = document.getElementById("mapByWeights").checked;
+  const m = await getJSON("/api/map?dims=" + encodeURIComponent(follow ? weightsParam() : ""));
+  const pos = Object.fromEntries(m.track_ids.map((t, i) => [t, m.xy[i]]));
+  state.xy = state.tracks.map(t => pos[t.track_id]);
+  draw();
+}
+
+async function search() {
+  if (!state.query && !state.upload) return;
+  const q = "dims=" + encodeURIComponent(weightsParam()) + "&k=10";
+  let result;
+  try {
+    if (state.upload) {
+      result = await getJSON("/api/search?" + q, { method: "POST", body: state.upload,
+                                                   headers: { "X-Filename": state.upload.name } });
+    } else {
+      result = await getJSON("/api/search?" + q + "&track=" + encodeURIComponent(state.query));
+    }
+  } catch (e) { setStatus(e.message); return; }
+  const list = document.getElementById("results");
+  list.replaceChildren(...result.results.map(h => {
+    const li = document.createElement("li");
+    li.dataset.track = h.track_id;
+    li.dataset.score = String(h.score);
+    const button = document.createElement("button");
+    button.className = "play";
+    button.textContent = "▶";
+    button.title = "play " + h.track_id;
+    button.onclick = () => play(h.track_id);
+    const dims = Object.entries(h.scores).map(([d, s]) => `${d} ${s.toFixed(2)}`).join(" · ");
+    li.append(button, `${h.track_id}  ${h.score.toFixed(3)}`);
+    const small = document.createElement("div");
+    small.className = "dims";
+    small.textContent = dims;
+    li.append(small);
+    return li;
+  }));
+  setStatus(`${result.results.length} results`);
+  document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
+}
+
+let pending = null;
+function onWeightsChanged() {
+  clearTimeout(pending);
+  pending = setTimeout(async () => {
+    for (const d of state.dims) {
+      document.getElementById("v-" + d).textContent = document.getElementById("w-" + d).value;
+    }
+    await Promise.all([search(), loadMap()]);
+  }, 150);
+}
+
+async function init() {
+  const info = await getJSON("/api/catalog");
+  state.dims = info.dimensions;
+  state.tracks = info.tracks;
+  state.tracks.forEach(t => { state.byId[t.track_id] = t; });
+  document.getElementById("count").textContent = `${info.n_tracks} tracks`;
+  const colour = document.getElementById("colour");
+  for (const d of [...state.dims, "group"]) colour.add(new Option(d, d));
+  state.colourBy = colour.value;
+  colour.onchange = () => { state.colourBy = colour.value; draw(); };
+  const sliders = document.getElementById("sliders");
+  for (const d of state.dims) {
+    const label = document.createElement("label");
+    label.innerHTML = `<span>${d}</span><input type="range" id="w-${d}" min="0" max="1" step="0.05" value="1">` +
+                      `<output id="v-${d}">1</output>`;
+    sliders.append(label);
+    label.querySelector("input").addEventListener("input", onWeightsChanged);
+  }
+  document.getElementById("mapByWeights").onchange = loadMap;
+  canvas.addEventListener("mousemove", ev => {
+    const i = nearestPoint(ev), tip = document.getElementById("tooltip");
+    if (i < 0) { tip.hidden = true; return; }
+    tip.hidden = false;
+    tip.textContent = describe(state.tracks[i]);
+    tip.style.left = (ev.offsetX + 12) + "px";
+    tip.style.top = (ev.offsetY + 12) + "px";
+  });
+  canvas.addEventListener("click", ev => {
+    const i = nearestPoint(ev);
+    if (i < 0) return;
+    state.query = state.tracks[i].track_id;
+    state.upload = null;
+    document.getElementById("query").textContent = state.query;
+    play(state.query);
+    draw();
+    search();
+  });
+  document.getElementById("upload").onchange = ev => {
+    state.upload = ev.target.files[0] || null;
+    state.query = null;
+    document.getElementById("query").textContent = state.upload ? state.upload.name : "(click a point)";
+    setStatus("embedding the upload...");
+    search();
+  };
+  await loadMap();
+  document.body.dataset.ready = "1";
+}
+
+init().catch(e => setStatus(e.message));

@@ -1,0 +1,422 @@
+"""mdsim.search: weighted per-subspace search against a brute-force NumPy oracle."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from mdsim.errors import InputError, StoreError
+from mdsim.labels import DIMENSIONS, key_name, key_similar, parse_key
+from mdsim.search import Catalog, Filters, build_catalog
+from mdsim.search import catalog as catalog_module
+
+ATOL = 1e-5  # float32 inner products against a float64 oracle
+WIDTH = 8    # per subspace
+
+
+def make_vectors(rng, n, dims=DIMENSIONS, width=WIDTH):
+    """Vectors whose blocks have wildly different norms, so a missing per-block
+    normalisation changes the ranking."""
+    x = rng.standard_normal((n, len(dims) * width)).astype(np.float32)
+    scale = np.repeat(10.0 ** rng.uniform(-2, 2, size=(n, len(dims))), width, axis=1)
+    return (x * scale).astype(np.float32)
+
+
+def make_labels(rng, ids):
+    labels, groups = {}, {}
+    for i, t in enumerate(ids):
+        labels[t] = {"mood": [rng.choice(["sad", "happy", "chill"])],
+                     "tempo": None if i % 7 == 0 else float(rng.uniform(60, 180)),
+                     "key": None if i % 5 == 0 else int(rng.integers(0, 24))}
+        groups[t] = f"artist{i % 9}"
+    return labels, groups
+
+
+def oracle(x, q, weights, dims=DIMENSIONS, width=WIDTH):
+    """Σ_k w_k cos_k / Σ w, one row at a time in float64: the definition."""
+    total = np.zeros(len(x))
+    for i, row in enumerate(x.astype(np.float64)):
+        for j, d in enumerate(dims):
+            a, b = row[j * width:(j + 1) * width], q[j * width:(j + 1) * width].astype(np.float64)
+            total[i] += weights.get(d, 0.0) * (a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    return total / sum(weights.values())
+
+
+@pytest.fixture
+def data(rng):
+    n = 400
+    ids = [f"t{i:03d}" for i in range(n)]
+    x = make_vectors(rng, n)
+    labels, groups = make_labels(rng, ids)
+    return ids, x, labels, groups
+
+
+WEIGHTINGS = [{d: 1.0 for d in DIMENSIONS}, {"mood": 1.0, "tempo": 0.5}, {"key": 1.0},
+              {"genre": 0.1, "instrument": 3.0, "era": 0.0, "mood": 2.0}]
+
+
+@pytest.mark.parametrize("weights", WEIGHTINGS)
+def test_flat_search_is_the_weighted_mean_of_subspace_cosines(data, rng, weights):
+    ids, x, _, _ = data
+    cat = Catalog(ids, x, dimensions=DIMENSIONS)
+    q = make_vectors(rng, 1)[0]
+    hits = cat.search(q, weights=weights, k=10)
+    expected = oracle(x, q, weights)
+    order = np.argsort(-expected)[:10]
+    assert [h.track_id for h in hits] == [ids[i] for i in order]
+    np.testing.assert_allclose([h.score for h in hits], expected[order], atol=ATOL)
+    # per-dimension scores are the plain cosines, whatever the weight
+    top = order[0]
+    for j, d in enumerate(DIMENSIONS):
+        a, b = x[top, j * WIDTH:(j + 1) * WIDTH], q[j * WIDTH:(j + 1) * WIDTH]
+        assert hits[0].scores[d] == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=ATOL)
+
+
+def test_weights_scale_free_and_dims_mean_equal_weights(data, rng):
+    ids, x, _, _ = data
+    cat = Catalog(ids, x, dimensions=DIMENSIONS)
+    q = make_vectors(rng, 1)[0]
+    a = cat.search(q, weights={"mood": 2.0, "tempo": 2.0}, k=5)
+    b = cat.search(q, dims=["mood", "tempo"], k=5)
+    assert [h.track_id for h in a] == [h.track_id for h in b]
+    np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=ATOL)
+
+
+def test_query_by_track_id_excludes_itself_unless_asked(data):
+    ids, x, _, _ = data
+    cat = Catalog(ids, x, dimensions=DIMENSIONS)
+    hits = cat.search("t005", k=3)
+    assert "t005" not in [h.track_id for h in hits]
+    expected = oracle(x, x[5], {d: 1.0 for d in DIMENSIONS})
+    expected[5] = -np.inf
+    assert [h.track_id for h in hits] == [ids[i] for i in np.argsort(-expected)[:3]]
+    same = cat.search("t005", k=1, filters=Filters(exclude_query=False))
+    assert same[0].track_id == "t005" and same[0].score == pytest.approx(1.0, abs=ATOL)
+
+
+def brute_filtered(x, ids, labels, groups, query_index, weights, filters):
+    scores = oracle(x, x[query_index], weights)
+    keep = []
+    qkey = labels[ids[query_index]]["key"]
+    for i, t in enumerate(ids):
+        lab = labels[t]
+        ok = i != query_index
+        if filters.exclude_group:
+            ok &= groups[t] != groups[ids[query_index]]
+        if filters.tempo_range:
+            ok &= lab["tempo"] is not None and filters.tempo_range[0] <= lab["tempo"] <= filters.tempo_range[1]
+        ref = filters.key if filters.key is not None else (qkey if filters.key_compatible else None)
+        if ref is not None:
+            ok &= lab["key"] is not None and (key_similar(lab["key"], ref) if filters.key_compatible
+                                              else lab["key"] == ref)
+        if filters.min_score is not None:
+            ok &= scores[i] >= filters.min_score
+        keep.append(ok)
+    keep = np.array(keep)
+    order = [i for i in np.argsort(-scores) if keep[i]]
+    return [ids[i] for i in order], scores
+
+
+FILTERS = [Filters(exclude_group=True), Filters(tempo_range=(90, 120)), Filters(key="A minor"),
+           Filters(key_compatible=True), Filters(key="C major", key_compatible=True),
+           Filters(min_score=0.2), Filters(exclude_group=True, tempo_range=(70, 160), key_compatible=True)]
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: ",".join(
+    f"{k}={v}" for k, v in vars(f).items() if v not in (None, False, True) or k.startswith(("exclude_g", "key_c"))
+    and v))
+@pytest.mark.parametrize("small_subset", [catalog_module.SMALL_SUBSET, 0], ids=["numpy-subset", "faiss-selector"])
+def test_filters_match_brute_force(data, monkeypatch, filters, small_subset):
+    monkeypatch.setattr(catalog_module, "SMALL_SUBSET", small_subset)
+    ids, x, labels, groups = data
+    cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels, groups=groups)
+    query = 1  # has tempo and key (i % 7, i % 5 != 0)
+    weights = {"mood": 1.0, "tempo": 0.5}
+    hits = cat.search(ids[query], weights=weights, k=15, filters=filters)
+    expected, scores = brute_filtered(x, ids, labels, groups, query, weights, filters)
+    assert [h.track_id for h in hits] == expected[:15]
+    assert len(hits) > 0
+    for h in hits:  # what travels with the index is what the filter looked at
+        assert h.labels["key"] == labels[h.track_id]["key"] and h.group == groups[h.track_id]
+
+
+def test_key_filter_reads_names_and_an_unknown_query_key_is_an_error(data):
+    ids, x, labels, groups = data
+    cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels)
+    assert Filters(key="F# minor").key == parse_key("F# minor")
+    with pytest.raises(InputError, match="query of known key"):
+        cat.search("t000", filters=Filters(key_compatible=True))  # t000 has no key (0 % 5 == 0)
+    with pytest.raises(InputError, match="tempo range"):
+        Filters(tempo_range=(120, 60))
+
+
+def test_add_and_remove_without_rebuild_equal_a_fresh_build(data, rng):
+    ids, x, labels, groups = data
+    cat = Catalog(ids[:300], x[:300], dimensions=DIMENSIONS, labels=labels, groups=groups)
+    index = cat._index
+    cat.add(ids[300:], x[300:], labels=labels, groups=groups)
+    gone = ids[10:40] + ["t350"]
+    cat.remove(gone)
+    assert cat._index is index  # flat: changed in place
+    keep = [i for i, t in enumerate(ids) if t not in gone]
+    fresh = Catalog([ids[i] for i in keep], x[keep], dimensions=DIMENSIONS, labels=labels, groups=groups)
+    q = make_vectors(rng, 1)[0]
+    f = Filters(tempo_range=(80, 170))
+    got, want = (c.search(q, weights={"mood": 1, "genre": 2}, k=20, filters=f) for c in (cat, fresh))
+    assert [h.track_id for h in got] == [h.track_id for h in want]
+    assert [h.labels for h in got] == [h.labels for h in want]
+    assert len(cat) == len(fresh) and "t350" not in cat and "t399" in cat
+    with pytest.raises(InputError, match="already in the catalog"):
+        cat.add(["t399"], x[:1])
+    with pytest.raises(InputError, match="no track 't350'"):
+        cat.remove(["t350"])
+
+
+def test_save_and_load_keep_vectors_labels_and_results(data, rng, tmp_path):
+    ids, x, labels, groups = data
+    sources = {t: f"/music/{t}.ogg" for t in ids}
+    cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels, groups=groups, sources=sources,
+                  metadata={"model": "m.keras", "model_sha256": "abc"})
+    cat.save(tmp_path / "cat")
+    cat.save(tmp_path / "cat")  # replacing a catalog works
+    back = Catalog.load(tmp_path / "cat")
+    q = make_vectors(rng, 1)[0]
+    a, b = cat.search(q, k=10), back.search(q, k=10)
+    assert [h.to_dict() for h in a] == [h.to_dict() for h in b]
+    assert back.info("t007") == {"track_id": "t007", "labels": cat.labels("t007"), "group": groups["t007"],
+                                 "source_path": "/music/t007.ogg"}
+    assert back.metadata["model_sha256"] == "abc"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat"]  # no temporary folder left
+    back.add(["new"], x[:1])  # a loaded flat catalog still grows
+    assert back.search(x[0], k=2, filters=Filters(exclude_query=False))[1].track_id in ("new", "t000")
+
+
+def test_load_refuses_what_is_not_a_catalog(tmp_path):
+    with pytest.raises(StoreError, match="not a catalog"):
+        Catalog.load(tmp_path)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "catalog.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(StoreError, match="not a valid catalog"):
+        Catalog.load(tmp_path / "c")
+    with pytest.raises(InputError, match="not a catalog folder"):
+        Catalog(["a"], np.ones((1, 12)), dimensions=["mood", "tempo"]).save(tmp_path)
+
+
+def clustered(rng, n, dims=DIMENSIONS, width=WIDTH, n_clusters=40):
+    """Items near one of a few centres per subspace, like a trained model's embeddings."""
+    centres = rng.standard_normal((len(dims), n_clusters, width))
+    pick = rng.integers(0, n_clusters, size=(n, len(dims)))
+    x = np.concatenate([centres[j][pick[:, j]] for j in range(len(dims))], axis=1)
+    return (x + 0.3 * rng.standard_normal(x.shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("weights", [None, {"mood": 1.0, "tempo": 0.5}])
+def test_hnsw_recall_against_exact(rng, weights):
+    n = 3000
+    x = clustered(rng, n)
+    ids = [str(i) for i in range(n)]
+    exact = Catalog(ids, x, dimensions=DIMENSIONS)
+    approx = Catalog(ids, x, dimensions=DIMENSIONS, index="hnsw")
+    queries = normalised = catalog_module.normalise_blocks(clustered(rng, 50), exact.slices.values())
+    _, want = exact.search_vectors(queries, weights=weights, k=10)
+    _, got = approx.search_vectors(normalised, weights=weights, k=10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want)])
+    assert recall >= 0.9, recall
+
+
+def test_hnsw_add_and_remove(rng):
+    x = clustered(rng, 500)
+    ids = [str(i) for i in range(500)]
+    cat = Catalog(ids[:400], x[:400], dimensions=DIMENSIONS, index="hnsw")
+    cat.add(ids[400:], x[400:])
+    cat.remove(["450", "3"])
+    assert len(cat) == 498 and cat._index.ntotal == 498
+    hit = cat.search(x[451], k=1, filters=Filters(exclude_query=False))[0]
+    assert hit.track_id == "451" and hit.score == pytest.approx(1.0, abs=ATOL)
+
+
+def test_embedding_queries_match_by_dimension_name(data):
+    from mdsim.api import Embedding
+
+    ids, x, _, _ = data
+    cat = Catalog(ids, x, dimensions=DIMENSIONS)
+    mood, tempo = cat.slices["mood"], cat.slices["tempo"]
+    v = np.concatenate([x[3, slice(*tempo)], x[3, slice(*mood)]])  # another order, two subspaces only
+    emb = Embedding(v, ("tempo", "mood"), {"tempo": slice(0, WIDTH), "mood": slice(WIDTH, 2 * WIDTH)})
+    hit = cat.search(emb, dims=["mood", "tempo"], k=1, filters=Filters(exclude_query=False))[0]
+    assert hit.track_id == "t003" and hit.score == pytest.approx(1.0, abs=ATOL)
+
+
+def test_errors_name_the_bad_value(data):
+    ids, x, _, _ = data
+    cat = Catalog(ids, x, dimensions=DIMENSIONS)
+    with pytest.raises(InputError, match="'colour'"):
+        cat.search("t001", weights={"colour": 1})
+    with pytest.raises(InputError, match="non-negative"):
+        cat.search("t001", weights={"mood": -1})
+    with pytest.raises(InputError, match=r"shape \(5,\)"):
+        cat.search(np.ones(5))
+    with pytest.raises(InputError, match="no track 'nope'"):
+        cat.search("nope")
+    with pytest.raises(InputError, match="named subspaces"):
+        Catalog(["a"], np.ones((1, 4)), dimensions=[])
+
+
+def test_build_catalog_from_embeddings_with_store_or_manifest_info(tmp_path, rng):
+    from mdsim.evaluation import write_embeddings
+
+    from conftest import write_manifest
+
+    ids = ["a", "b", "c"]
+    x = make_vectors(rng, 3)
+    write_embeddings(tmp_path / "e.h5", ids, x, dimensions=DIMENSIONS, metadata={"model": "m.keras"})
+    rows = [{"track_id": "a", "path": "a.wav", "mood": "sad;chill", "tempo": "120", "key": "A minor",
+             "group": "x"},
+            {"track_id": "b", "path": "b.wav", "mood": "", "tempo": "", "key": "", "group": "y"}]
+    write_manifest(tmp_path / "m.csv", rows)
+    log = []
+    cat = build_catalog(tmp_path / "e.h5", info=tmp_path / "m.csv",
+                        log=type("L", (), {"write": lambda self, s: log.append(s), "flush": lambda self: 0})())
+    assert cat.info("a")["labels"]["mood"] == ["sad", "chill"] and cat.labels("a")["key"] == parse_key("A minor")
+    assert cat.info("a")["group"] == "x" and cat.info("a")["source_path"] == str((tmp_path / "a.wav").resolve())
+    assert cat.labels("b")["tempo"] is None and cat.labels("c")["key"] is None
+    assert "1 of 3 tracks have no entry" in "".join(log)
+    assert cat.metadata["model"] == "m.keras"
+    with pytest.raises(InputError, match="no such embeddings file"):
+        build_catalog(tmp_path / "missing.h5")
+
+
+def test_importing_search_does_not_import_faiss():
+    import subprocess
+
+    code = "import mdsim, mdsim.search, sys; print('faiss' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_model_nearest_ranks_like_similarity_through_a_catalog(rng):
+    from mdsim.api import Model
+    from mdsim.model import ModelConfig, subspace_slices
+
+    m = object.__new__(Model)  # the ranking needs no network
+    m.config = ModelConfig(dimensions=DIMENSIONS, embedding_size=len(DIMENSIONS) * WIDTH)
+    m.dimensions, m.slices = DIMENSIONS, subspace_slices(m.config)
+    x = make_vectors(rng, 50)
+    items = {f"t{i}": v for i, v in enumerate(x)}
+    weights = {"mood": 1.0, "tempo": 0.5, "key": 0.0}
+    ranked = m.nearest(x[0], items, k=8, weights=weights)
+    expected = sorted(((n, m.similarity(x[0], v, weights=weights)) for n, v in items.items()), key=lambda p: -p[1])
+    assert [n for n, _ in ranked] == [n for n, _ in expected[:8]]
+    np.testing.assert_allclose([s for _, s in ranked], [s for _, s in expected[:8]], atol=ATOL)
+    cat = Catalog(list(items), x, dimensions=DIMENSIONS)
+    assert [n for n, _ in m.nearest(x[0], cat, k=8, weights=weights)] == [n for n, _ in ranked]
+
+
+# -- the commands ------------------------------------------------------------------------
+def test_index_and_search_commands_agree_with_brute_force(tmp_path, rng, capsys):
+    from mdsim.cli import main
+    from mdsim.evaluation import write_embeddings
+
+    from conftest import write_manifest
+
+    ids = [f"t{i}" for i in range(60)]
+    x = make_vectors(rng, 60)
+    labels, groups = make_labels(rng, ids)
+    write_embeddings(tmp_path / "e.h5", ids, x, dimensions=DIMENSIONS, metadata={"model": "m.keras"})
+    write_manifest(tmp_path / "m.csv", [
+        {"track_id": t, "path": f"{t}.wav", "mood": ";".join(labels[t]["mood"]),
+         "tempo": "" if labels[t]["tempo"] is None else labels[t]["tempo"],
+         "key": "" if labels[t]["key"] is None else key_name(labels[t]["key"]),
+         "group": groups[t]} for t in ids])
+    assert main(["index", str(tmp_path / "e.h5"), "--out", str(tmp_path / "cat"), "--info",
+                 str(tmp_path / "m.csv")]) == 0
+    assert "60 tracks, flat index" in capsys.readouterr().out
+    assert main(["search", str(tmp_path / "cat"), "--query", "t1", "--dims", "mood=1,tempo=0.5", "-k", "5",
+                 "--tempo", "80:170", "--exclude-group", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    filters = Filters(exclude_group=True, tempo_range=(80, 170))
+    expected, scores = brute_filtered(x, ids, labels, groups, 1, {"mood": 1, "tempo": 0.5}, filters)
+    assert [r["track_id"] for r in out["results"]] == expected[:5]
+    np.testing.assert_allclose([r["score"] for r in out["results"]], scores[[ids.index(t) for t in expected[:5]]],
+                               atol=ATOL)
+    assert main(["search", str(tmp_path / "cat"), "--query", "t1", "--dims", "key", "-k", "3"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["rank", "track", "score", "genre"] and len(table) == 4
+    assert main(["search", str(tmp_path / "cat"), "--query", "nothing-like-it"]) == 2
+    assert "neither a track id of the catalog nor an audio file" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "cat"), "--query", "t1", "--dims", "mood=lots"]) == 2
+    assert "not a number" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # 18 s on an idle machine, 60 s under load: TensorFlow, prep, a tiny model
+def test_index_a_store_with_a_model_and_search_by_audio(small_corpus, tmp_path, capsys):
+    """The whole path: prep, index a store with a model, query with an audio file embedded on the fly."""
+    from mdsim.cli import main
+    from mdsim.model import ModelConfig, build_model, save_model
+
+    model = tmp_path / "tiny.keras"
+    save_model(build_model(ModelConfig(dimensions=("genre", "mood", "tempo", "key"), embedding_size=32,
+                                       width=0.25)), model)
+    store = tmp_path / "store.h5"
+    assert main(["prep", str(small_corpus), "--out", str(store), "--workers", "1", "--quiet"]) == 0
+    assert main(["index", str(store), "--model", str(model), "--out", str(tmp_path / "cat"), "--quiet"]) == 0
+    capsys.readouterr()
+    audio = small_corpus.parent / "t3.wav"
+    assert main(["search", str(tmp_path / "cat"), "--query", str(audio), "-k", "6", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert results[0]["track_id"] == "t3" and results[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert results[0]["source_path"] == str(audio.resolve()) and results[0]["group"] == "artist1"
+    assert results[0]["key_name"] == "C major" and results[0]["labels"]["tempo"] == 120.0
+    other = tmp_path / "other.keras"
+    save_model(build_model(ModelConfig(dimensions=("genre", "mood", "tempo", "key"), embedding_size=32,
+                                       width=0.25)), other)
+    assert main(["search", str(tmp_path / "cat"), "--query", str(audio), "--model", str(other)]) == 2
+    assert "not the model that embedded this catalog" in capsys.readouterr().err
+
+
+def test_bench_search_runs_tiny():
+    """experiments/bench_search.py end to end at CI size: the three exact methods agree."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "experiments" / "bench_search.py"
+    proc = subprocess.run([sys.executable, str(script), "--sizes", "1500", "--approx-size", "1500",
+                           "--queries", "10", "--batch", "5", "--ef-search", "32"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1,500 |")]
+    assert len(rows) == 3 and all(line.rstrip().endswith("| 100% |") for line in rows), proc.stdout
+    assert "recall@10" in proc.stdout
+
+
+def test_index_add_and_remove_equal_a_fresh_index(tmp_path, rng, capsys):
+    from mdsim.cli import main
+    from mdsim.evaluation import write_embeddings
+
+    ids = [f"t{i}" for i in range(60)]
+    x = make_vectors(rng, 60)
+    meta = {"model": "m.keras", "model_sha256": "aaa"}
+    write_embeddings(tmp_path / "first.h5", ids[:40], x[:40], dimensions=DIMENSIONS, metadata=meta)
+    write_embeddings(tmp_path / "all.h5", ids, x, dimensions=DIMENSIONS, metadata=meta)
+    cat = str(tmp_path / "cat")
+    assert main(["index", str(tmp_path / "first.h5"), "--out", cat]) == 0
+    assert main(["index", str(tmp_path / "all.h5"), "--out", cat, "--add"]) == 0
+    assert "added 20, removed 0; " in capsys.readouterr().out
+    assert main(["index", "--out", cat, "--remove", "t3", "t41"]) == 0
+    grown = Catalog.load(cat)
+    keep = [i for i in range(60) if i not in (3, 41)]
+    fresh = Catalog([ids[i] for i in keep], x[keep], dimensions=DIMENSIONS)
+    q = make_vectors(rng, 1)[0]
+    assert [h.track_id for h in grown.search(q, k=15)] == [h.track_id for h in fresh.search(q, k=15)]
+    # another model's vectors, or other subspaces, never join the catalog
+    write_embeddings(tmp_path / "other.h5", ["n1"], x[:1], dimensions=DIMENSIONS,
+                     metadata={"model_sha256": "bbb"})
+    assert main(["index", str(tmp_path / "other.h5"), "--out", cat, "--add"]) == 2
+    assert "another model" in capsys.readouterr().err
+    write_embeddings(tmp_path / "narrow.h5", ["n1"], x[:1, :12], dimensions=["mood", "tempo"])
+    assert main(["index", str(tmp_path / "narrow.h5"), "--out", cat, "--add"]) == 2
+    assert "cannot share an index" in capsys.readouterr().err
+    assert len(Catalog.load(cat)) == 58

@@ -1,0 +1,156 @@
+"""mdsim serve: the browse page's API and its audio endpoint, over HTTP (Starlette's
+test client, in process), and in a real browser (marker ``browser``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("httpx", reason="the HTTP tests need httpx (pip install httpx)")
+
+import warnings  # noqa: E402
+
+with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still works
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
+
+from mdsim.labels import DIMENSIONS  # noqa: E402
+from mdsim.search import Catalog  # noqa: E402
+from mdsim.serve.app import create_app, projection  # noqa: E402
+
+ATOL = 1e-5
+
+
+@pytest.fixture
+def site(tmp_path, rng, audio_dir):
+    """A catalog of 30 tracks: 8 real recordings under the audio root, one whose file is
+    outside it, one symlink pointing out of it, the rest without audio."""
+    root = tmp_path / "music"
+    (root / "sub").mkdir(parents=True)
+    outside = tmp_path / "secret.ogg"
+    shutil.copy(audio_dir / "robin.ogg", outside)
+    sources = {}
+    for i, name in enumerate(sorted(p.stem for p in audio_dir.glob("*.ogg"))):
+        dest = root / ("sub" if i % 2 else "") / f"{name}.ogg"
+        shutil.copy(audio_dir / f"{name}.ogg", dest)
+        sources[name] = str(dest)
+    os.symlink(outside, root / "link.ogg")
+    sources["escape"] = str(outside)
+    sources["link"] = str(root / "link.ogg")
+    sources["relative"] = "sub/fishin.ogg"  # the second recording, copied into sub/
+    ids = list(sources) + [f"x{i}" for i in range(30 - len(sources))]
+    x = rng.standard_normal((len(ids), len(DIMENSIONS) * 4)).astype(np.float32)
+    labels = {t: {"mood": ["sad" if i % 2 else "happy"], "tempo": 80.0 + 3 * i, "key": i % 24}
+              for i, t in enumerate(ids)}
+    groups = {t: f"g{i % 4}" for i, t in enumerate(ids)}
+    cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels, groups=groups, sources=sources)
+    return cat, root, x
+
+
+@pytest.fixture
+def client(site):
+    cat, root, _ = site
+    return TestClient(create_app(cat, audio_root=root))
+
+
+def test_page_and_static_files_are_package_data(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "<canvas id=\"map\"" in r.text
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    assert "http" not in client.get("/").text.replace("http-equiv", "")  # nothing from the internet
+
+
+def test_catalog_and_map(client, site):
+    cat = site[0]
+    info = client.get("/api/catalog").json()
+    assert info["dimensions"] == list(DIMENSIONS) and info["n_tracks"] == 30
+    assert info["tracks"][0]["labels"]["mood"] == ["happy"] and "key_name" in info["tracks"][0]
+    m = client.get("/api/map", params={"dims": "mood=1,tempo=0.5"}).json()
+    xy = np.array(m["xy"])
+    assert xy.shape == (30, 2) and np.abs(xy).max() == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(xy, projection(cat, cat.weights(weights={"mood": 1, "tempo": 0.5})), atol=1e-4)
+    # the map of one dimension ignores the others: changing another subspace moves nothing
+    only_mood = projection(cat, cat.weights(dims=["mood"]))
+    moved = Catalog(cat.track_ids, np.where(np.arange(24) // 4 == 1, cat.vectors(), 7.0), dimensions=DIMENSIONS)
+    np.testing.assert_allclose(np.abs(projection(moved, moved.weights(dims=["mood"]))), np.abs(only_mood),
+                               atol=1e-4)
+
+
+def test_search_endpoint_equals_the_library_and_moves_with_the_weights(client, site):
+    cat = site[0]
+    params = {"track": "brahms", "dims": "mood=1,tempo=0.25", "k": 5, "exclude_group": "1", "tempo": "80:150"}
+    got = client.get("/api/search", params=params).json()["results"]
+    from mdsim.search import Filters
+
+    want = cat.search("brahms", weights={"mood": 1, "tempo": 0.25}, k=5,
+                      filters=Filters(exclude_group=True, tempo_range=(80, 150)))
+    assert [h["track_id"] for h in got] == [h.track_id for h in want]
+    np.testing.assert_allclose([h["score"] for h in got], [h.score for h in want], atol=ATOL)
+    mood_only = client.get("/api/search", params={"track": "brahms", "dims": "mood=1", "k": 3}).json()
+    assert all(h["score"] == pytest.approx(h["scores"]["mood"], abs=ATOL) for h in mood_only["results"])
+    bad = client.get("/api/search", params={"track": "brahms", "dims": "colour=1"})
+    assert bad.status_code == 400 and "colour" in bad.json()["error"]
+    assert client.get("/api/search").status_code == 400
+    upload = client.post("/api/search", content=b"RIFF....")
+    assert upload.status_code == 400 and "--model" in upload.json()["error"]
+
+
+def test_audio_is_served_whole_and_by_range(client, site):
+    cat, root, _ = site
+    data = Path(cat.info("brahms")["source_path"]).read_bytes()
+    r = client.get("/audio/brahms")
+    assert r.status_code == 200 and r.content == data and r.headers["content-type"] == "audio/ogg"
+    assert r.headers.get("accept-ranges") == "bytes"
+    r = client.get("/audio/brahms", headers={"Range": "bytes=100-199"})
+    assert r.status_code == 206 and r.content == data[100:200]
+    assert r.headers["content-range"] == f"bytes 100-199/{len(data)}"
+    r = client.get("/audio/brahms", headers={"Range": "bytes=-50"})
+    assert r.status_code == 206 and r.content == data[-50:]
+    r = client.get("/audio/brahms", headers={"Range": f"bytes={len(data) + 10}-"})
+    assert r.status_code == 416
+    assert client.get("/audio/relative").status_code == 200  # a relative path is read under the root
+
+
+@pytest.mark.parametrize("url, status", [
+    ("/audio/..%2F..%2Fsecret.ogg", 404),
+    ("/audio/../secret.ogg", 404),
+    ("/audio/%2E%2E/secret.ogg", 404),
+    ("/audio//etc/passwd", 404),
+    ("/audio/%2Fetc%2Fpasswd", 404),
+    ("/audio/sub%2Fbrahms.ogg", 404),
+    ("/audio/x3", 404),            # a track without audio
+    ("/audio/escape", 403),        # the catalog points outside the root
+    ("/audio/link", 403),          # a symlink in the root pointing out of it
+])
+def test_audio_refuses_everything_but_catalog_files_under_the_root(client, url, status):
+    r = client.get(url)
+    assert r.status_code == status, (url, r.status_code)
+    assert b"OggS" not in r.content
+
+
+def test_serve_warns_off_localhost(monkeypatch):
+    import uvicorn
+
+    from mdsim import serve as serve_module
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    monkeypatch.setattr(serve_module, "create_app", lambda *a, **k: None, raising=False)
+    monkeypatch.setattr("mdsim.serve.app.create_app", lambda *a, **k: None)
+    with pytest.warns(UserWarning, match="anyone who can reach"):
+        serve_module.serve("cat", audio_root=".", host="0.0.0.0", port=8123)
+    assert calls[-1]["host"] == "0.0.0.0"
+
+
+def test_several_audio_roots(site, tmp_path):
+    cat, root, _ = site
+    both = TestClient(create_app(cat, audio_root=[root, tmp_path]))  # tmp_path holds secret.ogg
+    assert both.get("/audio/escape").status_code == 200
+    assert both.get("/audio/brahms").status_code == 200
+    only = TestClient(create_app(cat, audio_root=[root / "sub"]))
+    assert only.get("/audio/brahms").status_code == 403 and only.get("/audio/fishin").status_code == 200

@@ -1,0 +1,151 @@
+"""The browse page in a real browser: Playwright driving Debian's headless Chromium.
+
+Needs the ``chromium`` package (``/usr/bin/chromium``) and the ``playwright`` pip
+package; Playwright's own browser download is not used. Skipped, with the reason,
+when either is missing. Set ``MDSIM_SCREENSHOT=path.png`` to save the page.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+        "--autoplay-policy=no-user-gesture-required"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,  # about a minute: TensorFlow, a tiny model, Chromium
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (pip install playwright)")
+
+from conftest import chirp, clicks, sine, write_wav  # noqa: E402
+
+DIMS = ("genre", "mood", "tempo", "key")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """Six generated tracks embedded by a tiny untrained model, catalogued with labels."""
+    import mdsim
+    from mdsim.model import ModelConfig, build_model, save_model
+    from mdsim.search import Catalog
+
+    tmp = tmp_path_factory.mktemp("site")
+    model_path = tmp / "tiny.keras"
+    save_model(build_model(ModelConfig(dimensions=DIMS, embedding_size=32, width=0.25)), model_path)
+    model = mdsim.load_model(model_path)
+    root = tmp / "music"
+    signals = [clicks(bpm=90 + 15 * i, seconds=6.0) + 0.3 * sine(220 * (1 + i / 5), seconds=6.0) for i in range(5)]
+    signals.append(chirp(seconds=6.0))
+    paths = [write_wav(root / f"t{i}.wav", y) for i, y in enumerate(signals)]
+    embs = model.embed(paths)
+    ids = [p.stem for p in paths]
+    cat = Catalog(ids, np.stack([e.vectors for e in embs]), dimensions=DIMS,
+                  labels={t: {"mood": ["sad" if i % 2 else "happy"], "tempo": 90.0 + 15 * i, "key": i}
+                          for i, t in enumerate(ids)},
+                  groups={t: f"a{i // 2}" for i, t in enumerate(ids)}, sources=dict(zip(ids, map(str, paths))),
+                  metadata={"model": str(model_path), "model_sha256": model.fingerprint})
+    return cat, root, model, paths
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """uvicorn on 127.0.0.1, a free port, in a thread of this process."""
+    import uvicorn
+
+    from mdsim.serve.app import create_app
+
+    cat, root, model, _ = site
+    config = uvicorn.Config(create_app(cat, audio_root=root, model=model), host="127.0.0.1", port=0,
+                            log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):  # at most 10 s
+        if srv.started:
+            break
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        pg = browser.new_page(viewport={"width": 1280, "height": 800})
+        pg.set_default_timeout(15_000)
+        pg.goto(server + "/")
+        pg.wait_for_selector("body[data-ready='1']")
+        yield pg
+        browser.close()
+
+
+def set_weights(page, weights: dict):
+    before = int(page.evaluate("document.body.dataset.searches || 0"))
+    page.evaluate("""(w) => { for (const [d, v] of Object.entries(w)) {
+        const el = document.getElementById('w-' + d); el.value = String(v);
+        el.dispatchEvent(new Event('input')); } }""", weights)
+    page.wait_for_function(f"Number(document.body.dataset.searches || 0) > {before}")
+
+
+def results(page) -> list:
+    return page.eval_on_selector_all("#results li", "els => els.map(e => e.dataset.track)")
+
+
+def test_map_renders_every_track(page, site):
+    assert page.get_attribute("#map", "data-points") == str(len(site[0]))
+    assert page.evaluate("state.xy.every(p => Array.isArray(p) && p.length === 2)")
+
+
+def test_click_plays_audio_and_runs_a_query(page, site):
+    xy = page.evaluate("toCanvas(state.xy[2])")
+    box = page.locator("#map").bounding_box()
+    scale = box["width"] / 640
+    page.mouse.click(box["x"] + xy[0] * scale, box["y"] + xy[1] * scale)
+    page.wait_for_function("document.getElementById('player').dataset.track !== undefined")
+    track = page.evaluate("document.getElementById('player').dataset.track")
+    assert track in site[0]
+    page.wait_for_function("!document.getElementById('player').paused "
+                           "&& document.getElementById('player').currentTime > 0.3")
+    page.wait_for_function("document.querySelectorAll('#results li').length > 0")
+    assert track not in results(page)  # the query itself is left out
+
+
+def test_sliders_steer_the_results_like_the_library(page, site):
+    cat = site[0]
+    page.evaluate("state.query = 't0'; state.upload = null; search()")
+    for weights in ({"genre": 0, "mood": 1, "tempo": 0, "key": 0}, {"genre": 0, "mood": 0, "tempo": 1, "key": 0},
+                    {"genre": 1, "mood": 0.5, "tempo": 0, "key": 0.25}):
+        set_weights(page, weights)
+        want = [h.track_id for h in cat.search("t0", weights=weights, k=10)]
+        page.wait_for_function(f"Array.from(document.querySelectorAll('#results li')).map(e => e.dataset.track)"
+                               f".join() === {','.join(want)!r}")
+        scores = page.eval_on_selector_all("#results li", "els => els.map(e => Number(e.dataset.score))")
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_upload_query_finds_the_uploaded_track(page, site):
+    _, _, _, paths = site
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    before = int(page.evaluate("document.body.dataset.searches || 0"))
+    page.set_input_files("#upload", str(paths[4]))
+    page.wait_for_function(f"Number(document.body.dataset.searches || 0) > {before}")  # the upload's own
+    assert page.evaluate("state.upload && state.upload.name") == "t4.wav"
+    assert results(page)[0] == "t4"
+    top = float(page.get_attribute("#results li", "data-score"))
+    assert top == pytest.approx(1.0, abs=1e-4)
+    if os.environ.get("MDSIM_SCREENSHOT"):
+        page.screenshot(path=os.environ["MDSIM_SCREENSHOT"])
