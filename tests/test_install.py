@@ -59,7 +59,11 @@ def lock_drift(pins: dict[str, str], installed: dict[str, str], *, ignore=("mdsi
 
 
 def installed_versions() -> dict[str, str]:
-    return {_normalise(d.metadata["Name"]): d.version for d in metadata.distributions()
+    """What the environment's site-packages hold. Not every folder on ``sys.path``: once
+    setuptools is imported it appends its ``_vendor`` folder, whose private copies of
+    packaging, wheel, jaraco.* and others are not installed packages."""
+    paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    return {_normalise(d.metadata["Name"]): d.version for d in metadata.distributions(path=paths)
             if d.metadata["Name"]}
 
 
@@ -80,6 +84,13 @@ def test_environment_matches_the_lock():
     drift = lock_drift(read_lock(LOCK), installed_versions())
     assert not drift, ("this environment is not requirements/lock.txt (rebuild it: `make clean install`, "
                        "or `make lock` if the lock is what should change):\n  " + "\n  ".join(drift))
+
+
+def test_setuptools_vendored_copies_are_not_taken_for_installed_packages():
+    import setuptools  # noqa: F401  (appends setuptools/_vendor to sys.path)
+
+    assert "jaraco-text" not in installed_versions()
+    assert installed_versions()["setuptools"] == read_lock(LOCK)["setuptools"]
 
 
 def test_lock_drift_names_each_difference():
