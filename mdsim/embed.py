@@ -53,25 +53,13 @@ class EmbedSummary:
                 f"{self.segments} segments, {rate:.1f}x real time")
 
 
-def _is_store(path: Path) -> bool:
-    if path.suffix.lower() not in (".h5", ".hdf5"):
-        return False
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return str(f.attrs.get("format", "")) == "mdsim-features"
-    except OSError:
-        return False
-
-
 def collect_sources(inputs, model) -> list[_Source]:
     """Audio files, folders, manifests and features stores, as loaders of whole-track features.
 
     Audio is analysed with ``model.feature_config``; a store made with other
     settings is refused (:meth:`mdsim.api.Model.check_features`).
     """
-    from mdsim.features.store import FeatureStore
+    from mdsim.features.store import FeatureStore, is_store
 
     feature_config = model.feature_config
 
@@ -87,7 +75,7 @@ def collect_sources(inputs, model) -> list[_Source]:
             sources += [from_audio(e) for e in entries_from_folder(path)]
         elif path.suffix.lower() == ".csv":
             sources += [from_audio(e) for e in read_manifest(path)]
-        elif _is_store(path):
+        elif path.suffix.lower() in (".h5", ".hdf5") and is_store(path):
             store = FeatureStore(path)
             model.check_features(store.feature_config, source=f"features store {path}")
             sources += [_Source(t, lambda t=t, s=store: s.features(t, names=model.config.inputs))

@@ -74,6 +74,19 @@ def _h5py():
     return h5py
 
 
+def is_store(path) -> bool:
+    """Whether ``path`` is a features store's root file (HDF5 with ``format = "mdsim-features"``)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            return _attr_str(f.attrs.get("format", "")) == STORE_FORMAT
+    except OSError:
+        return False
+
+
 def shards_dir(path) -> Path:
     """Folder of a store's shards: ``STORE.h5.shards``."""
     return Path(str(path) + ".shards")

@@ -13,21 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from mdsim.errors import InputError, ModelError
+from mdsim.features.store import is_store
 from mdsim.search.catalog import Catalog
-
-
-def is_store(path) -> bool:
-    """Whether ``path`` is a features store (HDF5 with ``format = "mdsim-features"``)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return str(f.attrs.get("format", "")) == "mdsim-features"
-    except OSError:
-        return False
 
 
 def info_from_store(path) -> tuple[dict, dict, dict]:
