@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdsim.audio import load_audio, prepare_signal, segment_starts
+from mdsim.audio import file_hash, load_audio, prepare_signal, segment_starts
 from mdsim.errors import InputError
 from mdsim.evaluation.scores import cosine_similarity
 from mdsim.features.spectral import extract_features
@@ -116,17 +116,15 @@ class Model:
         """SHA-256 of the model file (of the weights for a model not loaded from a file):
         the identity recorded in embeddings files, so vectors of two models never mix."""
         if self._fingerprint is None:
-            import hashlib
-
-            h = hashlib.sha256()
             if self.path is not None and self.path.is_file():
-                with open(self.path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
+                self._fingerprint = file_hash(self.path, algorithm="sha256")
             else:
+                import hashlib
+
+                h = hashlib.sha256()
                 for w in self.keras_model.get_weights():
                     h.update(np.ascontiguousarray(w).tobytes())
-            self._fingerprint = h.hexdigest()
+                self._fingerprint = h.hexdigest()
         return self._fingerprint
 
     def check_features(self, feature_config, *, source: str) -> None:

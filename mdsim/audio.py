@@ -31,9 +31,10 @@ def find_audio(folder) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
-def file_hash(path, *, chunk_size: int = 1 << 20) -> str:
-    """SHA-1 of a file's bytes, as hex: identifies the content a track was computed from."""
-    h = hashlib.sha1()
+def file_hash(path, *, algorithm: str = "sha1", chunk_size: int = 1 << 20) -> str:
+    """Hash of a file's bytes, as hex (SHA-1 by default: identifies the content a track was
+    computed from; ``algorithm`` is any name :func:`hashlib.new` takes)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk_size), b""):
             h.update(block)

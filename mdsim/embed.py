@@ -226,12 +226,15 @@ class _Output:
         merged, seen = self._empty(), set()
         for source in ([self.path] if self.path.exists() else []) + _part_paths(self.path):
             data = self._read_checked(source)
+            rows_of: dict = {}  # track row -> its segment rows, grouped in one pass
+            for j, t in enumerate(data["seg_track"]):
+                rows_of.setdefault(int(t), []).append(j)
             for i, tid in enumerate(data["ids"]):
                 if tid in seen:  # a part already merged before a crash
                     continue
                 seen.add(tid)
                 if self.segments:
-                    rows = [j for j, t in enumerate(data["seg_track"]) if t == i]
+                    rows = rows_of.get(i, [])
                     merged["seg_vectors"] += [data["seg_vectors"][j] for j in rows]
                     merged["seg_track"] += [len(merged["ids"])] * len(rows)
                     merged["seg_start"] += [data["seg_start"][j] for j in rows]

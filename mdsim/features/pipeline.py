@@ -375,14 +375,11 @@ def _plan(entries, writer, summary: PrepSummary, *, verify: bool, log) -> list:
             if not _is_unchanged(e, stored):
                 todo.append(e)
                 continue
-            if verify:
-                try:
-                    store.features(e.track_id, names=("mel",))
-                    store.features(e.track_id, names=("cens",))
-                except MdsimError as err:
-                    print(f"prep: {err}: computing it again", file=log)
-                    todo.append(e)
-                    continue
+            damaged = store.verify([e.track_id]) if verify else []
+            if damaged:
+                print(f"prep: {damaged[0][1]}: computing it again", file=log)
+                todo.append(e)
+                continue
             try:
                 new = relabelled(e, stored)
             except _NeedsAnnotation:

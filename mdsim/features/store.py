@@ -395,7 +395,7 @@ class FeatureStore:
         bad = []
         for tid in (progress(ids) if progress else ids):
             try:
-                self.features(tid, names=[n for n in names if n != "tempogram" or self.layout == "full"])
+                self.features(tid, names=names)
             except StoreError as e:
                 bad.append((tid, str(e)))
         return bad
@@ -440,7 +440,6 @@ class StoreWriter:
         self._lock = None
         self._shard = None
         self._overwrite = overwrite
-        self.shards_written: list[Path] = []
 
     # -- lifecycle ---------------------------------------------------------
     def __enter__(self):
@@ -480,25 +479,10 @@ class StoreWriter:
             self.layout = root["layout"]
             self.config = FeatureConfig.from_dict({**self.config.to_dict(), "dtype": old.dtype})
         else:
-            self._write_root()
+            _write_root(self.path, self.config, self.layout)
         shards_dir(self.path).mkdir(parents=True, exist_ok=True)
         for stale in shards_dir(self.path).glob("*.tmp"):
             stale.unlink()  # a shard a killed writer was filling: never committed
-
-    def _write_root(self) -> None:
-        from mdsim import __version__
-
-        h5py = _h5py()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = STORE_FORMAT
-            f.attrs["format_version"] = STORE_VERSION
-            f.attrs["mdsim_version"] = __version__
-            f.attrs["feature_config"] = json.dumps(self.config.to_dict(), sort_keys=True)
-            f.attrs["layout"] = self.layout
-        _fsync(tmp)
-        os.replace(tmp, self.path)
 
     # -- writing -----------------------------------------------------------
     def add_track(self, track_id: str, features: dict, attrs: dict) -> None:
@@ -537,10 +521,7 @@ class StoreWriter:
         if self._shard is None:
             return None
         shard, self._shard = self._shard, None
-        path = shard.commit()
-        if path is not None:
-            self.shards_written.append(path)
-        return path
+        return shard.commit()
 
 
 class _ShardBuilder:
@@ -605,6 +586,23 @@ class _ShardBuilder:
         os.replace(self.tmp, final)
         del h5py
         return final
+
+
+def _write_root(path: Path, config: FeatureConfig, layout: str) -> None:
+    """Write a store's root file (temporary name, fsync, rename)."""
+    from mdsim import __version__
+
+    h5py = _h5py()
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(tmp, "w") as f:
+        f.attrs["format"] = STORE_FORMAT
+        f.attrs["format_version"] = STORE_VERSION
+        f.attrs["mdsim_version"] = __version__
+        f.attrs["feature_config"] = json.dumps(config.to_dict(), sort_keys=True)
+        f.attrs["layout"] = layout
+    _fsync(tmp)
+    os.replace(tmp, path)
 
 
 def _fsync(path: Path) -> None:
@@ -676,9 +674,7 @@ def upgrade_store(path, *, locked: bool = False, log=None) -> int:
         finally:
             for f in files:
                 f.close()
-        writer = StoreWriter.__new__(StoreWriter)
-        writer.path, writer.config, writer.layout = path, config, "full"
-        writer._write_root()
+        _write_root(path, config, "full")
         for part in sorted(parts_dir(path).glob("*")):
             part.unlink()
         if parts_dir(path).is_dir():

@@ -16,22 +16,18 @@ discards a checkpoint a kill interrupted: ``state.json`` is the commit point.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from mdsim.audio import file_hash
 from mdsim.errors import InputError
 
 
 def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_hash(path, algorithm="sha256")
 
 
 def read_state(run_dir: Path) -> dict:
