@@ -157,6 +157,19 @@ def _add_train(sub) -> None:
     p.add_argument("--eager", action="store_true", default=None,
                    help="run steps op by op, without building a graph first: starts in seconds "
                         "instead of minutes, but each step is slower; for runs of a few dozen steps")
+    aug = p.add_argument_group("augmentation (docs/augmentation.md)")
+    aug.add_argument("--augment", choices=("none", "invariance", "label"),
+                     help="time-stretch, pitch-shift and EQ training windows; invariance: a window loses the "
+                          "labels its transform touches (tempo, key); label: the transform moves them (tempo x "
+                          "rate, key + semitones) (default none)")
+    aug.add_argument("--stretch-probability", type=float, help="chance of a time-stretch (default 0.5)")
+    aug.add_argument("--stretch-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                     help="time-stretch rates, drawn log-uniformly (default 0.8 1.25)")
+    aug.add_argument("--pitch-probability", type=float, help="chance of a pitch-shift (default 0.5)")
+    aug.add_argument("--pitch-range", type=int, nargs=2, metavar=("LOW", "HIGH"),
+                     help="pitch-shift in whole semitones (default -5 6)")
+    aug.add_argument("--eq-probability", type=float, help="chance of a random equalisation (default 0.5)")
+    aug.add_argument("--eq-gain-db", type=float, help="largest gain of an EQ filter in dB (default 6)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_train)
 
@@ -176,7 +189,13 @@ def _train_configs(args):
                                           ("fallback", args.fallback), ("workers", args.workers),
                                           ("validation_fraction", args.validation_fraction),
                                           ("seed", args.seed), ("eager", args.eager),
-                                          ("pad_short", args.pad_short)) if v is not None}
+                                          ("pad_short", args.pad_short), ("augment", args.augment),
+                                          ("stretch_probability", args.stretch_probability),
+                                          ("stretch_range", args.stretch_range),
+                                          ("pitch_probability", args.pitch_probability),
+                                          ("pitch_range", args.pitch_range),
+                                          ("eq_probability", args.eq_probability),
+                                          ("eq_gain_db", args.eq_gain_db)) if v is not None}
     return model.replace(**model_changes), training.replace(**training_changes), training_changes
 
 

@@ -89,6 +89,13 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     eager: bool = False
+    augment: str = "none"
+    stretch_probability: float = 0.5
+    stretch_range: tuple = (0.8, 1.25)
+    pitch_probability: float = 0.5
+    pitch_range: tuple = (-5, 6)
+    eq_probability: float = 0.5
+    eq_gain_db: float = 6.0
 
     def __post_init__(self):
         if self.batch_size < 4:
@@ -100,9 +107,24 @@ class TrainConfig:
         for name in ("eager", "pad_short"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        aug = self.augmentation  # validates the augmentation settings
+        object.__setattr__(self, "stretch_range", aug.stretch_range)
+        object.__setattr__(self, "pitch_range", aug.pitch_range)
+
+    @property
+    def augmentation(self):
+        """The :class:`mdsim.features.augment.AugmentConfig` of these settings."""
+        from mdsim.features.augment import AugmentConfig
+
+        return AugmentConfig(mode=self.augment, stretch_probability=self.stretch_probability,
+                             stretch_range=tuple(self.stretch_range), pitch_probability=self.pitch_probability,
+                             pitch_range=tuple(self.pitch_range), eq_probability=self.eq_probability,
+                             eq_gain_db=self.eq_gain_db)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out.update(stretch_range=list(self.stretch_range), pitch_range=list(self.pitch_range))
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":

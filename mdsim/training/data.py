@@ -10,7 +10,9 @@ classes, so an anchor track, then one within 5 BPM of it up to tempo
 octaves. Then a random window of each track (a track shorter than a window,
 kept with ``pad_short``, gives its whole length followed by zeros, as
 embedding pads it). Negatives are whatever else the batch holds (mined
-inside the loss).
+inside the loss). With augmentation on, each window may be time-stretched,
+pitch-shifted and equalised on its features (:mod:`mdsim.features.augment`)
+and its labels follow the augmentation's mode.
 """
 
 from __future__ import annotations
@@ -193,16 +195,23 @@ class ConditionalSampler:
 
     def batch(self, rng) -> np.ndarray:
         """``batch_size`` track indices (anchor-positive pairs, dimensions in turn)."""
-        out = []
+        return self.batch_pairs(rng)[0]
+
+    def batch_pairs(self, rng) -> tuple[np.ndarray, list]:
+        """:meth:`batch`, and for each item the dimension its pair was drawn for
+        (``None`` for the one filler of an odd batch); the same draws as :meth:`batch`."""
+        out, dims = [], []
         start = int(rng.integers(len(self._usable)))
         k = 0
         while len(out) < self.batch_size - 1:
             d = self._usable[(start + k) % len(self._usable)]
             out += self._index[d].pair(rng)
+            dims += [d, d]
             k += 1
         if len(out) < self.batch_size:
             out.append(int(rng.integers(len(self.table))))
-        return np.array(out[: self.batch_size], dtype=np.int64)
+            dims.append(None)
+        return np.array(out[: self.batch_size], dtype=np.int64), dims[: self.batch_size]
 
 
 def _keras_dataset_base():
@@ -223,13 +232,17 @@ class WindowBatches(_keras_dataset_base()):
     """
 
     def __init__(self, store_path, table: TrackTable, layout: LabelLayout, *, inputs, batch_size: int,
-                 steps: int, segment_frames: int, seed: int, fixed: bool = False, workers: int = 0):
+                 steps: int, segment_frames: int, seed: int, fixed: bool = False, workers: int = 0,
+                 augment=None):
         kwargs = {"workers": workers, "use_multiprocessing": True} if workers > 0 else {}
         super().__init__(**kwargs)
         self.store_path = Path(store_path)
         self.table, self.layout, self.inputs = table, layout, tuple(inputs)
         self.batch_size, self.steps, self.segment_frames = batch_size, steps, segment_frames
         self.seed, self.fixed, self.epoch = seed, fixed, 0
+        #: :class:`mdsim.features.augment.AugmentConfig` or ``None``; may be set after
+        #: construction (training fits its input statistics on plain windows first).
+        self.augment = augment
         self.sampler = ConditionalSampler(table, layout.dimensions, batch_size=batch_size)
         self._labels = layout.encode(table.labels)
         self._unlabelled = layout.encode([{}])[0]
@@ -238,6 +251,7 @@ class WindowBatches(_keras_dataset_base()):
         self.damaged: set = set()
         with FeatureStore(self.store_path) as store:
             self._bins = dict(store.feature_config.n_bins)
+            self._feature_config = store.feature_config
 
     def __len__(self):
         return self.steps
@@ -253,19 +267,23 @@ class WindowBatches(_keras_dataset_base()):
         if self._store is None:  # opened in the process that reads (loader workers too)
             self._store = FeatureStore(self.store_path)
         rng = self._rng(index)
-        rows = self.sampler.batch(rng)
+        rows, pair_dims = self.sampler.batch_pairs(rng)
         seg = self.segment_frames
         starts = rng.integers(0, np.maximum(self.table.n_frames[rows] - seg, 0) + 1)
         batch = {name: [] for name in self.inputs}
         labels = self._labels[rows].copy()
+        plans = self._plans(index, pair_dims)
         for i, (r, s) in enumerate(zip(rows, starts)):
+            tid = self.table.track_ids[r]
             try:
-                feats = self._store.features(self.table.track_ids[r], names=self.inputs, start=int(s),
-                                             stop=int(s) + seg)
+                if plans is None or plans[i].is_identity:
+                    feats = self._store.features(tid, names=self.inputs, start=int(s), stop=int(s) + seg)
+                else:
+                    feats = self._augmented(tid, int(r), int(s), plans[i])
+                    labels[i] = self.layout.encode([self.augment.relabel(self.table.labels[r], plans[i])])[0]
             except StoreError as e:
                 # A damaged track is reported once and skipped: its window is zeros without
                 # labels, so it is neither anchor, positive nor negative of any triplet.
-                tid = self.table.track_ids[r]
                 if tid not in self.damaged:
                     self.damaged.add(tid)
                     warnings.warn(f"skipping a damaged track: {e}", stacklevel=2)
@@ -277,6 +295,34 @@ class WindowBatches(_keras_dataset_base()):
                 batch[name].append(np.pad(x, ((0, 0), (0, seg - x.shape[1]))) if x.shape[1] < seg else x)
         x = {name: np.stack(v) for name, v in batch.items()}
         return x, labels
+
+    def _plans(self, index: int, pair_dims: list):
+        """One augmentation plan per item, or ``None`` without augmentation.
+
+        Drawn from their own generator of ``(seed, epoch, index)``, so the tracks and
+        windows of a batch are those of the same run without augmentation. In
+        ``label`` mode the two windows of a pair drawn for tempo or key share one
+        plan (they stay a positive pair, in the new tempo or key).
+        """
+        if self.augment is None or not self.augment.enabled:
+            return None
+        epoch = 0 if self.fixed else self.epoch
+        rng = np.random.default_rng([self.seed, epoch, index, 1])
+        plans = [self.augment.draw(rng) for _ in pair_dims]
+        if self.augment.mode == "label":
+            for i in range(0, len(pair_dims) - 1, 2):
+                if pair_dims[i] in ("tempo", "key"):
+                    plans[i + 1] = plans[i]
+        return plans
+
+    def _augmented(self, track_id, row: int, start: int, plan) -> dict:
+        from mdsim.features.augment import read_window
+
+        def read(names, a, b):
+            return self._store.features(track_id, names=names, start=a, stop=b)
+
+        return read_window(read, start, self.segment_frames, plan, self.inputs,
+                           track_frames=int(self.table.n_frames[row]), config=self._feature_config)
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -175,10 +175,13 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         # The store's feature settings travel with the model (mdsim.load_model embeds with them).
         model = build_model(model_config, feature_config=store.feature_config)
         norm_batches = _normalization_batches(train_data, train_config.normalization_windows)
-        fit_normalization(model, norm_batches)
+        fit_normalization(model, norm_batches)  # on plain windows: embedding sees unaugmented audio
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_config.learning_rate),
                       loss=loss, metrics=metrics, jit_compile=False)
 
+    if train_config.augment != "none":
+        train_data.augment = train_config.augmentation
+        print(f"train: augmenting training windows ({_describe_augmentation(train_config)})", file=log)
     print(summarize(model), file=log)
     model.run_eagerly = train_config.eager
     monitor = "val_loss" if val_data is not None else "loss"
@@ -226,6 +229,12 @@ def _check_resumed_features(model, model_config, store) -> None:
     if diff:
         raise InputError(f"{store.path} was made with other feature settings than the run's model "
                          f"({'; '.join(diff)}); resume with the store the run was trained on")
+
+
+def _describe_augmentation(c: TrainConfig) -> str:
+    return (f"mode {c.augment}: stretch p={c.stretch_probability} x{c.stretch_range[0]:g}-{c.stretch_range[1]:g}, "
+            f"pitch p={c.pitch_probability} {c.pitch_range[0]:+d}..{c.pitch_range[1]:+d} semitones, "
+            f"EQ p={c.eq_probability} +-{c.eq_gain_db:g} dB")
 
 
 def _slices(model_config) -> list:
