@@ -102,6 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--backbones", default="multi_input,baseline",
                    help="comma-separated backbones to train (default multi_input,baseline)")
     p.add_argument("--eager", action="store_true", help="train op by op (mdsim train --eager)")
+    p.add_argument("--augment", choices=("none", "invariance", "label"), default="none",
+                   help="mdsim train --augment; other modes than none train into run_<backbone>_<mode>")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="tiny corpus and budget: runs in minutes")
     args = p.parse_args(argv)
@@ -125,12 +127,14 @@ def main(argv=None) -> int:
               str(args.validation_fraction), "--seed", str(args.seed), "--quiet"] + (["--eager"] if args.eager else [])
     runs = {}
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    suffix = "" if args.augment == "none" else f"_{args.augment}"
     for backbone in backbones:
-        run = out / f"run_{backbone}"
+        run = out / f"run_{backbone}{suffix}"
         if (run / "state.json").exists():
             status = mdsim(["train", str(store), "--resume", str(run), "--epochs", str(args.epochs)])
         else:
-            status = mdsim(["train", str(store), "--out", str(run), "--backbone", backbone, *common])
+            status = mdsim(["train", str(store), "--out", str(run), "--backbone", backbone, *common,
+                            "--augment", args.augment])
         assert status == 0
         runs[backbone] = run
     first = runs[backbones[0]]
