@@ -580,7 +580,7 @@ def _add_analyze(sub) -> None:
     q.set_defaults(run=_run_sensitivity)
 
 
-def _labels_of(path) -> dict:
+def _labels_for_analysis(path) -> dict:
     from pathlib import Path
 
     from mdsim.features.store import is_store
@@ -612,7 +612,7 @@ def _run_locality(args) -> int:
     from mdsim.analysis.locality import heatmap, locality, markdown
     from mdsim.evaluation import read_embeddings
 
-    result = locality(read_embeddings(args.embeddings), _labels_of(args.labels), k=args.k, seed=args.seed)
+    result = locality(read_embeddings(args.embeddings), _labels_for_analysis(args.labels), k=args.k, seed=args.seed)
     text = markdown(result)
     print(text, end="")
     if args.out:

@@ -160,7 +160,8 @@ def markdown(result: dict, title: str = "") -> str:
         cells = []
         for c in cols:
             fmt = f"{m[c]:.1f}" if c == "tempo" else f"{m[c]:.3f}"
-            cells.append(f"{fmt} ({result['lift'][name][c]:.2f})")
+            lift = result["lift"][name][c]
+            cells.append(f"{fmt} ({lift:.2f})" if np.isfinite(lift) else f"{fmt} (-)")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("| random | " + " | ".join(f"{result['random'][c]:.1f}" if c == "tempo"
                                               else f"{result['random'][c]:.3f}" for c in cols) + " |")
