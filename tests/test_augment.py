@@ -132,6 +132,8 @@ def test_every_identity_transform_is_the_identity(track):
     x = F["mel"][:, :SEG]
     np.testing.assert_allclose(A.stretch_frames(x, 1.0), x, atol=0)
     np.testing.assert_array_equal(A._mel_shift_matrix(0, SR, 128) @ x, x)
+    np.testing.assert_array_equal(A.pitch_shift_mel(x, 0), x)
+    np.testing.assert_allclose(A.pitch_shift_mel(x, 3), A._mel_shift_matrix(3, SR, 128) @ x, atol=1e-5)
     np.testing.assert_array_equal(A.pitch_shift_chroma(F["cens"], 12), F["cens"])
     np.testing.assert_allclose(A.eq_mel(x, (("peaking", 1000.0, 0.0, 1.0), ("lowshelf", 100.0, 0.0, 0.707))), x,
                                atol=1e-5)
