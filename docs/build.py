@@ -339,12 +339,14 @@ REFERENCE_MODULES = (
     "mdsim.features.estimate",
     "mdsim.features.store",
     "mdsim.features.pipeline",
+    "mdsim.features.augment",
     "mdsim.model",
     "mdsim.metric",
     "mdsim.training",
     "mdsim.evaluation",
     "mdsim.search",
     "mdsim.serve",
+    "mdsim.analysis",
 )
 
 _ROLE = re.compile(r":(?:func|class|meth|attr|mod|data|obj|exc|const|ref):`(~?)([^`]+)`")
