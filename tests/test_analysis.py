@@ -157,3 +157,25 @@ def test_sensitivity_sees_a_disentangled_model_move_where_it_should(tmp_path):
     for kind in ("pitch", "stretch"):
         identity = [row for row in r["curves"][kind]["key"] if row[0] in (0, 1.0)]
         assert identity[0][1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_sensitivity_command_embeds_manipulated_audio_with_a_saved_model(tmp_path, capsys):
+    from conftest import clicks, sine, write_wav
+
+    from mdsim.cli import main
+    from mdsim.model import ModelConfig, build_model, save_model
+
+    model = tmp_path / "tiny.keras"
+    save_model(build_model(ModelConfig(dimensions=("tempo", "key"), embedding_size=16, width=0.25)), model)
+    paths = [str(write_wav(tmp_path / f"a{i}.wav", clicks(bpm=90 + 30 * i, seconds=4.0) + 0.3 * sine(220 + 110 * i,
+                                                                                                     seconds=4.0)))
+             for i in range(2)]
+    assert main(["analyze", "sensitivity", "--model", str(model), *paths, "--pitch", "0", "2", "--stretch", "1.0",
+                 "1.2", "--eq", "0", "6", "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    assert "| tempo |" in capsys.readouterr().out
+    data = json.loads((tmp_path / "s" / "sensitivity.json").read_text())
+    assert data["curves"]["pitch"]["key"][0][0] == 0                    # the identity does not move
+    assert data["curves"]["pitch"]["key"][0][1] == pytest.approx(0.0, abs=1e-6)
+    assert data["curves"]["pitch"]["key"][1][1] > 0                    # a shift does
+    assert (tmp_path / "s" / "sensitivity.png").stat().st_size > 1000
+    assert main(["analyze", "sensitivity", "--model", str(model), str(tmp_path / "missing.wav")]) == 2
