@@ -141,6 +141,12 @@ def _add_train(sub) -> None:
                                   "(default genre,mood,instrument,era,tempo,key)")
     p.add_argument("--embedding-size", type=_positive_int, help="embedding size, split evenly (default 384)")
     p.add_argument("--width", type=float, help="multiplier of every filter count (default 1.0)")
+    p.add_argument("--tempo-axis", choices=("lag", "log"),
+                   help="tempogram branch on the lags as they are (default lag, the paper) or on a log "
+                        "tempo axis, where a tempo change is a shift (docs/augmentation.md)")
+    p.add_argument("--chroma-padding", choices=("zero", "circular"),
+                   help="pad CENS from 12 to 16 bins with zeros (default, the paper) or around the chroma "
+                        "circle, where a transposition is a shift")
     p.add_argument("--epochs", type=_positive_int, help="epochs in total (default 100)")
     p.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default: each track once)")
     p.add_argument("--batch-size", type=_positive_int, help="windows per batch (default 64)")
@@ -181,7 +187,8 @@ def _train_configs(args):
 
     model, training = (ModelConfig(), TrainConfig()) if not args.config else read_run_config(args.config)
     model_changes = {k: v for k, v in (("backbone", args.backbone), ("embedding_size", args.embedding_size),
-                                       ("width", args.width)) if v is not None}
+                                       ("width", args.width), ("tempo_axis", args.tempo_axis),
+                                       ("chroma_padding", args.chroma_padding)) if v is not None}
     if args.dims:
         model_changes["dimensions"] = check_dimensions(args.dims)
     training_changes = {k: v for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
@@ -205,7 +212,8 @@ def _run_train(args) -> int:
     model_config, train_config, changes = _train_configs(args)
     if args.resume:
         unsupported = sorted(set(changes) - {"epochs", "eager"})
-        if unsupported or args.config or args.backbone or args.dims or args.embedding_size or args.width:
+        if unsupported or args.config or args.backbone or args.dims or args.embedding_size or args.width \
+                or args.tempo_axis or args.chroma_padding:
             print("mdsim train: note: --resume keeps the run's own settings; only --epochs and --eager are applied",
                   file=sys.stderr)
         from pathlib import Path

@@ -399,3 +399,41 @@ def test_module_on_other_backend(backend):
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert out.returncode == 0, f"{backend} run failed:\n{out.stdout[-4000:]}\n{out.stderr[-2000:]}"
+
+
+def test_the_log_tempo_axis_turns_a_tempo_change_into_a_shift():
+    from mdsim.model.backbones import log_lag_matrix
+    from mdsim.model.config import LOG_TEMPO_BINS, LOG_TEMPO_LAGS
+
+    M = log_lag_matrix(384)
+    assert M.shape == (LOG_TEMPO_BINS, 384)
+    np.testing.assert_allclose(M.sum(axis=1), 1.0, atol=1e-6)
+    lags = np.arange(384, dtype=np.float64)
+    per_octave = (LOG_TEMPO_BINS - 1) / np.log2(LOG_TEMPO_LAGS[1] / LOG_TEMPO_LAGS[0])
+    for lag in (20.0, 43.0, 86.0):
+        peak = np.exp(-0.5 * ((lags - lag) / 1.5) ** 2)
+        faster = np.exp(-0.5 * ((lags - lag / 1.25) / 1.5 * 1.25) ** 2)     # the same beat 25 % faster
+        shift = int(np.argmax(M @ peak)) - int(np.argmax(M @ faster))
+        assert abs(shift - per_octave * np.log2(1.25)) <= 1.5
+
+
+def test_model_options_build_save_and_load(tmp_path):
+    from mdsim.model import ModelConfig, build_model, load_model_file, save_model
+    from mdsim.model.backbones import CircularPad
+
+    x = np.arange(12 * 3, dtype=np.float32).reshape(1, 12, 3)
+    padded = np.asarray(CircularPad(2, 2)(x))
+    np.testing.assert_array_equal(padded[0, :2], x[0, -2:])
+    np.testing.assert_array_equal(padded[0, -2:], x[0, :2])
+    config = ModelConfig(dimensions=("tempo", "key"), embedding_size=16, width=0.25, tempo_axis="log",
+                         chroma_padding="circular")
+    model = build_model(config)
+    rng = np.random.default_rng(0)
+    inputs = {"mel": rng.random((2, 128, 259), dtype=np.float32), "cens": rng.random((2, 12, 259), dtype=np.float32),
+              "tempogram": rng.random((2, 384, 259), dtype=np.float32)}
+    save_model(model, tmp_path / "m.keras")
+    loaded, saved_config = load_model_file(tmp_path / "m.keras")
+    assert saved_config == config
+    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-5)
+    with pytest.raises(InputError, match="tempo_axis"):
+        ModelConfig(tempo_axis="linear")

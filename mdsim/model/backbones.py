@@ -20,24 +20,86 @@ import keras
 from keras import layers
 
 from mdsim.model import blocks
-from mdsim.model.config import (ModelConfig, channel_axis, check_feature_config, padded_bins, pool_plan,
+from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, ModelConfig, channel_axis, check_feature_config, padded_bins, pool_plan,
                                 scale_filters)
 from mdsim.model.head import SubspaceHead
 from mdsim.model.normalization import Standardize
 
 
-def prepare_input(inputs, name: str, *, n_bins: int, n_frames: int, data_format: str):
+def prepare_input(inputs, name: str, *, n_bins: int, n_frames: int, data_format: str, config=None):
     """``(B, n_bins, n_frames)`` -> z-scored ``(B, bins, n_frames, 1)`` (channels last) or
-    ``(B, 1, bins, n_frames)``, zero-padded to a multiple of 16 bins (CENS: 12 -> 16,
-    two bins each side)."""
+    ``(B, 1, bins, n_frames)``, padded to a multiple of 16 bins (CENS: 12 -> 16, two bins
+    each side: zeros, or the chroma circle with ``chroma_padding = "circular"``); a
+    tempogram with ``tempo_axis = "log"`` is resampled onto the log tempo axis first."""
     x = Standardize(n_bins, name=f"{name}_standardize")(inputs)
+    if config is not None and name == "tempogram" and config.tempo_axis == "log":
+        x = LogLagAxis(n_bins, name="tempogram_log_axis")(x)
+        n_bins = config.branch_bins(name)
+    pad = padded_bins(n_bins) - n_bins
+    circular = config is not None and name == "cens" and config.chroma_padding == "circular"
+    if pad and circular:
+        x = CircularPad(pad // 2, pad - pad // 2, name=f"{name}_circular_pad")(x)
+        n_bins, pad = n_bins + pad, 0
     shape = (n_bins, n_frames, 1) if data_format == "channels_last" else (1, n_bins, n_frames)
     x = layers.Reshape(shape, name=f"{name}_channels")(x)
-    pad = padded_bins(n_bins) - n_bins
     if pad:
         x = layers.ZeroPadding2D(((pad // 2, pad - pad // 2), (0, 0)), data_format=data_format,
                                  name=f"{name}_pad")(x)
     return x
+
+
+@keras.saving.register_keras_serializable(package="mdsim")
+class LogLagAxis(layers.Layer):
+    """Resample ``(B, lags, T)`` onto :data:`LOG_TEMPO_BINS` log-spaced lags (linear
+    interpolation between neighbouring lags): a fixed matrix, no weights."""
+
+    def __init__(self, n_lags: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_lags = int(n_lags)
+        self._matrix = keras.ops.convert_to_tensor(log_lag_matrix(self.n_lags))
+
+    def call(self, x):
+        return keras.ops.einsum("jk,bkt->bjt", keras.ops.cast(self._matrix, x.dtype), x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], LOG_TEMPO_BINS, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "n_lags": self.n_lags}
+
+
+def log_lag_matrix(n_lags: int):
+    """``(LOG_TEMPO_BINS, n_lags)`` float32 interpolation matrix of :class:`LogLagAxis`."""
+    import numpy as np
+
+    lo, hi = LOG_TEMPO_LAGS
+    lags = lo * (hi / lo) ** (np.arange(LOG_TEMPO_BINS) / (LOG_TEMPO_BINS - 1))
+    k0 = np.floor(lags).astype(int)
+    w = lags - k0
+    M = np.zeros((LOG_TEMPO_BINS, n_lags), dtype=np.float32)
+    M[np.arange(LOG_TEMPO_BINS), k0] = 1.0 - w
+    M[np.arange(LOG_TEMPO_BINS), np.minimum(k0 + 1, n_lags - 1)] += w
+    return M
+
+
+@keras.saving.register_keras_serializable(package="mdsim")
+class CircularPad(layers.Layer):
+    """Pad ``(B, bins, T)`` along the bins with the other end's bins (a circle)."""
+
+    def __init__(self, before: int, after: int, **kwargs):
+        super().__init__(**kwargs)
+        self.before, self.after = int(before), int(after)
+
+    def call(self, x):
+        parts = ([x[:, -self.before:, :]] if self.before else []) + [x] + \
+            ([x[:, :self.after, :]] if self.after else [])
+        return keras.ops.concatenate(parts, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1] + self.before + self.after, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "before": self.before, "after": self.after}
 
 
 def branch(x, config: ModelConfig, name: str, *, n_bins: int):
@@ -107,8 +169,8 @@ def build_model(config: ModelConfig | None = None, *, feature_config=None) -> ke
     for name, (n_bins, n_frames) in config.input_shapes.items():
         inputs[name] = keras.Input((n_bins, n_frames), name=name)
         x = prepare_input(inputs[name], name, n_bins=n_bins, n_frames=n_frames,
-                          data_format=config.data_format)
-        maps.append(branch(x, config, name, n_bins=n_bins))
+                          data_format=config.data_format, config=config)
+        maps.append(branch(x, config, name, n_bins=config.branch_bins(name)))
     if len(maps) == 1:
         x = maps[0]
     else:

@@ -24,6 +24,10 @@ BACKBONES = ("baseline", "multi_input")
 DATA_FORMATS = ("channels_last", "channels_first")
 #: Inputs each backbone reads, in the order their branches are concatenated.
 BACKBONE_INPUTS = {"baseline": ("mel",), "multi_input": ("mel", "cens", "tempogram")}
+#: The log tempo axis (``ModelConfig.tempo_axis = "log"``): this many bins, log-spaced
+#: between these lags (4 octaves; 430 to 27 BPM at 22 050 Hz, hop 256).
+LOG_TEMPO_BINS = 128
+LOG_TEMPO_LAGS = (12.0, 192.0)
 #: Every branch ends as a BRANCH_MAP x BRANCH_MAP feature map (Ribecky et al.: 16 x 16).
 BRANCH_MAP = 16
 #: Time pooling after the first and after the second Inception block of a branch.
@@ -127,6 +131,16 @@ class ModelConfig:
         not a multiple of 16 (CENS: 12) are zero-padded up to the next one.
     n_frames : int
         Frames per segment (3 s = 259 at 22 050 Hz, hop 256).
+    tempo_axis : {"lag", "log"}
+        ``"lag"``: the tempogram branch reads the lags as they are (the paper).
+        ``"log"``: the standardised tempogram is first resampled onto
+        :data:`LOG_TEMPO_BINS` log-spaced lags (:data:`LOG_TEMPO_LAGS`, 32 per
+        octave), so that a tempo change is a shift along the axis and the
+        musical range is not pooled into two or three cells (docs/augmentation.md).
+    chroma_padding : {"zero", "circular"}
+        How CENS is padded from 12 to 16 bins: zeros (the paper), or the chroma
+        circle continued (B, A# before C; C, C# after B), so that every pitch
+        class has the same neighbours and a transposition is a shift.
     """
 
     backbone: str = "multi_input"
@@ -143,6 +157,8 @@ class ModelConfig:
     cens_bins: int = 12
     tempogram_bins: int = 384
     n_frames: int = 259
+    tempo_axis: str = "lag"
+    chroma_padding: str = "zero"
 
     def __post_init__(self):
         # Accept lists (from JSON / TOML) and store tuples so the config stays hashable.
@@ -195,8 +211,15 @@ class ModelConfig:
             raise InputError(f"unknown data_format {self.data_format!r} (valid: {', '.join(DATA_FORMATS)})")
         for name in ("mel_bins", "cens_bins", "tempogram_bins", "n_frames"):
             _check_positive_int(name, getattr(self, name))
+        if self.tempo_axis not in ("lag", "log"):
+            raise InputError(f"unknown tempo_axis {self.tempo_axis!r} (valid: lag, log)")
+        if self.tempo_axis == "log" and self.tempogram_bins <= LOG_TEMPO_LAGS[1]:
+            raise InputError(f"tempo_axis 'log' reads lags up to {LOG_TEMPO_LAGS[1]}; the tempogram has "
+                             f"{self.tempogram_bins}")
+        if self.chroma_padding not in ("zero", "circular"):
+            raise InputError(f"unknown chroma_padding {self.chroma_padding!r} (valid: zero, circular)")
         for name in self.inputs:
-            pool_plan(self.input_bins[name], self.n_frames, input_name=name)
+            pool_plan(self.branch_bins(name), self.n_frames, input_name=name)
 
     # ---- derived values -------------------------------------------------------
 
@@ -204,6 +227,12 @@ class ModelConfig:
     def inputs(self) -> tuple[str, ...]:
         """Names of the model's inputs, in branch order."""
         return BACKBONE_INPUTS[self.backbone]
+
+    def branch_bins(self, name: str) -> int:
+        """Bins a branch works on: the input's, or :data:`LOG_TEMPO_BINS` for a log tempo axis."""
+        if name == "tempogram" and self.tempo_axis == "log":
+            return LOG_TEMPO_BINS
+        return self.input_bins[name]
 
     @property
     def input_bins(self) -> dict[str, int]:
