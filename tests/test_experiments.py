@@ -157,3 +157,23 @@ def test_table1_and_table2_smoke_and_resume(tmp_path):
     for row in t2["paper_combinations"] + t2["singles"]:
         assert row["score"] == oracle[tuple(row["dims"])]
     print(f"\ntable1 --smoke {first:.0f} s; table2 --smoke (resuming table1) {second:.1f} s")
+
+
+def test_key_and_tempo_baselines_read_what_they_should():
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from key_tempo_baselines import KK_MAJOR, KK_MINOR, key_estimate, tempo_estimate, tempo_circle
+
+    for pc in range(12):
+        assert key_estimate(np.roll(KK_MAJOR, pc)) == pc
+        assert key_estimate(np.roll(KK_MINOR, pc)) == pc + 12
+    scale = np.zeros(12)
+    scale[[2, 4, 6, 7, 9, 11, 1]] = 1.0
+    scale[2] = scale[9] = 2.0                                   # D major, tonic and fifth stressed
+    assert key_estimate(scale) == 2
+    lags = np.arange(384)
+    bpm = 60 * 22050 / (256 * 43)                               # ~120 BPM
+    assert tempo_estimate(np.exp(-0.5 * ((lags - 43) / 1.0) ** 2)) == pytest.approx(bpm)
+    np.testing.assert_allclose(tempo_circle(60.0), tempo_circle(120.0), atol=1e-12)   # octaves coincide
+    assert np.dot(tempo_circle(100.0), tempo_circle(141.4)) < -0.99                   # half an octave: opposite
