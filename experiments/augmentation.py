@@ -30,29 +30,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from synthetic_disentanglement import DIMS, markdown, subspace_matrix  # noqa: E402
+from synthetic_disentanglement import (DIMS, add_run_arguments, markdown, model_suffix, prepare,  # noqa: E402
+                                       subspace_matrix)
 
 MODES = ("none", "invariance", "label")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--n", type=int, default=300, help="synthetic tracks (default 300)")
-    p.add_argument("--duration", type=float, nargs=2, default=(10.0, 30.0), metavar=("MIN", "MAX"))
-    p.add_argument("--epochs", type=int, default=24)
-    p.add_argument("--steps", type=int, default=20, help="batches per epoch")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--width", type=float, default=0.5)
-    p.add_argument("--embedding-size", type=int, default=96)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--triplets", type=int, default=300, help="triplets per dimension")
-    p.add_argument("--validation-fraction", type=float, default=0.2)
+    add_run_arguments(p, epochs=24, triplets=300)
     p.add_argument("--modes", default=",".join(MODES), help="augmentation modes to train (default all three)")
     p.add_argument("--k", type=int, default=5, help="neighbours of the locality table (default 5)")
     p.add_argument("--sensitivity-tracks", type=int, default=8, help="held-out tracks manipulated (default 8)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eager", action="store_true")
     p.add_argument("--smoke", action="store_true", help="tiny corpus and budget: runs in minutes")
     args = p.parse_args(argv)
     if args.smoke:
@@ -62,7 +51,6 @@ def main(argv=None) -> int:
     import numpy as np
 
     import mdsim as api
-    from mdsim import synth
     from mdsim.analysis.locality import heatmap, locality
     from mdsim.analysis.locality import markdown as locality_md
     from mdsim.analysis.sensitivity import plot, sensitivity
@@ -73,21 +61,12 @@ def main(argv=None) -> int:
     from mdsim.search.build import info_from_store
 
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = out / "corpus" / "manifest.csv"
-    if not manifest.exists():
-        synth.generate_corpus(out / "corpus", args.n, seed=args.seed, duration_range=tuple(args.duration))
-    store = out / "store.h5"
-    assert mdsim(["prep", str(manifest), "--out", str(store), "--quiet"]) == 0
-    common = ["--dims", ",".join(DIMS), "--embedding-size", str(args.embedding_size), "--width", str(args.width),
-              "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps), "--batch-size",
-              str(args.batch_size), "--learning-rate", str(args.learning_rate), "--validation-fraction",
-              str(args.validation_fraction), "--seed", str(args.seed), "--quiet"] + (["--eager"] if args.eager else [])
+    store, common = prepare(args, mdsim)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     runs = {}
     for mode in modes:
         # the folder names of synthetic_disentanglement.py --augment, so its runs are reused
-        run = out / ("run_multi_input" if mode == "none" else f"run_multi_input_{mode}")
+        run = out / (("run_multi_input" if mode == "none" else f"run_multi_input_{mode}") + model_suffix(args))
         if (run / "state.json").exists():
             status = mdsim(["train", str(store), "--resume", str(run), "--epochs", str(args.epochs), "--quiet"])
         else:
@@ -114,8 +93,9 @@ def main(argv=None) -> int:
     results, text = {}, [f"## Augmentation on the synthetic corpus ({args.n} tracks; {args.epochs} epochs x "
                          f"{args.steps} batches of {args.batch_size}; {len(held)} held-out tracks, "
                          f"{args.triplets} triplets per dimension)", ""]
+    suffix = model_suffix(args)
     for mode, run in runs.items():
-        cached = out / f"analysis_{mode}.json"
+        cached = out / f"analysis_{mode}{suffix}.json"
         if cached.exists() and cached.stat().st_mtime > (run / "best.keras").stat().st_mtime:
             results[mode] = json.loads(cached.read_text())
         else:
@@ -130,8 +110,8 @@ def main(argv=None) -> int:
             results[mode] = {"matrix": matrix, "locality": loc, "sensitivity": sens}
             cached.write_text(json.dumps(results[mode], indent=1))
         r = results[mode]
-        heatmap(r["locality"], out / f"locality_{mode}.png", title=f"locality, augment {mode}")
-        plot(r["sensitivity"], out / f"sensitivity_{mode}.png", title=f"augment {mode}")
+        heatmap(r["locality"], out / f"locality_{mode}{suffix}.png", title=f"locality, augment {mode}{suffix}")
+        plot(r["sensitivity"], out / f"sensitivity_{mode}{suffix}.png", title=f"augment {mode}{suffix}")
         text += [f"### augment = {mode}", "", markdown(r["matrix"], "held-out triplets").replace("### ", "#### "),
                  locality_md(r["locality"], "locality (held-out tracks)").replace("### ", "#### "),
                  sensitivity_md(r["sensitivity"], "sensitivity (held-out tracks)").replace("### ", "#### ")]
@@ -141,10 +121,10 @@ def main(argv=None) -> int:
         for d in DIMS:
             text.append(f"| {d} | " + " | ".join(f"{results[m]['matrix'][d][d]:.3f}" for m in results) + " |")
         text.append("")
-    (out / "augmentation.json").write_text(json.dumps(results, indent=1))
-    (out / "augmentation.md").write_text("\n".join(text) + "\n")
+    (out / f"augmentation{suffix}.json").write_text(json.dumps(results, indent=1))
+    (out / f"augmentation{suffix}.md").write_text("\n".join(text) + "\n")
     print("\n".join(text))
-    print(f"\nwrote {out / 'augmentation.md'}, {out / 'augmentation.json'} and the figures")
+    print(f"\nwrote {out / f'augmentation{suffix}.md'}, {out / f'augmentation{suffix}.json'} and the figures")
     return 0
 
 

@@ -83,36 +83,34 @@ def heatmap(matrices: dict, path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_run_arguments(p, *, epochs: int = 30, triplets: int = 100) -> None:
+    """The corpus, budget and model options shared with ``experiments/augmentation.py``."""
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--n", type=int, default=300, help="synthetic tracks (default 300)")
     p.add_argument("--duration", type=float, nargs=2, default=(10.0, 30.0), metavar=("MIN", "MAX"))
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--steps", type=int, default=20, help="batches per epoch")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--width", type=float, default=0.5)
     p.add_argument("--embedding-size", type=int, default=96)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--triplets", type=int, default=100, help="triplets per dimension")
-    p.add_argument("--triplet-tracks", choices=("validation", "train"), default="validation",
-                   help="draw the triplets from the held-out tracks (default) or from the training "
-                        "tracks (does training learn each dimension at all?)")
+    p.add_argument("--triplets", type=int, default=triplets, help="triplets per dimension")
     p.add_argument("--validation-fraction", type=float, default=0.2)
-    p.add_argument("--backbones", default="multi_input,baseline",
-                   help="comma-separated backbones to train (default multi_input,baseline)")
+    p.add_argument("--tempo-axis", choices=("lag", "log"), default="lag", help="mdsim train --tempo-axis")
+    p.add_argument("--chroma-padding", choices=("zero", "circular"), default="zero",
+                   help="mdsim train --chroma-padding")
     p.add_argument("--eager", action="store_true", help="train op by op (mdsim train --eager)")
-    p.add_argument("--augment", choices=("none", "invariance", "label"), default="none",
-                   help="mdsim train --augment; other modes than none train into run_<backbone>_<mode>")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="tiny corpus and budget: runs in minutes")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.n, args.duration, args.epochs, args.steps, args.triplets = 48, (6.0, 8.0), 4, 8, 30
 
+
+def model_suffix(args) -> str:
+    """Run-folder suffix of the non-default model options (``_log``, ``_circular``)."""
+    return ("_log" if args.tempo_axis == "log" else "") + ("_circular" if args.chroma_padding == "circular" else "")
+
+
+def prepare(args, mdsim) -> tuple[Path, list]:
+    """Generate and prep the corpus in ``args.out`` (both resume); ``(store, mdsim train options)``."""
     from mdsim import synth
-
-    from mdsim.cli import main as mdsim
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -124,10 +122,33 @@ def main(argv=None) -> int:
     common = ["--dims", ",".join(DIMS), "--embedding-size", str(args.embedding_size), "--width", str(args.width),
               "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps), "--batch-size",
               str(args.batch_size), "--learning-rate", str(args.learning_rate), "--validation-fraction",
-              str(args.validation_fraction), "--seed", str(args.seed), "--quiet"] + (["--eager"] if args.eager else [])
+              str(args.validation_fraction), "--seed", str(args.seed), "--tempo-axis", args.tempo_axis,
+              "--chroma-padding", args.chroma_padding, "--quiet"] + (["--eager"] if args.eager else [])
+    return store, common
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(p)
+    p.add_argument("--triplet-tracks", choices=("validation", "train"), default="validation",
+                   help="draw the triplets from the held-out tracks (default) or from the training "
+                        "tracks (does training learn each dimension at all?)")
+    p.add_argument("--backbones", default="multi_input,baseline",
+                   help="comma-separated backbones to train (default multi_input,baseline)")
+    p.add_argument("--augment", choices=("none", "invariance", "label"), default="none",
+                   help="mdsim train --augment; other modes than none train into run_<backbone>_<mode>")
+    p.add_argument("--smoke", action="store_true", help="tiny corpus and budget: runs in minutes")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.n, args.duration, args.epochs, args.steps, args.triplets = 48, (6.0, 8.0), 4, 8, 30
+
+    from mdsim.cli import main as mdsim
+
+    out = args.out
+    store, common = prepare(args, mdsim)
     runs = {}
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
-    suffix = "" if args.augment == "none" else f"_{args.augment}"
+    suffix = ("" if args.augment == "none" else f"_{args.augment}") + model_suffix(args)
     for backbone in backbones:
         run = out / f"run_{backbone}{suffix}"
         if (run / "state.json").exists():
