@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
 from synthetic_disentanglement import (DIMS, add_run_arguments, markdown, model_suffix, prepare,  # noqa: E402
-                                       subspace_matrix)
+                                       split_triplets, subspace_matrix)
 
 MODES = ("none", "invariance", "label")
 
@@ -73,19 +73,8 @@ def main(argv=None) -> int:
             status = mdsim(["train", str(store), "--out", str(run), *common, "--augment", mode])
         assert status == 0, f"training {mode} failed"
         runs[mode] = run
-    split = json.loads((runs[modes[0]] / "split.json").read_text())
-    for run in runs.values():
-        assert split == json.loads((run / "split.json").read_text()), "runs must share the split"
+    split, triplet_files = split_triplets(runs.values(), "validation", store, args, mdsim)
     held = split["validation"]
-    track_list = out / "tracks_validation.txt"
-    track_list.write_text("\n".join(held) + "\n")
-    triplet_files = {}
-    for dim in DIMS:
-        path = out / f"triplets_validation_{dim}.csv"
-        if not path.exists():
-            assert mdsim(["triplets", str(store), "--dimension", dim, "--n", str(args.triplets), "--tracks",
-                          str(track_list), "--seed", str(args.seed), "--out", str(path)]) == 0
-        triplet_files[dim] = path
 
     labels, _, sources = info_from_store(store)
     rng = np.random.default_rng(args.seed)

@@ -127,6 +127,25 @@ def prepare(args, mdsim) -> tuple[Path, list]:
     return store, common
 
 
+def split_triplets(runs, which: str, store, args, mdsim) -> tuple[dict, dict]:
+    """The runs' shared split, and triplets per dimension drawn from its ``which`` tracks
+    (``"validation"`` or ``"train"``; files in ``args.out``, drawn once)."""
+    runs = list(runs)
+    split = json.loads((runs[0] / "split.json").read_text())
+    for run in runs:
+        assert split == json.loads((run / "split.json").read_text()), "runs must share the split"
+    track_list = args.out / f"tracks_{which}.txt"
+    track_list.write_text("\n".join(split[which]) + "\n")
+    files = {}
+    for dim in DIMS:
+        path = args.out / f"triplets_{which}_{dim}.csv"
+        if not path.exists():
+            assert mdsim(["triplets", str(store), "--dimension", dim, "--n", str(args.triplets), "--tracks",
+                          str(track_list), "--seed", str(args.seed), "--out", str(path)]) == 0
+        files[dim] = path
+    return split, files
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p)
@@ -158,19 +177,7 @@ def main(argv=None) -> int:
                             "--augment", args.augment])
         assert status == 0
         runs[backbone] = run
-    first = runs[backbones[0]]
-    split = json.loads((first / "split.json").read_text())
-    for run in runs.values():
-        assert split == json.loads((run / "split.json").read_text()), "runs must share the split"
-    track_list = out / f"tracks_{args.triplet_tracks}.txt"
-    track_list.write_text("\n".join(split[args.triplet_tracks]) + "\n")
-    triplet_files = {}
-    for dim in DIMS:
-        path = out / f"triplets_{args.triplet_tracks}_{dim}.csv"
-        if not path.exists():
-            assert mdsim(["triplets", str(store), "--dimension", dim, "--n", str(args.triplets), "--tracks",
-                          str(track_list), "--seed", str(args.seed), "--out", str(path)]) == 0
-        triplet_files[dim] = path
+    triplet_files = split_triplets(runs.values(), args.triplet_tracks, store, args, mdsim)[1]
 
     import keras
 

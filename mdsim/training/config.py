@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 from mdsim.config import _known_fields, read_toml, write_toml
 from mdsim.errors import InputError
+from mdsim.features.augment import AugmentConfig
+
+_AUGMENT = AugmentConfig()
 
 
 @dataclass(frozen=True)
@@ -89,13 +92,14 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     eager: bool = False
-    augment: str = "none"
-    stretch_probability: float = 0.5
-    stretch_range: tuple = (0.8, 1.25)
-    pitch_probability: float = 0.5
-    pitch_range: tuple = (-5, 6)
-    eq_probability: float = 0.5
-    eq_gain_db: float = 6.0
+    # the augmentation's defaults are AugmentConfig's own
+    augment: str = _AUGMENT.mode
+    stretch_probability: float = _AUGMENT.stretch_probability
+    stretch_range: tuple = _AUGMENT.stretch_range
+    pitch_probability: float = _AUGMENT.pitch_probability
+    pitch_range: tuple = _AUGMENT.pitch_range
+    eq_probability: float = _AUGMENT.eq_probability
+    eq_gain_db: float = _AUGMENT.eq_gain_db
 
     def __post_init__(self):
         if self.batch_size < 4:
@@ -114,8 +118,6 @@ class TrainConfig:
     @property
     def augmentation(self):
         """The :class:`mdsim.features.augment.AugmentConfig` of these settings."""
-        from mdsim.features.augment import AugmentConfig
-
         return AugmentConfig(mode=self.augment, stretch_probability=self.stretch_probability,
                              stretch_range=tuple(self.stretch_range), pitch_probability=self.pitch_probability,
                              pitch_range=tuple(self.pitch_range), eq_probability=self.eq_probability,
