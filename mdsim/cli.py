@@ -52,6 +52,10 @@ def _add_prep(sub) -> None:
                    help="store feature matrices as float32 instead of float16 (twice the size)")
     p.add_argument("--estimate-tuning", action="store_true",
                    help="estimate each track's tuning for the chroma (slower; default assumes A440)")
+    p.add_argument("--chroma-n-fft", type=_positive_int, metavar="SAMPLES",
+                   help="compute CENS from a second STFT of this window on the same frames, e.g. 4096: "
+                        "resolves the pitch classes of bass and chords that the 512-sample STFT blurs "
+                        "(default: the one STFT, as stores of earlier versions)")
     p.add_argument("--cyclic-tempogram", action="store_true",
                    help="fold the tempogram into tempo octaves")
     p.add_argument("--full-tempogram", action="store_true",
@@ -72,7 +76,7 @@ def _run_prep(args) -> int:
 
     config = FeatureConfig(dtype="float32" if args.float32 else "float16",
                            tuning=None if args.estimate_tuning else 0.0,
-                           cyclic_tempogram=args.cyclic_tempogram)
+                           cyclic_tempogram=args.cyclic_tempogram, chroma_n_fft=args.chroma_n_fft)
     summary = prep(args.input, args.out, workers=args.workers, scheduler=args.scheduler,
                    tempo_mode=args.tempo_mode, annotate=args.annotate, config=config,
                    layout="full" if args.full_tempogram else "compact", overwrite=args.overwrite,

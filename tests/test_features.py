@@ -8,6 +8,7 @@ import pytest
 
 from mdsim.audio import load_audio
 from mdsim.config import FeatureConfig
+from mdsim.errors import InputError
 from mdsim.features import spectral
 from mdsim.features.spectral import (cens, extract_features, extract_features_reference, fold_octaves,
                                     power_stft)
@@ -163,3 +164,21 @@ def test_cyclic_tempogram_merges_octaves_and_changes_the_peak():
 def test_fold_octaves_matches_the_search_on_every_lag(rng):
     T = rng.random((384, 5)).astype(np.float32)
     np.testing.assert_allclose(fold_octaves(T), _fold_by_search(T), atol=ATOL_F32)
+
+
+def test_a_longer_chroma_window_resolves_a_low_chord():
+    """A minor triad in the bass register (A2, C3, E3): the 512-sample STFT's 43 Hz bins
+    cannot tell its pitch classes apart; a 4096-sample window on the same frames can."""
+    from mdsim.config import FeatureConfig
+    from mdsim.features.spectral import extract_features
+
+    sr, t = 22050, np.arange(int(22050 * 4.0)) / 22050
+    y = sum(np.sin(2 * np.pi * f * t) for f in (110.0, 130.81, 164.81)).astype(np.float32) / 3
+    short = extract_features(y)["cens"].mean(axis=1)
+    long = extract_features(y, config=FeatureConfig(chroma_n_fft=4096))
+    assert long["cens"].shape == short[:, None].shape[:1] + (long["mel"].shape[1],)
+    top = set(np.argsort(long["cens"].mean(axis=1))[-3:])
+    assert top == {9, 0, 4}                                   # A, C, E
+    assert set(np.argsort(short)[-3:]) != {9, 0, 4}
+    with pytest.raises(InputError, match="chroma_n_fft"):
+        FeatureConfig(chroma_n_fft=100)

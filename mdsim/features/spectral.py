@@ -233,7 +233,8 @@ def fold_octaves(T) -> np.ndarray:
 
 
 def extract_features(y, *, config: FeatureConfig = FeatureConfig()) -> dict:
-    """All input features of a track from one power STFT.
+    """All input features of a track from one power STFT (two with ``config.chroma_n_fft``:
+    the chroma then comes from a longer window on the same frames).
 
     Parameters
     ----------
@@ -252,9 +253,11 @@ def extract_features(y, *, config: FeatureConfig = FeatureConfig()) -> dict:
     S = power_stft(y, n_fft=n_fft, hop_length=hop)
     M = mel_power(S, sr=sr, n_fft=n_fft, n_mels=config.n_mels)
     oenv = onset_envelope(M, sr=sr, n_fft=n_fft, hop_length=hop)
+    chroma_fft = config.chroma_n_fft or n_fft
+    S_chroma = S if chroma_fft == n_fft else power_stft(y, n_fft=chroma_fft, hop_length=hop)
     return {
         "mel": log_mel(M),
-        "cens": cens(chroma(S, sr=sr, n_fft=n_fft, n_chroma=config.n_chroma, tuning=config.tuning),
+        "cens": cens(chroma(S_chroma, sr=sr, n_fft=chroma_fft, n_chroma=config.n_chroma, tuning=config.tuning),
                      window=config.cens_window),
         "tempogram": tempogram(oenv, sr=sr, hop_length=hop, win_length=config.tempogram_win_length,
                                cyclic=config.cyclic_tempogram),
