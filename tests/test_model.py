@@ -435,5 +435,11 @@ def test_model_options_build_save_and_load(tmp_path):
     loaded, saved_config = load_model_file(tmp_path / "m.keras")
     assert saved_config == config
     np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-5)
+    # in a fresh process, where nothing but mdsim.load_model has imported the model's layers
+    np.save(tmp_path / "x.npy", inputs["cens"])
+    code = ("import numpy as np, mdsim; m = mdsim.load_model(%r); print(m.config.chroma_padding)" %
+            str(tmp_path / "m.keras"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "circular", out.stderr[-2000:]
     with pytest.raises(InputError, match="tempo_axis"):
         ModelConfig(tempo_axis="linear")

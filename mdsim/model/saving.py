@@ -157,7 +157,7 @@ def load_model_file(path: str | os.PathLike, *, compile: bool = False):
     import keras
 
     # Registers the custom layers with Keras before deserialisation.
-    from mdsim.model import head, normalization  # noqa: F401
+    from mdsim.model import backbones, head, normalization  # noqa: F401
 
     try:
         model = keras.saving.load_model(path, compile=compile, safe_mode=True)
