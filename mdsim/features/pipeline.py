@@ -46,6 +46,8 @@ def label_attrs(entry: TrackEntry) -> dict:
     attrs = {d: ";".join(entry.labels.get(d) or []) for d in TAG_DIMENSIONS}
     attrs["group"] = entry.group
     attrs["metadata"] = json.dumps(entry.metadata, sort_keys=True)
+    if entry.labels.get("pitch") is not None:  # a note of a sound library (MIDI number)
+        attrs["pitch"] = int(entry.labels["pitch"])
     return attrs
 
 
