@@ -50,6 +50,10 @@ def _add_prep(sub) -> None:
                    help="madmom beat ensemble for tempo: full (8 networks, default) or fast (2)")
     p.add_argument("--float32", action="store_true",
                    help="store feature matrices as float32 instead of float16 (twice the size)")
+    p.add_argument("--features", choices=("stft", "cqt"), default="stft",
+                   help="stft: log-mel, CENS and tempogram from one STFT (default; what `mdsim train` "
+                        "reads); cqt: the deep-manifold input, log(50|CQT| + 1) at 16 kHz, 20 frames/s, "
+                        "24 bins/octave from 27.5 Hz, 192 bins (what `mdsim manifold train` reads)")
     p.add_argument("--estimate-tuning", action="store_true",
                    help="estimate each track's tuning for the chroma (slower; default assumes A440)")
     p.add_argument("--cyclic-tempogram", action="store_true",
@@ -70,9 +74,12 @@ def _run_prep(args) -> int:
     from mdsim.config import FeatureConfig
     from mdsim.features.pipeline import prep
 
-    config = FeatureConfig(dtype="float32" if args.float32 else "float16",
-                           tuning=None if args.estimate_tuning else 0.0,
-                           cyclic_tempogram=args.cyclic_tempogram)
+    dtype = "float32" if args.float32 else "float16"
+    if args.features == "cqt":
+        config = FeatureConfig.constant_q(dtype=dtype)
+    else:
+        config = FeatureConfig(dtype=dtype, tuning=None if args.estimate_tuning else 0.0,
+                               cyclic_tempogram=args.cyclic_tempogram)
     summary = prep(args.input, args.out, workers=args.workers, scheduler=args.scheduler,
                    tempo_mode=args.tempo_mode, annotate=args.annotate, config=config,
                    layout="full" if args.full_tempogram else "compact", overwrite=args.overwrite,

@@ -102,8 +102,8 @@ def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "f
             **stamp,
             "duration": duration,
             "sample_rate": config.sample_rate,
-            "n_frames": int(features["mel"].shape[1]),
-            "too_short": bool(features["mel"].shape[1] < config.segment_frames),
+            "n_frames": int(next(iter(features.values())).shape[1]),
+            "too_short": bool(next(iter(features.values())).shape[1] < config.segment_frames),
             **found,
             "seconds_to_compute": time.perf_counter() - t0,
         }
@@ -304,7 +304,7 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
     with StoreWriter(out, config, layout=layout, overwrite=overwrite, shard_tracks=shard_tracks,
                      shard_seconds=shard_seconds) as writer:
         todo = _plan(entries, writer, summary, verify=verify, log=log)
-        keep = stored_names(writer.layout)
+        keep = stored_names(writer.layout, writer.config)
         config = writer.config
         if workers is None:
             workers = os.cpu_count() or 1
