@@ -1,0 +1,68 @@
+"""Figures of a 3-D map of notes: the library coloured by a label, and a note's trajectory.
+
+matplotlib only (Agg backend); each function writes one PNG and returns its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _axes3d(title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(6.4, 5.6), dpi=110)
+    ax = fig.add_subplot(projection="3d")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    ax.set_zlabel("z3")
+    return fig, ax, plt
+
+
+def plot_map(z, labels, path, *, colour_by: str, title: str) -> Path:
+    """Scatter of ``z`` ``(N, 3)``; categorical colours for text labels, a colour bar for numbers (pitch)."""
+    fig, ax, plt = _axes3d(title)
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "iuf":
+        ok = labels >= 0
+        sc = ax.scatter(*z[ok].T, c=labels[ok], cmap="viridis", s=9, depthshade=False)
+        fig.colorbar(sc, ax=ax, shrink=0.6, label=colour_by)
+    else:
+        for i, name in enumerate(sorted(set(labels))):
+            pts = z[labels == name]
+            ax.scatter(*pts.T, s=9, color=plt.get_cmap("tab10")(i % 10), label=name or "(none)",
+                       depthshade=False)
+        ax.legend(fontsize=7, loc="upper left", markerscale=1.5)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_trajectory(points, path, *, context=None, frame_rate: float = 20.0, title: str) -> Path:
+    """A note's path through the map frame by frame (colour: time), over the library in grey."""
+    fig, ax, plt = _axes3d(title)
+    if context is not None:
+        ax.scatter(*np.asarray(context).T, s=4, color="0.8", depthshade=False)
+    points = np.asarray(points)
+    t = np.arange(len(points)) / frame_rate
+    ax.plot(*points.T, color="0.3", linewidth=0.8)
+    sc = ax.scatter(*points.T, c=t, cmap="plasma", s=16, depthshade=False)
+    ax.scatter(*points[0], marker="^", s=60, color="green", label="first window")
+    ax.scatter(*points[-1], marker="s", s=50, color="black", label="last window")
+    fig.colorbar(sc, ax=ax, shrink=0.6, label="window start (s)")
+    ax.legend(fontsize=7, loc="upper left")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
