@@ -593,6 +593,18 @@ def _add_manifold(sub) -> None:
     j.add_argument("--out", required=True, metavar="FIG.png", help="the figure")
     j.set_defaults(run=_run_manifold_trajectory)
 
+    v = group.add_parser("serve", help="a local page showing the library in 3-D",
+                         description="Serve a page with every note of the run's store in its 3-D map: drag to "
+                                     "rotate, wheel to zoom, colour by instrument or pitch, click a note to "
+                                     "play it. Only files under --audio-root are served.")
+    v.add_argument("run_dir", metavar="RUN_DIR", help="a manifold run")
+    v.add_argument("--audio-root", required=True, action="append",
+                   help="folder holding the notes' audio (repeatable); files outside it are never served")
+    v.add_argument("--store", help="constant-Q store (default: the run's)")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    v.add_argument("--port", type=_positive_int, default=8000, help="port (default 8000)")
+    v.set_defaults(run=_run_manifold_serve)
+
 
 def _run_manifold_train(args) -> int:
     from mdsim.model.manifold import ManifoldConfig
@@ -642,6 +654,15 @@ def _run_manifold_trajectory(args) -> int:
                     frame_rate=cfg.sample_rate / cfg.hop_length,
                     title=f"{args.audio.split('/')[-1]} through the {model.settings['neighbourhood']} map")
     print(args.out)
+    return 0
+
+
+def _run_manifold_serve(args) -> int:
+    from mdsim.manifold import manifold_points
+    from mdsim.serve import serve_manifold
+
+    serve_manifold(manifold_points(args.run_dir, args.store), audio_root=args.audio_root, host=args.host,
+                   port=args.port)
     return 0
 
 

@@ -8,6 +8,7 @@
     mdsim manifold evaluate run/ --out run/report.md
     mdsim manifold map run/ --out map.png --colour instrument
     mdsim manifold trajectory run/ note.wav --out adsr.png
+    mdsim manifold serve run/ --audio-root library/           # the 3-D page
 
 >>> from mdsim.manifold import load_manifold             # doctest: +SKIP
 >>> m = load_manifold("run/")                            # doctest: +SKIP
@@ -100,6 +101,33 @@ def load_manifold(run_dir) -> ManifoldModel:
     split = json.loads((run_dir / "split.json").read_text())
     network = keras.saving.load_model(run_dir / "model.keras", compile=False)
     return ManifoldModel(network, settings, split, run_dir)
+
+
+def manifold_points(run_dir, store=None) -> dict:
+    """Every note of the store in the run's map, for the 3-D page (:mod:`mdsim.serve.manifold`).
+
+    Returns
+    -------
+    dict
+        ``neighbourhood``, and per note (lists in track-id order): ``track_ids``,
+        ``xyz`` (``(N, 3)`` floats), ``instrument``, ``pitch`` (MIDI, -1 none),
+        ``pitch_name``, ``split`` (``"train"``, ``"held_out"`` or ``"new"``) and
+        ``source_path``.
+    """
+    from mdsim.features.store import FeatureStore
+    from mdsim.labels import pitch_name
+
+    model = load_manifold(run_dir)
+    store = store if store is not None else model.settings["store"]
+    with FeatureStore(store) as st:
+        notes = load_notes(st, n_frames=model.n_frames)
+        sources = [st.attrs(t).get("source_path", "") for t in notes.track_ids]
+    held_out, train = set(model.split["held_out"]), set(model.split["train"])
+    return {"neighbourhood": model.settings["neighbourhood"], "track_ids": notes.track_ids,
+            "xyz": model.embed_notes(notes.frames).tolist(), "instrument": notes.instrument,
+            "pitch": notes.pitch.tolist(), "pitch_name": [pitch_name(int(p)) or "" for p in notes.pitch],
+            "split": ["held_out" if t in held_out else "train" if t in train else "new" for t in notes.track_ids],
+            "source_path": sources}
 
 
 def evaluate_manifold(run_dir, store=None, *, k: int = 5, precision_k: int = 10, seed: int = 0,

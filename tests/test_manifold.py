@@ -77,6 +77,15 @@ def test_map_and_trajectory_figures(trained, tmp_path):
     assert path.shape == (1 + len(note) // 800 - 8 + 1, 3) and np.isfinite(path).all()
 
 
+def test_points_for_the_3d_page(trained, library):
+    from mdsim.manifold import manifold_points
+
+    points = manifold_points(trained)
+    assert len(points["track_ids"]) == 104 and np.isfinite(points["xyz"]).all()
+    assert points["split"].count("held_out") == 26 and "mallet" in points["instrument"]
+    assert all(p.startswith(str(library / "notes")) for p in points["source_path"])
+
+
 @pytest.mark.slow
 def test_shuffled_labels_score_near_chance(library, tmp_path, capsys):
     """The control: with the training notes' labels permuted the same recipe must fail the margin."""
@@ -104,7 +113,7 @@ def test_every_manifold_option_has_help():
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     group = next(a for a in sub.choices["manifold"]._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(group.choices) == {"train", "evaluate", "map", "trajectory"}
+    assert set(group.choices) == {"train", "evaluate", "map", "trajectory", "serve"}
     for name, parser in group.choices.items():
         for action in parser._actions:
             assert action.help, f"mdsim manifold {name} {action.option_strings or action.dest} has no help"
