@@ -334,6 +334,7 @@ REFERENCE_MODULES = (
     "mdsim.audio",
     "mdsim.manifest",
     "mdsim.features.spectral",
+    "mdsim.features.cqt",
     "mdsim.features.annotate",
     "mdsim.features.annotators",
     "mdsim.features.estimate",
@@ -345,6 +346,12 @@ REFERENCE_MODULES = (
     "mdsim.evaluation",
     "mdsim.search",
     "mdsim.serve",
+    "mdsim.manifold",
+    "mdsim.training.neighbourhoods",
+    "mdsim.training.manifold",
+    "mdsim.evaluation.manifold",
+    "mdsim.evaluation.manifold_figures",
+    "mdsim.serve.manifold",
 )
 
 _ROLE = re.compile(r":(?:func|class|meth|attr|mod|data|obj|exc|const|ref):`(~?)([^`]+)`")

@@ -117,3 +117,17 @@ def test_every_manifold_option_has_help():
     for name, parser in group.choices.items():
         for action in parser._actions:
             assert action.help, f"mdsim manifold {name} {action.option_strings or action.dest} has no help"
+
+
+def test_manifold_modules_load_without_keras():
+    """`mdsim manifold --help` and the note library stay light: Keras loads when a network runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mdsim; mdsim.load_manifold; import mdsim.manifold, mdsim.training.manifold, "
+            "mdsim.training.neighbourhoods, mdsim.evaluation.manifold, mdsim.model, data_prep.sound_library; "
+            "from mdsim.cli import build_parser; build_parser().parse_args(['manifold', 'train', 's', '--out', 'r']); "
+            "bad = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -72,3 +72,16 @@ def test_satisfied_triples_cost_nothing():
 def test_bad_margins_are_refused(bad):
     with pytest.raises(InputError, match="negative_margin must be a finite number"):
         TernaryLoss(negative_margin=bad)
+
+
+def test_training_and_cli_defaults_are_the_loss_defaults():
+    import inspect
+
+    from mdsim.cli import build_parser
+    from mdsim.metric.ternary import NEGATIVE_MARGIN, POSITIVE_MARGIN
+    from mdsim.training.manifold import train_manifold
+
+    params = inspect.signature(train_manifold).parameters
+    assert (params["positive_margin"].default, params["negative_margin"].default) == (POSITIVE_MARGIN, NEGATIVE_MARGIN)
+    args = build_parser().parse_args(["manifold", "train", "s.h5", "--out", "r"])
+    assert (args.positive_margin, args.negative_margin) == (POSITIVE_MARGIN, NEGATIVE_MARGIN)

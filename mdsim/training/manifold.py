@@ -29,7 +29,6 @@ import numpy as np
 
 from mdsim.config import CQT_FEATURES
 from mdsim.errors import InputError
-from mdsim.metric.ternary import NEGATIVE_MARGIN, POSITIVE_MARGIN, check_margins
 from mdsim.training.neighbourhoods import get_neighbourhood, sample_triples
 
 #: Fraction of the notes held out for evaluation.
@@ -134,8 +133,8 @@ class ManifoldRun:
 
 
 def train_manifold(store, run_dir, *, neighbourhood: str = "instrument", steps: int = 2000,
-                   batch_size: int = 32, learning_rate: float = 1e-3, positive_margin: float = POSITIVE_MARGIN,
-                   negative_margin: float = NEGATIVE_MARGIN, held_out: float = HELD_OUT, seed: int = 0,
+                   batch_size: int = 32, learning_rate: float = 1e-3, positive_margin: float = 0.0,
+                   negative_margin: float = 1.0, held_out: float = HELD_OUT, seed: int = 0,
                    config=None, log_every: int = 100, shuffle_labels: bool = False, log=None) -> ManifoldRun:
     """Train the manifold network on the training notes of a constant-Q store.
 
@@ -150,7 +149,8 @@ def train_manifold(store, run_dir, *, neighbourhood: str = "instrument", steps: 
     learning_rate : float
         Adam's step size.
     positive_margin, negative_margin : float
-        ``m_p`` and ``m_n`` of the ternary loss.
+        ``m_p`` and ``m_n`` of the ternary loss (defaults: those of
+        :mod:`mdsim.metric.ternary`, written out so this module loads without Keras).
     held_out, seed : float, int
         Fraction of notes kept out of training (:func:`split_notes`); seed of the
         split, the initial weights and the sampling.
@@ -166,7 +166,7 @@ def train_manifold(store, run_dir, *, neighbourhood: str = "instrument", steps: 
     """
     import keras
 
-    from mdsim.metric.ternary import TernaryLoss
+    from mdsim.metric.ternary import TernaryLoss, check_margins
     from mdsim.model.manifold import ManifoldConfig, build_manifold_network, build_ternary_model
 
     log = log if log is not None else sys.stderr
