@@ -75,6 +75,15 @@ def test_prep_writes_a_constant_q_store_that_records_its_settings(tmp_path):
     assert recorded["features"] == ["cqt"] and recorded["cqt_bins_per_octave"] == 24 \
         and recorded["cqt_log_scale"] == 50.0 and recorded["hop_length"] == 800
 
+    # a pitch edited or removed in the manifest reaches the store on resume, without recomputing
+    write_manifest(tmp_path / "m.csv", [{"track_id": "a", "path": "a.wav", "instrument": "sine", "pitch": "A2"},
+                                        {"track_id": "b", "path": "b.wav", "instrument": "sine", "pitch": ""}])
+    summary = prep(tmp_path / "m.csv", tmp_path / "s.h5", workers=1, annotate="none",
+                   config=FeatureConfig.constant_q(), progress=False)
+    assert (summary.done, summary.relabelled) == (0, 2)
+    with FeatureStore(tmp_path / "s.h5") as store:
+        assert store.attrs("a")["pitch"] == 45 and "pitch" not in store.attrs("b")
+
 
 def test_a_store_of_one_feature_set_refuses_the_other(tmp_path):
     from mdsim.errors import StoreError

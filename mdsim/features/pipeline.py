@@ -57,6 +57,8 @@ def relabelled(entry: TrackEntry, stored: dict) -> dict | None:
     gave is now left to estimation (which needs the audio)."""
     new = dict(stored)
     new.update(label_attrs(entry))
+    if entry.labels.get("pitch") is None:
+        new.pop("pitch", None)  # a pitch the manifest no longer gives
     tempo, key = entry.labels.get("tempo"), entry.labels.get("key")
     if tempo is not None:
         new.update(tempo=float(tempo), tempo_source="manifest", tempo_strength=float("nan"))
@@ -70,7 +72,7 @@ def relabelled(entry: TrackEntry, stored: dict) -> dict | None:
     def same(a, b):
         return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
-    return None if all(same(new[k], stored.get(k)) for k in new) else new
+    return None if set(new) == set(stored) and all(same(new[k], stored.get(k)) for k in new) else new
 
 
 class _NeedsAnnotation(Exception):
