@@ -5,7 +5,7 @@ pitches x 3 dynamics = 450 notes), preps it as a constant-Q store, trains the
 manifold network once per neighbourhood with the same budget, scores each
 map of the held-out notes against PCA-3D and t-SNE-3D (``mdsim manifold
 evaluate``), and draws one figure per neighbourhood (by instrument and by
-pitch) and the trajectory of one sustained bowed note. Writes ``report.md``,
+pitch, side by side) and the trajectory of one sustained bowed note. Writes ``report.md``,
 ``report.json`` and the figures to ``--out``; every step is skipped when its
 output exists, so a killed run resumes.
 
@@ -56,19 +56,26 @@ def main(argv=None) -> int:
             assert mdsim(["manifold", "train", str(store), "--out", str(run), "--neighbourhood", name,
                           "--steps", str(steps), "--seed", str(args.seed)]) == 0
         runs.append(run)
-    assert mdsim(["manifold", "evaluate", *map(str, runs), "--out", str(out / "report.md")]) == 0
+    report = out / "report.md"
+    if not report.exists() or report.stat().st_mtime < max((r / "model.keras").stat().st_mtime for r in runs):
+        assert mdsim(["manifold", "evaluate", *map(str, runs), "--out", str(report)]) == 0
     figures = Path(args.figures) if args.figures else out / "figures"
+    from mdsim.evaluation.manifold_figures import plot_map_pair
+    from mdsim.manifold import load_manifold, load_notes
+
+    notes = load_notes(store, n_frames=8)
     for name, run in zip(names, runs):
-        for colour in ("instrument", "pitch"):
-            assert mdsim(["manifold", "map", str(run), "--out",
-                          str(figures / f"manifold_{run.name}_{colour}.png"), "--colour", colour]) == 0
+        m = load_manifold(run)
+        plot_map_pair(m.embed_notes(notes.frames), np.array(notes.instrument, dtype=object), notes.pitch,
+                      figures / f"manifold_map_{run.name}.png",
+                      title=f"neighbourhood {name}: {len(notes)} notes ({steps} steps)")
     note = out / "sustained_bowed_C4.wav"
     if not note.exists():
         import soundfile as sf
 
         sf.write(note, render_note("bowed", 60, "mf", rng=np.random.default_rng(args.seed), gate=2.5), 16000)
     for run in runs:
-        if run.name in ("instrument", "instrument_pitch2"):
+        if run.name in ("instrument", "knn"):
             assert mdsim(["manifold", "trajectory", str(run), str(note), "--out",
                           str(figures / f"manifold_adsr_{run.name}.png")]) == 0
     print(out / "report.md")

@@ -1,10 +1,10 @@
 """The deep-manifold recipe end to end on a small generated library: prep, train, evaluate, draw.
 
 The library: 4 instruments x 13 pitches x 2 dynamics = 104 notes; a quarter is
-held out. A brief training (200 steps, about 15 s here) on the instrument
-neighbourhood must classify held-out notes by instrument (5-NN in 3-D) at
-least MARGIN above chance (0.25, four balanced classes); the same training on
-shuffled labels must not (the test can fail).
+held out. A brief training (120 steps, 15 to 60 s here depending on the load) on
+the instrument neighbourhood must classify held-out notes by instrument (5-NN in
+3-D) at least MARGIN above chance (1/4: four instruments, equally many notes);
+the same training on shuffled labels must not (the test can fail).
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import pytest
 from mdsim.cli import main
 
 INSTRUMENTS = ("plucked", "bowed", "flute", "mallet")
-#: Required k-NN instrument accuracy above chance on held-out notes (measured: 0.xx).
+#: Required k-NN instrument accuracy above chance on held-out notes. Measured at 120 steps, seed 0:
+#: 0.962 with the labels, 0.269 with them shuffled (a 52-note library: 0.846 and 0.077).
 MARGIN = 0.35
-STEPS = 200
+CHANCE = 1 / len(INSTRUMENTS)
+STEPS = 120
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +52,10 @@ def trained(library):
 
 def test_brief_training_beats_chance(trained, capsys):
     result = _instrument_accuracy(trained, capsys)
-    chance = result["chance"]["instrument"]
     learned = result["maps"]["learned"]["instrument"]["knn"]
-    print(f"held-out 5-NN instrument accuracy {learned:.3f}, chance {chance:.3f}")
-    assert chance == pytest.approx(0.25, abs=0.1) and result["n_held_out"] == 26
-    assert learned >= chance + MARGIN, result
+    print(f"held-out 5-NN instrument accuracy {learned:.3f}, chance {CHANCE:.3f}")
+    assert result["n_held_out"] == 26 and result["n_train"] == 78
+    assert learned >= CHANCE + MARGIN, result
     assert set(result["maps"]) == {"learned", "pca", "tsne"}
     assert 0 < result["analogy"]["learned"]["queries"] <= 500
 
@@ -93,7 +94,9 @@ def test_shuffled_labels_score_near_chance(library, tmp_path, capsys):
 
     train_manifold(library / "cqt.h5", tmp_path / "run", steps=STEPS, shuffle_labels=True, log=open("/dev/null", "w"))
     result = _instrument_accuracy(tmp_path / "run", capsys)
-    assert result["maps"]["learned"]["instrument"]["knn"] < result["chance"]["instrument"] + MARGIN, result
+    learned = result["maps"]["learned"]["instrument"]["knn"]
+    print(f"shuffled labels: held-out 5-NN instrument accuracy {learned:.3f}, chance {CHANCE:.3f}")
+    assert learned < CHANCE + MARGIN, result
 
 
 def test_a_store_of_stft_features_is_refused(tmp_path, small_corpus):
