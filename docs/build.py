@@ -344,14 +344,14 @@ REFERENCE_MODULES = (
     "mdsim.metric",
     "mdsim.training",
     "mdsim.evaluation",
-    "mdsim.search",
-    "mdsim.serve",
     "mdsim.manifold",
     "mdsim.training.neighbourhoods",
     "mdsim.training.manifold",
     "mdsim.evaluation.manifold",
     "mdsim.evaluation.manifold_figures",
     "mdsim.serve.manifold",
+    "mdsim.search",
+    "mdsim.serve",
 )
 
 _ROLE = re.compile(r":(?:func|class|meth|attr|mod|data|obj|exc|const|ref):`(~?)([^`]+)`")

@@ -644,6 +644,8 @@ def _run_manifold_map(args) -> int:
 
 
 def _run_manifold_trajectory(args) -> int:
+    from pathlib import Path
+
     from mdsim.evaluation.manifold_figures import plot_trajectory
     from mdsim.manifold import load_manifold, load_notes
 
@@ -652,7 +654,7 @@ def _run_manifold_trajectory(args) -> int:
     cfg = model.feature_config
     plot_trajectory(model.embed_audio(args.audio), args.out, context=model.embed_notes(notes.frames),
                     frame_rate=cfg.sample_rate / cfg.hop_length,
-                    title=f"{args.audio.split('/')[-1]} through the {model.settings['neighbourhood']} map")
+                    title=f"{Path(args.audio).name} through the {model.settings['neighbourhood']} map")
     print(args.out)
     return 0
 
@@ -695,9 +697,10 @@ def help_markdown() -> str:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         for name, p in sub.choices.items():
             out += [f"## mdsim {name}", "", "```", p.format_help().rstrip(), "```", ""]
-            group = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
-            for action_name, q in (group[0].choices.items() if group else ()):
-                out += [f"### mdsim {name} {action_name}", "", "```", q.format_help().rstrip(), "```", ""]
+            nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+            for group in nested:  # a command group: each of its commands too
+                for inner, q in group.choices.items():
+                    out += [f"### mdsim {name} {inner}", "", "```", q.format_help().rstrip(), "```", ""]
         return "\n".join(out)
     finally:
         if old is None:
