@@ -58,23 +58,26 @@ class ManifoldModel:
         windows = np.asarray(windows, np.float32)
         return np.asarray(self.network.predict(windows, batch_size=512, verbose=0), np.float32)
 
+    def windows(self, C) -> np.ndarray:
+        """Every window of a note's ``(n_bins, T)`` frames (hop 1), ``(max(1, T - n + 1), n_bins, n_frames)``;
+        a note shorter than a window is zero-padded (silence) to one."""
+        C = np.asarray(C, np.float32)
+        if C.shape[1] < self.n_frames:
+            C = np.pad(C, ((0, 0), (0, self.n_frames - C.shape[1])))
+        return np.moveaxis(np.lib.stride_tricks.sliding_window_view(C, self.n_frames, axis=1), 1, 0)
+
     def trajectory(self, C) -> np.ndarray:
         """One point per window start of a note's ``(n_bins, T)`` constant-Q frames, ``(max(1, T - n + 1), 3)``.
 
         Point ``t`` is the window of frames ``t .. t + n_frames - 1`` (``t / 20`` s onwards at 20 frames/s).
         """
-        C = np.asarray(C, np.float32)
-        if C.shape[1] < self.n_frames:
-            C = np.pad(C, ((0, 0), (0, self.n_frames - C.shape[1])))
-        windows = np.lib.stride_tricks.sliding_window_view(C, self.n_frames, axis=1)  # (bins, T', n)
-        return self.embed_windows(np.moveaxis(windows, 1, 0))
+        return self.embed_windows(self.windows(C))
 
     def embed_notes(self, frames: list) -> np.ndarray:
         """One point per note: the mean of its windows' points (every window start), ``(N, 3)``."""
         starts, windows = [0], []
         for C in frames:
-            C = np.asarray(C, np.float32)
-            w = np.moveaxis(np.lib.stride_tricks.sliding_window_view(C, self.n_frames, axis=1), 1, 0)
+            w = self.windows(C)
             windows.append(w)
             starts.append(starts[-1] + len(w))
         z = self.embed_windows(np.concatenate(windows))

@@ -134,3 +134,13 @@ def test_manifold_modules_load_without_keras():
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_figures_refuse_points_that_are_not_3d(tmp_path):
+    from mdsim.errors import InputError
+    from mdsim.evaluation.manifold_figures import plot_map, plot_trajectory
+
+    with pytest.raises(InputError, match=r"needs points of 3 coordinates, got shape \(4, 2\)"):
+        plot_map(np.zeros((4, 2)), ["a"] * 4, tmp_path / "m.png", colour_by="instrument", title="t")
+    with pytest.raises(InputError, match="needs points of 3 coordinates"):
+        plot_trajectory(np.zeros((5, 4)), tmp_path / "t.png", title="t")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mdsim.errors import InputError
+
 
 def _axes3d(title: str):
     import matplotlib
@@ -48,8 +50,16 @@ def plot_map_pair(z, instrument, pitch, path, *, title: str) -> Path:
     return _save(fig, plt, path)
 
 
-def _scatter(fig, ax, plt, z, labels, colour_by: str) -> None:
+def _check_3d(z) -> np.ndarray:
     z = np.asarray(z)
+    if z.ndim != 2 or z.shape[1] != 3:
+        raise InputError(f"a 3-D figure needs points of 3 coordinates, got shape {z.shape} "
+                         "(a run trained with --output-dim other than 3 cannot be drawn)")
+    return z
+
+
+def _scatter(fig, ax, plt, z, labels, colour_by: str) -> None:
+    z = _check_3d(z)
     labels = np.asarray(labels)
     if labels.dtype.kind in "iuf":
         ok = labels >= 0
@@ -80,7 +90,7 @@ def plot_trajectory(points, path, *, context=None, frame_rate: float = 20.0, tit
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = np.asarray(points)
+    points = _check_3d(points)
     t = np.arange(len(points)) / frame_rate
     fig = plt.figure(figsize=(10.5, 4.6), dpi=90)
     fig.suptitle(title, fontsize=10)
