@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 from mdsim.errors import MdsimError  # noqa: E402
 from mdsim.labels import DIMENSIONS  # noqa: E402
 
-__all__ = ["__version__", "MdsimError", "DIMENSIONS", "load_model", "Model", "Embedding", "Catalog"]
+__all__ = ["__version__", "MdsimError", "DIMENSIONS", "load_model", "Model", "Embedding", "Catalog",
+           "load_manifold"]
 
 
 def __getattr__(name):
@@ -27,4 +28,8 @@ def __getattr__(name):
         from mdsim.search import Catalog
 
         return Catalog
+    if name == "load_manifold":  # a sound library's 3-D map (mdsim.manifold)
+        from mdsim.manifold import load_manifold
+
+        return load_manifold
     raise AttributeError(f"module 'mdsim' has no attribute {name!r}")

@@ -183,6 +183,72 @@ def parse_tempo(value) -> float | None:
     return value
 
 
+#: MIDI note numbers a manifest may give as ``pitch`` (the MIDI range; 60 = C4, 69 = A4 = 440 Hz).
+PITCH_RANGE = (0, 127)
+
+_NOTE_RE = re.compile(r"^\s*([A-Ga-g])\s*([#b\u266f\u266d]?)\s*(-?\d+)\s*$")
+
+
+def parse_pitch(value) -> int | None:
+    """Parse a ``pitch`` cell: a MIDI note number or a note name with octave.
+
+    Note names use scientific pitch notation (``C4`` = 60, ``A4`` = 69 = 440 Hz;
+    ``#``/``b`` or ``\u266f``/``\u266d`` accidentals; ``Cb4`` = 59, ``B#3`` = 60).
+    An empty cell (or a float NaN) is ``None``: the note has no pitch label and
+    takes no part in a pitch neighbourhood.
+
+    Raises
+    ------
+    InputError
+        A value that is neither, a fractional number, or a note outside MIDI 0..127.
+
+    Examples
+    --------
+    >>> parse_pitch("60"), parse_pitch("C#4"), parse_pitch("Bb3"), parse_pitch(69), parse_pitch("")
+    (60, 61, 58, 69, None)
+    >>> pitch_name(61)
+    'C#4'
+    """
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    low, high = PITCH_RANGE
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        m = _NOTE_RE.match(text)
+        if m:
+            letter, accidental, octave = m.groups()
+            accidental = {"\u266f": "#", "\u266d": "b"}.get(accidental, accidental)
+            pc = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}[letter.upper()]
+            pc += {"#": 1, "b": -1}.get(accidental, 0)
+            midi = pc + 12 * (int(octave) + 1)
+            if not low <= midi <= high:
+                raise InputError(f"pitch {text!r} is MIDI {midi}, outside {low}..{high}")
+            return midi
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(f"cannot read pitch {text!r}: give a MIDI note number (60) or a note "
+                             "name with octave (C4, F#3, Bb5), or leave it empty") from None
+    number = float(value)
+    if not (math.isfinite(number) and number == int(number)):
+        raise InputError(f"pitch {value!r} is not a whole MIDI note number (60 = C4)")
+    if not low <= int(number) <= high:
+        raise InputError(f"pitch {int(number)} is outside the MIDI range {low}..{high}")
+    return int(number)
+
+
+def pitch_name(midi: int | None) -> str | None:
+    """Scientific pitch name of a MIDI note number (``61 -> "C#4"``), sharps for accidentals."""
+    if midi is None or midi < 0:
+        return None
+    names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+    return f"{names[int(midi) % 12]}{int(midi) // 12 - 1}"
+
+
 # --------------------------------------------------------------------------------------
 # Similarity rules (NumPy; the keras.ops versions in mdsim.metric are tested against these)
 

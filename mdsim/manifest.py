@@ -3,7 +3,8 @@
 Manifest columns: ``track_id, path`` (required; ``path`` relative to the
 manifest's folder or absolute), optional ``genre, mood, instrument, era``
 (multi-label, ``;``-separated), ``tempo`` (BPM, 20..400) and ``key`` (e.g.
-``F# minor``) which override the estimates (an empty cell: estimate it), and
+``F# minor``) which override the estimates (an empty cell: estimate it),
+``pitch`` (a note's MIDI number or name such as ``C#4``, for sound libraries), and
 ``group`` (e.g. artist) for leak-free splits. The file is UTF-8 text.
 Any other column is kept as metadata. The whole manifest is validated
 before any work starts.
@@ -18,10 +19,10 @@ from pathlib import Path
 
 from mdsim.audio import find_audio
 from mdsim.errors import InputError
-from mdsim.labels import TAG_DIMENSIONS, parse_key, parse_tags, parse_tempo
+from mdsim.labels import TAG_DIMENSIONS, parse_key, parse_pitch, parse_tags, parse_tempo
 
 REQUIRED_COLUMNS = ("track_id", "path")
-KNOWN_COLUMNS = REQUIRED_COLUMNS + TAG_DIMENSIONS + ("tempo", "key", "group")
+KNOWN_COLUMNS = REQUIRED_COLUMNS + TAG_DIMENSIONS + ("tempo", "key", "pitch", "group")
 
 
 @dataclass
@@ -102,11 +103,13 @@ def read_manifest(path) -> list[TrackEntry]:
             if not row["path"]:
                 raise InputError(f"{where}: empty path for track {track_id!r}")
             labels: dict = {d: parse_tags(row.get(d)) for d in TAG_DIMENSIONS}
-            for column, parse in (("tempo", parse_tempo), ("key", parse_key)):
+            for column, parse in (("tempo", parse_tempo), ("key", parse_key), ("pitch", parse_pitch)):
                 try:
                     labels[column] = parse(row.get(column))
                 except InputError as e:
                     raise InputError(f"{where}, column {column!r}: {e}") from None
+            if labels["pitch"] is None:
+                del labels["pitch"]  # only sound libraries have one; tracks keep their label contract
             audio = Path(row["path"])
             entries.append(TrackEntry(
                 track_id=track_id,

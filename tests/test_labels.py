@@ -77,3 +77,30 @@ def test_label_layout_packs_and_round_trips():
     np.testing.assert_array_equal(packed, [[1, 1, 120, 3], [0, 0, 0, -1]])
     assert LabelLayout.from_dict(layout.to_dict()) == layout
     assert set(DIMENSIONS) >= set(layout.dimensions)
+
+
+@pytest.mark.parametrize("value, expected", [("60", 60), (" 69 ", 69), (61, 61), (60.0, 60), ("C4", 60),
+                                             ("c#4", 61), ("Db4", 61), ("Bb3", 58), ("B#3", 60),
+                                             ("Cb4", 59), ("A0", 21), ("C-1", 0), ("G9", 127),
+                                             ("", None), (None, None), (float("nan"), None)])
+def test_parse_pitch(value, expected):
+    from mdsim.labels import parse_pitch
+
+    assert parse_pitch(value) == expected
+
+
+@pytest.mark.parametrize("bad, message", [("H4", "cannot read pitch 'H4'"), ("C", "cannot read pitch 'C'"),
+                                          ("60.5", "not a whole MIDI note number"),
+                                          ("128", "outside the MIDI range 0..127"),
+                                          ("G#9", "MIDI 128, outside 0..127"), ("-1", "outside the MIDI range")])
+def test_parse_pitch_rejects(bad, message):
+    from mdsim.labels import parse_pitch
+
+    with pytest.raises(InputError, match=message):
+        parse_pitch(bad)
+
+
+def test_pitch_names_round_trip():
+    from mdsim.labels import parse_pitch, pitch_name
+
+    assert all(parse_pitch(pitch_name(m)) == m for m in range(128))

@@ -95,3 +95,14 @@ def test_utf8_with_bom_and_non_ascii_values_are_read(tmp_path):
     p = _write(tmp_path, "\ufefftrack_id,path,genre\nb,Motörhead.wav,métal\n")
     (e,) = read_manifest(p)
     assert e.track_id == "b" and e.path.name == "Motörhead.wav" and e.labels["genre"] == ["métal"]
+
+
+def test_pitch_column_is_parsed_and_a_bad_one_names_the_row(tmp_path):
+    p = _write(tmp_path, "track_id,path,instrument,pitch,dynamic\na,a.wav,flute,C#4,pp\nb,b.wav,flute,62,ff\n"
+                         "c,c.wav,flute,,mf\n")
+    a, b, c = read_manifest(p)
+    assert (a.labels["pitch"], b.labels["pitch"], "pitch" in c.labels) == (61, 62, False)
+    assert a.metadata == {"dynamic": "pp"}  # pitch is a label, not metadata
+    p = _write(tmp_path, "track_id,path,pitch\na,a.wav,C4\nb,b.wav,Q7\n")
+    with pytest.raises(InputError, match=r"m\.csv, row 3, column 'pitch': cannot read pitch 'Q7'"):
+        read_manifest(p)

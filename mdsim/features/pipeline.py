@@ -46,6 +46,8 @@ def label_attrs(entry: TrackEntry) -> dict:
     attrs = {d: ";".join(entry.labels.get(d) or []) for d in TAG_DIMENSIONS}
     attrs["group"] = entry.group
     attrs["metadata"] = json.dumps(entry.metadata, sort_keys=True)
+    if entry.labels.get("pitch") is not None:  # a note of a sound library (MIDI number)
+        attrs["pitch"] = int(entry.labels["pitch"])
     return attrs
 
 
@@ -55,6 +57,8 @@ def relabelled(entry: TrackEntry, stored: dict) -> dict | None:
     gave is now left to estimation (which needs the audio)."""
     new = dict(stored)
     new.update(label_attrs(entry))
+    if entry.labels.get("pitch") is None:
+        new.pop("pitch", None)  # a pitch the manifest no longer gives
     tempo, key = entry.labels.get("tempo"), entry.labels.get("key")
     if tempo is not None:
         new.update(tempo=float(tempo), tempo_source="manifest", tempo_strength=float("nan"))
@@ -68,7 +72,7 @@ def relabelled(entry: TrackEntry, stored: dict) -> dict | None:
     def same(a, b):
         return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
-    return None if all(same(new[k], stored.get(k)) for k in new) else new
+    return None if set(new) == set(stored) and all(same(new[k], stored.get(k)) for k in new) else new
 
 
 class _NeedsAnnotation(Exception):
@@ -100,8 +104,8 @@ def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "f
             **stamp,
             "duration": duration,
             "sample_rate": config.sample_rate,
-            "n_frames": int(features["mel"].shape[1]),
-            "too_short": bool(features["mel"].shape[1] < config.segment_frames),
+            "n_frames": int(next(iter(features.values())).shape[1]),
+            "too_short": bool(next(iter(features.values())).shape[1] < config.segment_frames),
             **found,
             "seconds_to_compute": time.perf_counter() - t0,
         }
@@ -302,7 +306,7 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
     with StoreWriter(out, config, layout=layout, overwrite=overwrite, shard_tracks=shard_tracks,
                      shard_seconds=shard_seconds) as writer:
         todo = _plan(entries, writer, summary, verify=verify, log=log)
-        keep = stored_names(writer.layout)
+        keep = stored_names(writer.layout, writer.config)
         config = writer.config
         if workers is None:
             workers = os.cpu_count() or 1

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mdsim.config import FeatureConfig
+from mdsim.config import CQT_FEATURES, FeatureConfig
 
 #: The network's input features, in the order ``prep`` computes them.
 FEATURE_NAMES = ("mel", "cens", "tempogram")
@@ -248,7 +248,15 @@ def extract_features(y, *, config: FeatureConfig = FeatureConfig()) -> dict:
         ``{"mel": (n_mels, T), "cens": (n_chroma, T), "tempogram": (win_length, T),
         "onset": (1, T)}``, ``float32``, ``T = 1 + n // hop_length``. ``onset`` is the
         onset envelope the tempogram is computed from (what a compact store keeps).
+        A constant-Q config (:meth:`FeatureConfig.constant_q`) gives ``{"cqt": (n_bins, T)}``
+        instead (:func:`mdsim.features.cqt.log_cqt`).
     """
+    if config.features == CQT_FEATURES:  # the deep-manifold store: constant-Q only
+        from mdsim.features.cqt import log_cqt
+
+        return {"cqt": log_cqt(y, sr=config.sample_rate, hop_length=config.hop_length, fmin=config.cqt_fmin,
+                               n_bins=config.cqt_n_bins, bins_per_octave=config.cqt_bins_per_octave,
+                               log_scale=config.cqt_log_scale)}
     sr, n_fft, hop = config.sample_rate, config.n_fft, config.hop_length
     S = power_stft(y, n_fft=n_fft, hop_length=hop)
     M = mel_power(S, sr=sr, n_fft=n_fft, n_mels=config.n_mels)

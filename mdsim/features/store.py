@@ -14,6 +14,7 @@ Layout (``docs/store.md`` has every attribute)::
       /features/cens       (12, F)   float16
       /features/onset      (1, F)    float32  (compact layout: the tempogram's source)
       /features/tempogram  (384, F)  float16  (full layout only)
+      /features/cqt        (192, F)  float16  (instead of all of the above in a constant-Q store)
     STORE.h5.lock                 the writer's lock (one writer at a time)
 
 Every track's frames are contiguous in its shard, so a 3 s window is one slice
@@ -46,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdsim.config import FeatureConfig
+from mdsim.config import CQT_FEATURES, FeatureConfig
 from mdsim.errors import StoreError
 from mdsim.features.spectral import FEATURE_NAMES, tempogram_frames
 from mdsim.labels import TAG_DIMENSIONS, parse_tags
@@ -97,8 +98,10 @@ def parts_dir(path) -> Path:
     return Path(str(path) + ".parts")
 
 
-def stored_names(layout: str) -> tuple:
-    """The matrices a shard of ``layout`` holds."""
+def stored_names(layout: str, config: FeatureConfig | None = None) -> tuple:
+    """The matrices a shard of ``layout`` holds (a constant-Q store: ``("cqt",)`` whatever the layout)."""
+    if config is not None and config.features == CQT_FEATURES:
+        return CQT_FEATURES
     return ("mel", "cens", "onset") if layout == "compact" else ("mel", "cens", "onset", "tempogram")
 
 
@@ -344,7 +347,8 @@ class FeatureStore:
         """Feature matrices of a track, frames ``start:stop``, as ``float32``.
 
         ``names`` may include ``"onset"`` (the onset envelope, ``(1, T)``). In the
-        compact layout the tempogram is computed from the stored envelope.
+        compact layout the tempogram is computed from the stored envelope. A
+        constant-Q store holds ``"cqt"`` only (ask for ``names=("cqt",)``).
 
         Raises
         ------
@@ -391,7 +395,7 @@ class FeatureStore:
     def verify(self, track_ids=None, *, progress=None) -> list[tuple[str, str]]:
         """Read every feature matrix through its checksums; ``[(track_id, reason)]`` of damaged ones."""
         ids = self.track_ids() if track_ids is None else list(track_ids)
-        names = stored_names(self.layout)
+        names = stored_names(self.layout, self._config)
         bad = []
         for tid in (progress(ids) if progress else ids):
             try:
@@ -541,9 +545,10 @@ class _ShardBuilder:
         self.rows = {"track_id": [], "status": [], "attrs": [], "offset": [], "n_frames": []}
         self.frames = 0
         g = self.f.create_group("features")
-        bins = {"mel": config.n_mels, "cens": config.n_chroma, "onset": 1, "tempogram": config.tempogram_win_length}
+        bins = {"mel": config.n_mels, "cens": config.n_chroma, "onset": 1, "tempogram": config.tempogram_win_length,
+                "cqt": config.cqt_n_bins}
         self.data = {}
-        for name in stored_names(layout):
+        for name in stored_names(layout, config):
             dtype = "float32" if name == "onset" else config.dtype
             self.data[name] = g.create_dataset(name, shape=(bins[name], 0), maxshape=(bins[name], None),
                                                dtype=dtype, chunks=(bins[name], CHUNK_FRAMES), fletcher32=True)
@@ -551,7 +556,7 @@ class _ShardBuilder:
     def add(self, track_id: str, status: int, attrs: dict, features: dict | None) -> None:
         offset, n = -1, 0
         if features is not None:
-            n = int(features["mel"].shape[1])
+            n = int(features[next(iter(self.data))].shape[1])
             offset = self.frames
             for name, ds in self.data.items():
                 ds.resize(self.frames + n, axis=1)

@@ -10,6 +10,7 @@ Pure ``keras.ops`` functions with small contracts, then thin Keras objects:
 :func:`conditional_triplet_loss`  all of the above -> :class:`TripletLossResult`
 :class:`ConditionalTripletLoss`   the Keras loss (``y_true`` packed labels, ``y_pred`` embeddings)
 :class:`SubspaceTripletMetric`    one dimension's loss or semi-hard fraction, for ``compile``
+:func:`ternary_loss`           anchor, positive, negative ``(B, D)`` -> Humphrey's ternary loss
 ============================  ====================================================
 
 Exact definitions and benchmark figures: ``docs/metric.md``.
@@ -27,6 +28,7 @@ from mdsim.metric.losses import (
     triplet_loss,
 )
 from mdsim.metric.masks import similarity_masks
+from mdsim.metric.ternary import NEGATIVE_MARGIN, POSITIVE_MARGIN, TernaryLoss, ternary_loss, ternary_terms
 from mdsim.metric.mining import (
     DEFAULT_FALLBACK,
     FALLBACKS,
@@ -42,4 +44,5 @@ __all__ = [
     "STATISTICS", "TRIPLET_MARGIN", "TripletLossResult", "triplet_loss",
     "conditional_triplet_loss", "ConditionalTripletLoss", "SubspaceTripletMetric",
     "subspace_metrics",
+    "NEGATIVE_MARGIN", "POSITIVE_MARGIN", "TernaryLoss", "ternary_loss", "ternary_terms",
 ]

@@ -6,6 +6,7 @@ file-reading helpers are plain Python/NumPy, and the names that need Keras
 """
 
 from mdsim.model.config import BlockFilters, ModelConfig, check_feature_config, default_feature_config
+from mdsim.model.manifold import MANIFOLD_BACKBONES, ManifoldConfig
 from mdsim.model.saving import (FORMAT_VERSION, feature_config_of, load_model_file, read_feature_config,
                                 read_model_config, save_model)
 from mdsim.model.subspaces import check_dims, mask, select, subspace_mask, subspace_slices
@@ -13,6 +14,8 @@ from mdsim.model.subspaces import check_dims, mask, select, subspace_mask, subsp
 # name -> module, imported on first access (these import Keras)
 _LAZY = {
     "build_model": "mdsim.model.backbones",
+    "build_manifold_network": "mdsim.model.manifold",
+    "build_ternary_model": "mdsim.model.manifold",
     "inception_block": "mdsim.model.blocks",
     "fit_normalization": "mdsim.model.normalization",
     "Standardize": "mdsim.model.normalization",
@@ -23,7 +26,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "BlockFilters", "ModelConfig", "check_feature_config", "default_feature_config", "FORMAT_VERSION",
+    "BlockFilters", "ModelConfig", "MANIFOLD_BACKBONES", "ManifoldConfig", "check_feature_config", "default_feature_config", "FORMAT_VERSION",
     "feature_config_of", "load_model_file", "read_feature_config", "read_model_config", "save_model", "check_dims", "mask", "select", "subspace_mask", "subspace_slices", *_LAZY,
 ]
 

@@ -398,6 +398,10 @@ def check_feature_config(config: ModelConfig, feature_config, *, source: str = "
     """Raise :class:`InputError` when ``feature_config``'s bins or segment length do not
     fit the inputs ``config`` reads (e.g. a store of 96 mel bands for a 128-band model)."""
     bins = feature_config.n_bins
+    absent = [name for name in config.inputs if name not in bins]
+    if absent:
+        raise InputError(f"{source} hold {', '.join(bins)}, not the {', '.join(absent)} this model reads; "
+                         "prep a store of mel, CENS and tempogram (the default features)")
     wrong = [f"{name}: {bins[name]} bins in {source}, the model reads {config.input_bins[name]}"
              for name in config.inputs if bins[name] != config.input_bins[name]]
     if feature_config.segment_frames != config.n_frames:

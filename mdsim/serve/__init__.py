@@ -28,6 +28,20 @@ def serve(catalog, *, audio_root, host: str = "127.0.0.1", port: int = 8000, mod
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+def serve_manifold(points: dict, *, audio_root, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the 3-D page of a manifold run's notes (:mod:`mdsim.serve.manifold`) until interrupted."""
+    import uvicorn
+
+    from mdsim.serve.manifold import create_manifold_app
+
+    if host not in LOCALHOST:
+        warnings.warn(f"serving on {host}: anyone who can reach this address can browse and play "
+                      "the library (there is no login)", stacklevel=2)
+    app = create_manifold_app(points, audio_root=audio_root)
+    print(f"serve: http://{'[' + host + ']' if ':' in host else host}:{port}/  (Ctrl-C stops)", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 def create_app(catalog, *, audio_root, model=None):
     """See :func:`mdsim.serve.app.create_app`."""
     from mdsim.serve.app import create_app as _create

@@ -53,7 +53,12 @@ def audio_file(catalog: Catalog, audio_roots, track_id: str) -> Path:
     (resolved folders; symlinks resolved). A relative path is read under the first root."""
     if track_id not in catalog:
         raise HTTPException(404, "no such track")
-    source = catalog.info(track_id)["source_path"]
+    return confined_file(catalog.info(track_id)["source_path"], audio_roots)
+
+
+def confined_file(source, audio_roots) -> Path:
+    """``source`` resolved (symlinks too) if it is a file inside one of ``audio_roots``;
+    else an HTTPException (404 no path or no file, 403 outside every root)."""
     if not source:
         raise HTTPException(404, "this track has no audio path")
     path = Path(source)
