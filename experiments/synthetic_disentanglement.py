@@ -99,6 +99,7 @@ def add_run_arguments(p, *, epochs: int = 30, triplets: int = 100) -> None:
     p.add_argument("--tempo-axis", choices=("lag", "log"), default="lag", help="mdsim train --tempo-axis")
     p.add_argument("--chroma-padding", choices=("zero", "circular"), default="zero",
                    help="mdsim train --chroma-padding")
+    p.add_argument("--chroma-n-fft", type=int, help="mdsim prep --chroma-n-fft (the store in --out keeps it)")
     p.add_argument("--eager", action="store_true", help="train op by op (mdsim train --eager)")
     p.add_argument("--seed", type=int, default=0)
 
@@ -118,7 +119,8 @@ def prepare(args, mdsim) -> tuple[Path, list]:
     if not manifest.exists():
         synth.generate_corpus(out / "corpus", args.n, seed=args.seed, duration_range=tuple(args.duration))
     store = out / "store.h5"
-    assert mdsim(["prep", str(manifest), "--out", str(store), "--quiet"]) == 0
+    chroma = ["--chroma-n-fft", str(args.chroma_n_fft)] if args.chroma_n_fft else []
+    assert mdsim(["prep", str(manifest), "--out", str(store), "--quiet", *chroma]) == 0
     common = ["--dims", ",".join(DIMS), "--embedding-size", str(args.embedding_size), "--width", str(args.width),
               "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps), "--batch-size",
               str(args.batch_size), "--learning-rate", str(args.learning_rate), "--validation-fraction",
