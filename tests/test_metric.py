@@ -22,6 +22,7 @@ from mdsim.labels import DIMENSIONS, LabelLayout, similarity_matrix
 from mdsim.metric import (
     FALLBACKS,
     ConditionalTripletLoss,
+    LossStatistic,
     SubspaceTripletMetric,
     conditional_triplet_loss,
     mine_semihard,
@@ -454,6 +455,50 @@ def test_metrics_pool_batches_and_match_the_loss(rng):
     with pytest.raises(InputError, match="unknown statistic 'fraction'"):
         SubspaceTripletMetric(dimension="tempo", statistic="fraction", layout=layout,
                               subspaces=subspaces)
+
+
+def _dense_model(width, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((width,))
+    return keras.Model(inputs, keras.layers.Dense(width)(inputs))
+
+
+@pytest.mark.parametrize("eager", [True, False], ids=["eager", "compiled"])
+def test_loss_statistics_equal_the_metrics_from_one_mining(rng, monkeypatch, eager):
+    """The figures the loss records are the standalone metrics' (over two batches, in the
+    backend's compiled step too: JAX's is stateless), and a step mines once, not 1 + 2S times."""
+    import mdsim.metric.losses as losses
+
+    _, layout, y, x, subspaces = make_batch(rng, n=24)
+    calls = []
+    mine = losses.mine_semihard
+    monkeypatch.setattr(losses, "mine_semihard", lambda *a, **k: calls.append(1) or mine(*a, **k))
+    figures = {}
+    for how in ("statistics", "metrics"):
+        loss = ConditionalTripletLoss(layout=layout, subspaces=subspaces)
+        metrics = loss.statistics() if how == "statistics" else subspace_metrics(layout=layout,
+                                                                                 subspaces=subspaces)
+        model = _dense_model(x.shape[1])
+        model.compile(loss=loss, metrics=metrics, run_eagerly=eager)
+        model.evaluate(x[:12], y[:12], batch_size=12, verbose=0)  # builds (Keras traces the loss once)
+        calls.clear()
+        figures[how] = model.evaluate(x, y, batch_size=12, verbose=0, return_dict=True)
+        if eager:  # traced once per compilation otherwise
+            assert len(calls) == (2 if how == "statistics" else 2 * (1 + 2 * len(layout.dimensions)))
+    assert set(figures["statistics"]) == set(figures["metrics"]) >= {"loss", "genre_loss", "key_semihard"}
+    assert figures["statistics"]["genre_loss"] > 0
+    for name, value in figures["metrics"].items():
+        np.testing.assert_allclose(figures["statistics"][name], value, atol=ATOL, err_msg=name)
+
+
+def test_loss_statistics_round_trip_and_refuse_bad_settings(rng):
+    _, layout, _, _, subspaces = make_batch(rng)
+    statistics = ConditionalTripletLoss(layout=layout, subspaces=subspaces).statistics()
+    assert [m.name for m in statistics] == [f"{d}_{s}" for d in layout.dimensions for s in ("loss", "semihard")]
+    again = keras.metrics.deserialize(keras.metrics.serialize(statistics[3]))
+    assert isinstance(again, LossStatistic) and again.get_config() == statistics[3].get_config()
+    with pytest.raises(InputError, match="unknown statistic 'fraction'"):
+        LossStatistic(dimension="tempo", statistic="fraction", layout=layout)
 
 
 @pytest.mark.slow

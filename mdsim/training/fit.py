@@ -92,7 +92,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     """
     import keras
 
-    from mdsim.metric import ConditionalTripletLoss, subspace_metrics
+    from mdsim.metric import ConditionalTripletLoss
     from mdsim.model import ModelConfig, build_model, fit_normalization, load_model_file, summarize
 
     log = log if log is not None else sys.stderr
@@ -164,23 +164,23 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     loss = ConditionalTripletLoss(layout=layout, subspaces=subspaces,
                                   triplet_margin=train_config.triplet_margin,
                                   mining_margin=train_config.mining_margin, fallback=train_config.fallback)
-    metrics = subspace_metrics(layout=layout, subspaces=subspaces, triplet_margin=train_config.triplet_margin,
-                               mining_margin=train_config.mining_margin, fallback=train_config.fallback)
+    # <dim>_loss and <dim>_semihard, recorded by the loss as it computes them (one mining per step)
+    metrics = loss.statistics()
     if resume and (run_dir / "last.keras").exists():
         # weights, normalisation, optimizer state and learning rate as saved
         model, _ = load_model_file(run_dir / "last.keras", compile=True)
         _check_resumed_features(model, model_config, store)
         print(f"train: resuming {run_dir} after epoch {state['epochs_done']}", file=log)
+        optimizer = model.optimizer  # its state as saved; the loss and metrics are linked anew
     else:
         # The store's feature settings travel with the model (mdsim.load_model embeds with them).
         model = build_model(model_config, feature_config=store.feature_config)
         norm_batches = _normalization_batches(train_data, train_config.normalization_windows)
         fit_normalization(model, norm_batches)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_config.learning_rate),
-                      loss=loss, metrics=metrics, jit_compile=False)
+        optimizer = keras.optimizers.Adam(learning_rate=train_config.learning_rate)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_options(eager=train_config.eager))
 
     print(summarize(model), file=log)
-    model.run_eagerly = train_config.eager
     monitor = "val_loss" if val_data is not None else "loss"
     plateau = PlateauSchedule(monitor=monitor, factor=train_config.lr_factor, patience=train_config.lr_patience,
                               min_lr=train_config.min_lr, best=state.get("plateau_best"),
@@ -214,6 +214,21 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     best = final.get("best_val_loss")
     return TrainResult(run_dir, final["epochs_done"], float("nan") if best is None else best,
                        history, tuple(layout.dimensions), why, monitor=monitor)
+
+
+#: Keras' ``jit_compile`` of the training step per backend (docs/training.md has the figures).
+#: JAX: ``jax.jit`` of the whole step (without it JAX runs the step op by op). TensorFlow: a
+#: ``tf.function`` graph without XLA, whose build is the shorter of the two on a CPU. PyTorch:
+#: eager, as Keras' own ``"auto"`` chooses (``torch.compile`` is an option Keras marks experimental).
+JIT_COMPILE = {"jax": True, "tensorflow": False, "torch": False}
+
+
+def compile_options(*, eager: bool) -> dict:
+    """``jit_compile`` and ``run_eagerly`` for ``model.compile`` on the current Keras backend."""
+    import keras
+
+    return {"jit_compile": False if eager else JIT_COMPILE.get(keras.backend.backend(), "auto"),
+            "run_eagerly": eager}
 
 
 def _check_resumed_features(model, model_config, store) -> None:
