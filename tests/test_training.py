@@ -113,6 +113,30 @@ def test_window_batches_are_reproducible(tiny_store):
     np.testing.assert_array_equal(x["cens"], x2["cens"])
 
 
+def test_window_batches_hold_the_stores_windows(tiny_store):
+    """Every item of a batch against a plain read: the sampler's rows and starts (drawn in the
+    documented order), each feature sliced from the whole track, the tempogram from the whole
+    track's envelope (the loader reads only the window's span of it)."""
+    from mdsim.features.spectral import tempogram_frames
+
+    with FeatureStore(tiny_store) as store:
+        table, _ = TrackTable.from_store(store, min_frames=259)
+        layout = LabelLayout.from_records(DIMS, table.labels)
+        data = WindowBatches(tiny_store, table, layout, inputs=("mel", "cens", "tempogram"), batch_size=8,
+                             steps=3, segment_frames=259, seed=5)
+        for index in range(3):
+            x, y = data[index]
+            rng = np.random.default_rng([5, 0, index])
+            rows = data.sampler.batch(rng)
+            starts = rng.integers(0, np.maximum(table.n_frames[rows] - 259, 0) + 1)
+            np.testing.assert_array_equal(y, layout.encode([table.labels[r] for r in rows]))
+            for i, (r, s) in enumerate(zip(rows, starts)):
+                whole = store.features(table.track_ids[r], names=("mel", "cens", "onset"))
+                tempogram = tempogram_frames(whole["onset"], 0, whole["onset"].shape[1])
+                for name, matrix in (("mel", whole["mel"]), ("cens", whole["cens"]), ("tempogram", tempogram)):
+                    np.testing.assert_array_equal(x[name][i], matrix[:, s:s + 259], err_msg=name)
+
+
 def _tiny_args(store, out, epochs):
     return ["train", str(store), "--out", str(out), "--width", "0.25", "--batch-size", "8",
             "--epochs", str(epochs), "--steps-per-epoch", "2", "--dims", ",".join(DIMS),
