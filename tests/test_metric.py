@@ -1,17 +1,12 @@
 """mdsim.metric against brute-force oracles: loops over every (anchor, positive, negative).
 
 Runs on the Keras backend of the process (TensorFlow by default);
-``test_other_backends`` reruns this file with ``KERAS_BACKEND=jax`` and
+``tests/test_backends.py`` reruns this file with ``KERAS_BACKEND=jax`` and
 ``torch`` in a subprocess (the backend is fixed at import time), leaving out
 the slow end-to-end ``fit``.
 """
 
 from __future__ import annotations
-
-import importlib.util
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -512,17 +507,3 @@ def test_model_trains_with_the_loss_and_reports_metrics(rng):
     history = model.fit(x, y, batch_size=16, epochs=3, verbose=0).history
     assert {"loss", "genre_loss", "genre_semihard", "tempo_loss", "tempo_semihard"} <= set(history)
     assert history["loss"][-1] < history["loss"][0]
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="launched once, from the TensorFlow run")
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_other_backends(backend):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed (pip install 'jax[cpu]' or the CPU torch wheel)")
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-x",
-         "-m", "not slow"],
-        env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
