@@ -231,8 +231,34 @@ class ConditionalTripletLoss(keras.losses.Loss):
         return cls(**_Settings.parse_config(config))
 
 
+class _PooledStatistic(keras.metrics.Metric):
+    """A ratio pooled over batches: ``total / max(count, 1)`` since the last reset."""
+
+    def __init__(self, *, name, dtype):
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def _add(self, result: TripletLossResult, index: int, statistic: str) -> None:
+        """Add dimension ``index`` of a batch's result: its hinge sum and triplets, or its
+        semi-hard and all pairs."""
+        if statistic == "loss":
+            total, count = result.dimension_loss[index] * result.n_triplets[index], result.n_triplets[index]
+        else:
+            total, count = result.n_semihard[index], result.n_pairs[index]
+        self.total.assign_add(ops.cast(ops.stop_gradient(total), self.total.dtype))
+        self.count.assign_add(ops.cast(ops.stop_gradient(count), self.count.dtype))
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+
 @keras.saving.register_keras_serializable(package="mdsim")
-class SubspaceTripletMetric(keras.metrics.Metric):
+class SubspaceTripletMetric(_PooledStatistic):
     """One dimension's triplet loss or semi-hard fraction, pooled over batches.
 
     ``statistic="loss"`` reports the dimension's loss averaged over all its
@@ -251,25 +277,9 @@ class SubspaceTripletMetric(keras.metrics.Metric):
         if statistic not in STATISTICS:
             raise InputError(f"unknown statistic {statistic!r} (valid: {', '.join(STATISTICS)})")
         self.statistic = statistic
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        result = self.settings.compute(y_true, y_pred, dimensions=[self.dimension])
-        if self.statistic == "loss":
-            total = result.dimension_loss[0] * result.n_triplets[0]
-            count = result.n_triplets[0]
-        else:
-            total, count = result.n_semihard[0], result.n_pairs[0]
-        self.total.assign_add(ops.cast(total, self.total.dtype))
-        self.count.assign_add(ops.cast(count, self.count.dtype))
-
-    def result(self):
-        return self.total / ops.maximum(self.count, 1.0)
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.count.assign(0.0)
+        self._add(self.settings.compute(y_true, y_pred, dimensions=[self.dimension]), 0, self.statistic)
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "dimension": self.dimension,
@@ -281,7 +291,7 @@ class SubspaceTripletMetric(keras.metrics.Metric):
 
 
 @keras.saving.register_keras_serializable(package="mdsim")
-class LossStatistic(keras.metrics.Metric):
+class LossStatistic(_PooledStatistic):
     """One dimension's triplet loss or semi-hard fraction, as the loss computed it.
 
     Made by :meth:`ConditionalTripletLoss.statistics`; pools over batches
@@ -299,28 +309,13 @@ class LossStatistic(keras.metrics.Metric):
             raise InputError(f"unknown statistic {statistic!r} (valid: {', '.join(STATISTICS)})")
         self.layout, self.statistic = layout, statistic
         self._index = layout.dimensions.index(self.dimension)
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def record(self, result: TripletLossResult) -> None:
         """Add one batch's figures (a result over all of the layout's dimensions)."""
-        i = self._index
-        if self.statistic == "loss":
-            total, count = result.dimension_loss[i] * result.n_triplets[i], result.n_triplets[i]
-        else:
-            total, count = result.n_semihard[i], result.n_pairs[i]
-        self.total.assign_add(ops.cast(ops.stop_gradient(total), self.total.dtype))
-        self.count.assign_add(ops.cast(ops.stop_gradient(count), self.count.dtype))
+        self._add(result, self._index, self.statistic)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Nothing: the loss has recorded this batch already (:meth:`record`)."""
-
-    def result(self):
-        return self.total / ops.maximum(self.count, 1.0)
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.count.assign(0.0)
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "dimension": self.dimension,
