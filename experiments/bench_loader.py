@@ -1,46 +1,148 @@
-"""Training loader throughput: batches per second that ``WindowBatches`` delivers from a store.
+"""Training loader throughput: windows per second that ``WindowBatches`` delivers from a store.
 
-Compare with the training step rate in ``mdsim train``'s progress bar: the loader should
-be well ahead of the model. Several stores are measured in turn in one run (e.g. the same
-tracks in the compact and the full layout: the compact one computes the tempogram when it
-is read).
+Compare with the training step rate (``bench_train.py``, or ``mdsim train``'s progress bar):
+the loader should be well ahead of the model. Several stores are measured in turn in one run
+(e.g. the same tracks in the compact and the full layout: the compact one computes the
+tempogram when it is read). ``--baseline DIR`` measures the loader of another checkout of
+mdsim too (e.g. ``git worktree add /tmp/mdsim-main main``), in the same run, alternating
+with this one, and checks that both deliver the same batches. ``--workers N`` also reads
+through Keras' own loader with N worker processes (``mdsim train --workers``), the way
+``fit`` does, prefetch queue included. Each figure is the best of ``--repeats`` passes over
+a warm store (the first pass warms the page cache).
 
     python experiments/bench_loader.py STORE.h5 [STORE2.h5 ...] [--batch-sizes 32 64] [--batches 20]
+    python experiments/bench_loader.py --generate 200 --baseline /tmp/mdsim-main --workers 0 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DIMS = ("genre", "mood", "tempo", "key")
+
+
+def generate_store(path, n_tracks: int, layout: str, *, seed: int = 0) -> Path:
+    """A store of ``n_tracks`` tracks of 1500 to 3000 frames (17 to 35 s) of random features."""
+    import numpy as np
+
+    from mdsim.config import FeatureConfig
+    from mdsim.features.spectral import tempogram_frames
+    from mdsim.features.store import StoreWriter
+
+    rng = np.random.default_rng(seed)
+    with StoreWriter(path, FeatureConfig(), layout=layout, overwrite=True, shard_tracks=64) as writer:
+        for i in range(n_tracks):
+            n = int(rng.integers(1500, 3000))
+            onset = np.abs(rng.standard_normal((1, n))).astype(np.float32)
+            features = {"mel": rng.random((128, n), dtype=np.float32), "cens": rng.random((12, n), dtype=np.float32),
+                        "onset": onset}
+            if layout == "full":
+                features["tempogram"] = tempogram_frames(onset[0], 0, n)
+            attrs = {"n_frames": n, "genre": str(rng.choice(["rock", "jazz", "pop"])),
+                     "mood": str(rng.choice(["sad", "happy"])), "tempo": float(rng.uniform(60, 180)),
+                     "key_index": int(rng.integers(24))}
+            writer.add_track(f"t{i:05d}", features, attrs)
+    return Path(path)
+
+
+def measure(path, batch_size: int, n_batches: int, workers: int, repeats: int, digest: bool) -> dict:
+    """Windows per second of this process's ``mdsim`` (the best of ``repeats`` passes)."""
+    import hashlib
+
+    import numpy as np
+
+    from mdsim.features.store import FeatureStore
+    from mdsim.labels import LabelLayout
+    from mdsim.training.data import TrackTable, WindowBatches
+
+    with FeatureStore(path) as store:
+        table, _ = TrackTable.from_store(store, min_frames=259)
+    layout = LabelLayout.from_records(DIMS, table.labels)
+    data = WindowBatches(path, table, layout, inputs=("mel", "cens", "tempogram"), batch_size=batch_size,
+                         steps=n_batches, segment_frames=259, seed=0, workers=workers)
+    if workers:
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+        def batches():
+            adapter = PyDatasetAdapter(data, shuffle=False)
+            adapter.on_epoch_begin()
+            yield from adapter.get_numpy_iterator()
+            adapter.on_epoch_end()
+    else:
+        def batches():
+            for i in range(n_batches):
+                yield data[i]
+    best = float("inf")
+    h = hashlib.sha256()
+    for r in range(repeats + 1):  # pass 0 warms the page cache (and starts the workers)
+        t = time.perf_counter()
+        for x, y in batches():
+            if digest and r == 0:
+                for name in sorted(x):
+                    h.update(np.ascontiguousarray(x[name], dtype=np.float32).tobytes())
+                h.update(np.asarray(y, dtype=np.float32).tobytes())
+        if r:
+            best = min(best, time.perf_counter() - t)
+    return {"windows_per_s": batch_size * n_batches / best, "digest": h.hexdigest() if digest else ""}
+
+
+def _in_checkout(src, args, path, batch_size, workers) -> dict:
+    """``measure`` in a fresh process that imports the ``mdsim`` of checkout ``src``."""
+    code = ("import json, runpy, sys; m = runpy.run_path(sys.argv[1]); print('RESULT ' + json.dumps("
+            "m['measure'](sys.argv[2], *map(int, sys.argv[3:7]), True)))")
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    run = subprocess.run([sys.executable, "-c", code, __file__, str(path), str(batch_size),
+                          str(args.batches), str(workers), str(args.repeats)],
+                         env=env, capture_output=True, text=True, cwd=str(src))
+    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
+    if run.returncode or not lines:
+        raise RuntimeError(f"{src}: {run.stderr[-2000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stores", nargs="+", metavar="store")
+    p.add_argument("stores", nargs="*", metavar="store")
+    p.add_argument("--generate", type=int, metavar="N",
+                   help="measure a compact and a full store of N generated tracks (in a temporary folder)")
+    p.add_argument("--baseline", type=Path, metavar="DIR", help="another mdsim checkout to compare with")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64])
     p.add_argument("--batches", type=int, default=20)
+    p.add_argument("--workers", type=int, nargs="+", default=[0])
+    p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args(argv)
 
-    from mdsim.features.store import FeatureStore
-    from mdsim.labels import DIMENSIONS, LabelLayout
-    from mdsim.training.data import TrackTable, WindowBatches, trainable_dimensions
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = [Path(s) for s in args.stores]
+        if args.generate:
+            stores += [generate_store(Path(tmp) / f"{layout}.h5", args.generate, layout) for layout in ("compact", "full")]
+        if not stores:
+            p.error("give a store, or --generate N")
+        cols = ["this checkout"] + (["baseline", "ratio", "same batches"] if args.baseline else [])
+        print(f"| store | batch | loader workers | {' | '.join(cols)} |\n|---|---:|---:|" + "---:|" * len(cols))
+        for path in stores:
+            from mdsim.features.store import FeatureStore
 
-    for path in args.stores:
-        with FeatureStore(path) as store:
-            table, _ = TrackTable.from_store(store, min_frames=259)
-            kind = store.layout
-        dims, _ = trainable_dimensions(table, DIMENSIONS)
-        layout = LabelLayout.from_records(dims, table.labels)
-        print(f"{path} ({kind} layout): {len(table)} tracks, dimensions {', '.join(dims)}, one process")
-        for bs in args.batch_sizes:
-            data = WindowBatches(path, table, layout, inputs=("mel", "cens", "tempogram"), batch_size=bs,
-                                 steps=args.batches, segment_frames=259, seed=0)
-            data[0]  # opens the store
-            t = time.perf_counter()
-            for i in range(args.batches):
-                data[i]
-            per_batch = (time.perf_counter() - t) / args.batches
-            print(f"  batch {bs}: {1 / per_batch:.1f} batches/s ({bs / per_batch:.0f} windows/s)")
+            with FeatureStore(path) as store:
+                kind = f"{store.layout}, {len(store)} tracks"
+            for bs in args.batch_sizes:
+                for workers in args.workers:
+                    new = _in_checkout(ROOT, args, path, bs, workers)
+                    row = f"| {Path(path).name} ({kind}) | {bs} | {workers} | {new['windows_per_s']:.0f} windows/s"
+                    if args.baseline:
+                        old = _in_checkout(args.baseline.resolve(), args, path, bs, workers)
+                        row += (f" | {old['windows_per_s']:.0f} windows/s | {new['windows_per_s'] / old['windows_per_s']:.2f} | "
+                                f"{'yes' if old['digest'] == new['digest'] else 'NO'}")
+                    print(row + " |", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -175,6 +175,14 @@ def _add_train(sub) -> None:
     p.add_argument("--eager", action="store_true", default=None,
                    help="run steps op by op, without building a graph first: starts in seconds "
                         "instead of minutes, but each step is slower; for runs of a few dozen steps")
+    p.add_argument("--mixed-precision", nargs="?", const="auto", metavar="POLICY",
+                   choices=("off", "auto", "mixed_float16", "mixed_bfloat16"),
+                   help="compute layers in 16 bits (weights and loss stay float32): mixed_float16, "
+                        "mixed_bfloat16, or auto (the default when given without a value: float16 on a GPU, "
+                        "bfloat16 elsewhere); default off")
+    p.add_argument("--devices", type=_positive_int,
+                   help="data-parallel devices (JAX or TensorFlow backend); --batch-size is the global batch "
+                        "(default 1)")
     aug = p.add_argument_group("augmentation (docs/augmentation.md)")
     aug.add_argument("--augment", choices=("none", "invariance", "label"),
                      help="time-stretch, pitch-shift and EQ training windows; invariance: a window loses the "
@@ -214,7 +222,9 @@ def _train_configs(args):
                                           ("pitch_probability", args.pitch_probability),
                                           ("pitch_range", args.pitch_range),
                                           ("eq_probability", args.eq_probability),
-                                          ("eq_gain_db", args.eq_gain_db)) if v is not None}
+                                          ("eq_gain_db", args.eq_gain_db),
+                                          ("mixed_precision", args.mixed_precision),
+                                          ("devices", args.devices)) if v is not None}
     return model.replace(**model_changes), training.replace(**training_changes), training_changes
 
 
@@ -223,16 +233,17 @@ def _run_train(args) -> int:
 
     model_config, train_config, changes = _train_configs(args)
     if args.resume:
-        unsupported = sorted(set(changes) - {"epochs", "eager"})
+        unsupported = sorted(set(changes) - {"epochs", "eager", "devices"})
         if unsupported or args.config or args.backbone or args.dims or args.embedding_size or args.width \
                 or args.tempo_axis or args.chroma_padding:
-            print("mdsim train: note: --resume keeps the run's own settings; only --epochs and --eager are applied",
+            print("mdsim train: note: --resume keeps the run's own settings; only --epochs, --eager and "
+                  "--devices are applied",
                   file=sys.stderr)
         from pathlib import Path
 
         from mdsim.training import read_run_config
 
-        overrides = {k: changes[k] for k in ("epochs", "eager") if k in changes}
+        overrides = {k: changes[k] for k in ("epochs", "eager", "devices") if k in changes}
         saved = Path(args.resume) / "config.toml"
         given = read_run_config(saved)[1].replace(**overrides) if overrides and saved.exists() else None
         result = train(args.store, args.resume, train_config=given,

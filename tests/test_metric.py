@@ -1,17 +1,12 @@
 """mdsim.metric against brute-force oracles: loops over every (anchor, positive, negative).
 
 Runs on the Keras backend of the process (TensorFlow by default);
-``test_other_backends`` reruns this file with ``KERAS_BACKEND=jax`` and
+``tests/test_backends.py`` reruns this file with ``KERAS_BACKEND=jax`` and
 ``torch`` in a subprocess (the backend is fixed at import time), leaving out
 the slow end-to-end ``fit``.
 """
 
 from __future__ import annotations
-
-import importlib.util
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -22,6 +17,7 @@ from mdsim.labels import DIMENSIONS, LabelLayout, similarity_matrix
 from mdsim.metric import (
     FALLBACKS,
     ConditionalTripletLoss,
+    LossStatistic,
     SubspaceTripletMetric,
     conditional_triplet_loss,
     mine_semihard,
@@ -456,6 +452,50 @@ def test_metrics_pool_batches_and_match_the_loss(rng):
                               subspaces=subspaces)
 
 
+def _dense_model(width, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((width,))
+    return keras.Model(inputs, keras.layers.Dense(width)(inputs))
+
+
+@pytest.mark.parametrize("eager", [True, False], ids=["eager", "compiled"])
+def test_loss_statistics_equal_the_metrics_from_one_mining(rng, monkeypatch, eager):
+    """The figures the loss records are the standalone metrics' (over two batches, in the
+    backend's compiled step too: JAX's is stateless), and a step mines once, not 1 + 2S times."""
+    import mdsim.metric.losses as losses
+
+    _, layout, y, x, subspaces = make_batch(rng, n=24)
+    calls = []
+    mine = losses.mine_semihard
+    monkeypatch.setattr(losses, "mine_semihard", lambda *a, **k: calls.append(1) or mine(*a, **k))
+    figures = {}
+    for how in ("statistics", "metrics"):
+        loss = ConditionalTripletLoss(layout=layout, subspaces=subspaces)
+        metrics = loss.statistics() if how == "statistics" else subspace_metrics(layout=layout,
+                                                                                 subspaces=subspaces)
+        model = _dense_model(x.shape[1])
+        model.compile(loss=loss, metrics=metrics, run_eagerly=eager)
+        model.evaluate(x[:12], y[:12], batch_size=12, verbose=0)  # builds (Keras traces the loss once)
+        calls.clear()
+        figures[how] = model.evaluate(x, y, batch_size=12, verbose=0, return_dict=True)
+        if eager:  # traced once per compilation otherwise
+            assert len(calls) == (2 if how == "statistics" else 2 * (1 + 2 * len(layout.dimensions)))
+    assert set(figures["statistics"]) == set(figures["metrics"]) >= {"loss", "genre_loss", "key_semihard"}
+    assert figures["statistics"]["genre_loss"] > 0
+    for name, value in figures["metrics"].items():
+        np.testing.assert_allclose(figures["statistics"][name], value, atol=ATOL, err_msg=name)
+
+
+def test_loss_statistics_round_trip_and_refuse_bad_settings(rng):
+    _, layout, _, _, subspaces = make_batch(rng)
+    statistics = ConditionalTripletLoss(layout=layout, subspaces=subspaces).statistics()
+    assert [m.name for m in statistics] == [f"{d}_{s}" for d in layout.dimensions for s in ("loss", "semihard")]
+    again = keras.metrics.deserialize(keras.metrics.serialize(statistics[3]))
+    assert isinstance(again, LossStatistic) and again.get_config() == statistics[3].get_config()
+    with pytest.raises(InputError, match="unknown statistic 'fraction'"):
+        LossStatistic(dimension="tempo", statistic="fraction", layout=layout)
+
+
 @pytest.mark.slow
 def test_model_trains_with_the_loss_and_reports_metrics(rng):
     _, layout, y, x, subspaces = make_batch(rng, n=16, dimensions=("genre", "tempo"))
@@ -467,17 +507,3 @@ def test_model_trains_with_the_loss_and_reports_metrics(rng):
     history = model.fit(x, y, batch_size=16, epochs=3, verbose=0).history
     assert {"loss", "genre_loss", "genre_semihard", "tempo_loss", "tempo_semihard"} <= set(history)
     assert history["loss"][-1] < history["loss"][0]
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="launched once, from the TensorFlow run")
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_other_backends(backend):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed (pip install 'jax[cpu]' or the CPU torch wheel)")
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-x",
-         "-m", "not slow"],
-        env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

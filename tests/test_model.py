@@ -1,15 +1,12 @@
 """Tests of mdsim.model: shapes, subspaces, config, normalisation, saving, shared blocks.
 
 The module runs on the Keras backend of the environment (TensorFlow by
-default); ``test_module_on_other_backend`` re-runs it under JAX and PyTorch
-where they are installed. Test models have two filters per convolution: few
+default); ``tests/test_backends.py`` re-runs it under JAX and PyTorch. Test models have two filters per convolution: few
 distinct weight shapes keep JAX's per-shape compilation short.
 """
 
-import importlib.util
 import json
 import math
-import os
 import pathlib
 import subprocess
 import sys
@@ -382,23 +379,6 @@ def test_model_code_uses_keras_only():
         assert "tensorflow" not in text and "tf." not in text, path.name
         if path.name in ("config.py", "subspaces.py", "saving.py", "__init__.py"):
             assert "\nimport keras" not in text and "\nfrom keras" not in text, path.name
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_module_on_other_backend(backend):
-    """Re-run this whole module with KERAS_BACKEND=backend (fixed at Keras import time)."""
-    if os.environ.get("MDSIM_TEST_BACKEND_CHILD"):
-        pytest.skip("already a re-run under another backend")
-    if keras.backend.backend() == backend:
-        pytest.skip(f"this run already uses {backend}")
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    env = {**os.environ, "KERAS_BACKEND": backend, "MDSIM_TEST_BACKEND_CHILD": "1"}
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
-    assert out.returncode == 0, f"{backend} run failed:\n{out.stdout[-4000:]}\n{out.stderr[-2000:]}"
 
 
 def test_the_log_tempo_axis_turns_a_tempo_change_into_a_shift():

@@ -169,7 +169,8 @@ def tempogram(oenv, *, sr: int, hop_length: int, win_length: int = 384,
     return tempogram_frames(oenv, 0, oenv.shape[-1], win_length=win_length, cyclic=cyclic)
 
 
-def tempogram_frames(oenv, start: int, stop: int, *, win_length: int = 384, cyclic: bool = False) -> np.ndarray:
+def tempogram_frames(oenv, start: int, stop: int, *, win_length: int = 384, cyclic: bool = False,
+                     envelope_span: tuple[int, int] | None = None) -> np.ndarray:
     """Frames ``start:stop`` of :func:`tempogram` of a whole track's onset envelope.
 
     Each frame depends only on the ``win_length`` envelope values around it (and,
@@ -178,25 +179,49 @@ def tempogram_frames(oenv, start: int, stop: int, *, win_length: int = 384, cycl
     network reads window by window, with the same values as the whole-track
     computation (``tests/test_store.py`` checks it).
 
+    Parameters
+    ----------
+    oenv : np.ndarray [shape=(n,) or (1, n)]
+        The onset envelope, whole, or the part of it given by ``envelope_span``.
+    start, stop : int
+        Frames of the whole track's tempogram.
+    envelope_span : (int, int), optional
+        ``(first, n_total)``: ``oenv`` holds samples ``first, first + 1, ...`` of an
+        envelope of ``n_total`` samples; it must cover the samples the frames read
+        (``start - win_length // 2`` to ``stop + win_length // 2``, clipped to the
+        track), so a reader need not load the whole envelope.
+
     Returns
     -------
     np.ndarray [shape=(win_length, stop - start), dtype=float32]
     """
     import scipy.fft
-    import scipy.signal
 
     oenv = np.asarray(oenv, dtype=np.float32).reshape(-1)
-    n = oenv.shape[-1]
+    first, n = (0, oenv.shape[-1]) if envelope_span is None else (int(envelope_span[0]), int(envelope_span[1]))
     start, stop = max(0, int(start)), min(n, int(stop))
     half = win_length // 2
-    # padded[i] is envelope sample i - half; only the needed span is padded
-    lo, hi = start, stop - 1 + win_length  # span of padded indices the frames read
-    if lo < half or hi > n + half:
-        padded = np.pad(oenv, (half, half), mode="linear_ramp", end_values=(0, 0))[lo:hi]
+    # padded[i] is envelope sample i - half; only the needed span is built
+    lo, hi = start - half, stop - 1 + win_length - half  # envelope samples the frames read
+    if first > max(lo, 0) or first + oenv.shape[-1] < min(hi, n):
+        raise ValueError(f"envelope samples {first}..{first + oenv.shape[-1]} do not cover {max(lo, 0)}..{min(hi, n)}")
+    if lo >= 0 and hi <= n:
+        padded = oenv[lo - first:hi - first]
     else:
-        padded = oenv[lo - half:hi - half]
+        # np.pad(..., mode="linear_ramp", end_values=0) of the whole envelope: the ramps
+        # depend on its first and last sample only
+        padded = np.empty(hi - lo, dtype=np.float32)
+        inside_lo, inside_hi = max(lo, 0), min(hi, n)
+        padded[inside_lo - lo:inside_hi - lo] = oenv[inside_lo - first:inside_hi - first]
+        if lo < 0:
+            ramp = np.pad(oenv[:1], (half, 0), mode="linear_ramp", end_values=0)[:half]
+            padded[:-lo] = ramp[half + lo:]
+        if hi > n:
+            last = oenv[n - 1 - first:n - first]
+            ramp = np.pad(last, (0, half), mode="linear_ramp", end_values=0)[1:]
+            padded[n - lo:] = ramp[:hi - n]
     count = stop - start
-    window = scipy.signal.get_window("hann", win_length, fftbins=True).astype(np.float32)
+    window = _hann(win_length)
     n_fft = 2 * win_length  # lags < win_length never wrap around
     frames = np.zeros((count, n_fft), dtype=np.float32)
     np.multiply(np.lib.stride_tricks.sliding_window_view(padded, win_length)[:count], window,
@@ -213,6 +238,15 @@ def tempogram_frames(oenv, start: int, stop: int, *, win_length: int = 384, cycl
     peak = ac[:, :1].copy()
     T = np.divide(ac, peak, out=np.zeros(ac.shape, dtype=np.float32), where=peak > 0).T
     return fold_octaves(T) if cyclic else T
+
+
+@lru_cache(maxsize=8)
+def _hann(win_length: int) -> np.ndarray:
+    import scipy.signal
+
+    window = scipy.signal.get_window("hann", win_length, fftbins=True).astype(np.float32)
+    window.flags.writeable = False
+    return window
 
 
 def fold_octaves(T) -> np.ndarray:

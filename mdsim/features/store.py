@@ -266,6 +266,7 @@ class FeatureStore:
         root = _read_root(self.path)
         self._config, self.layout = root["config"], root["layout"]
         self._open_files: OrderedDict = OrderedDict()
+        self._datasets_of: dict = {}
         self._index = _ShardIndex()
         for shard in shard_paths(self.path):
             self._index.add_shard(shard, *read_shard_index(shard))
@@ -283,14 +284,26 @@ class FeatureStore:
             raise StoreError(f"{shard}: cannot open shard ({e})") from None
         self._open_files[shard] = f
         while len(self._open_files) > MAX_OPEN_SHARDS:
-            _, old = self._open_files.popitem(last=False)
+            closed, old = self._open_files.popitem(last=False)
+            self._datasets_of.pop(closed, None)
             old.close()
         return f
+
+    def _datasets(self, shard: Path) -> dict:
+        """The shard's ``/features`` datasets by name (looked up once per opening: an
+        h5py lookup costs about as much as reading a window)."""
+        f = self._file(shard)
+        cached = self._datasets_of.get(shard)
+        if cached is None or cached[0] is not f:
+            g = f["features"]
+            cached = self._datasets_of[shard] = (f, {name: g[name] for name in g})
+        return cached[1]
 
     def close(self) -> None:
         for f in self._open_files.values():
             f.close()
         self._open_files.clear()
+        self._datasets_of.clear()
 
     def __enter__(self):
         return self
@@ -368,16 +381,18 @@ class FeatureStore:
             raise StoreError(f"{self.path}: no track {track_id!r} in the store") from None
         start = max(0, int(start))
         stop = n if stop is None else max(start, min(int(stop), n))
-        f = self._file(shard)
         out = {}
         try:
-            feats = f["features"]
+            feats = self._datasets(shard)
             for name in names:
                 if name == "tempogram" and "tempogram" not in feats:
-                    onset = feats["onset"][0, offset:offset + n]
                     cfg = self._config
+                    # only the envelope the frames read: win_length // 2 on either side
+                    half = cfg.tempogram_win_length // 2
+                    lo, hi = max(0, start - half), min(n, stop + half)
+                    onset = feats["onset"][0, offset + lo:offset + hi]
                     out[name] = tempogram_frames(onset, start, stop, win_length=cfg.tempogram_win_length,
-                                                 cyclic=cfg.cyclic_tempogram)
+                                                 cyclic=cfg.cyclic_tempogram, envelope_span=(lo, n))
                 else:
                     out[name] = feats[name][:, offset + start:offset + stop].astype(np.float32)
         except (OSError, KeyError) as e:

@@ -10,6 +10,7 @@ Pure ``keras.ops`` functions with small contracts, then thin Keras objects:
 :func:`conditional_triplet_loss`  all of the above -> :class:`TripletLossResult`
 :class:`ConditionalTripletLoss`   the Keras loss (``y_true`` packed labels, ``y_pred`` embeddings)
 :class:`SubspaceTripletMetric`    one dimension's loss or semi-hard fraction, for ``compile``
+:class:`LossStatistic`            the same, recorded by the loss (``loss.statistics()``)
 :func:`ternary_loss`           anchor, positive, negative ``(B, D)`` -> Humphrey's ternary loss
 ============================  ====================================================
 
@@ -21,6 +22,7 @@ from mdsim.metric.losses import (
     STATISTICS,
     TRIPLET_MARGIN,
     ConditionalTripletLoss,
+    LossStatistic,
     SubspaceTripletMetric,
     TripletLossResult,
     conditional_triplet_loss,
@@ -43,6 +45,6 @@ __all__ = [
     "DEFAULT_FALLBACK", "FALLBACKS", "MINING_MARGIN", "MinedTriplets", "mine_semihard",
     "STATISTICS", "TRIPLET_MARGIN", "TripletLossResult", "triplet_loss",
     "conditional_triplet_loss", "ConditionalTripletLoss", "SubspaceTripletMetric",
-    "subspace_metrics",
+    "subspace_metrics", "LossStatistic",
     "NEGATIVE_MARGIN", "POSITIVE_MARGIN", "TernaryLoss", "ternary_loss", "ternary_terms",
 ]

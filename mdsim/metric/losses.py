@@ -7,7 +7,10 @@ Per dimension ``s``, over the triplets the miner chose::
 and the total is the mean of ``L_s`` over the dimensions that have at least
 one triplet in the batch (0 when none has). The pure functions come first;
 :class:`ConditionalTripletLoss` and :class:`SubspaceTripletMetric` only hold
-settings and call them.
+settings and call them. :class:`LossStatistic` computes nothing: the loss
+that created it (:meth:`ConditionalTripletLoss.statistics`) records its
+per-dimension figures into it, so a training step mines once for the loss
+and all of its metrics.
 """
 
 from __future__ import annotations
@@ -190,6 +193,7 @@ class ConditionalTripletLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.settings = _Settings(layout, subspaces, float(triplet_margin), float(mining_margin),
                                   fallback)
+        self._statistics: list = []
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:
@@ -198,7 +202,26 @@ class ConditionalTripletLoss(keras.losses.Loss):
         return super().__call__(y_true, y_pred)
 
     def call(self, y_true, y_pred):
-        return self.settings.compute(y_true, y_pred).loss
+        result = self.settings.compute(y_true, y_pred)
+        for statistic in self._statistics:
+            statistic.record(result)
+        return result.loss
+
+    def statistics(self) -> list:
+        """A :class:`LossStatistic` for every dimension and statistic, fed by this loss.
+
+        For ``model.compile(metrics=...)`` in place of :func:`subspace_metrics`:
+        same names (``"genre_loss"``, ``"genre_semihard"``, ... in the order of
+        the layout's dimensions) and values, but every call of the loss records
+        its per-dimension figures into them, so nothing is computed twice. Keras
+        calls the loss before the metrics in ``fit`` and ``evaluate`` steps on
+        every backend (the metrics' variables are in the step's state, JAX's
+        stateless step included). The link is not serialised: a reloaded model
+        is compiled again with a new loss and its statistics.
+        """
+        self._statistics = [LossStatistic(dimension=dim, statistic=statistic, layout=self.settings.layout)
+                            for dim in self.settings.layout.dimensions for statistic in STATISTICS]
+        return list(self._statistics)
 
     def get_config(self):
         return {**super().get_config(), **self.settings.config()}
@@ -208,8 +231,34 @@ class ConditionalTripletLoss(keras.losses.Loss):
         return cls(**_Settings.parse_config(config))
 
 
+class _PooledStatistic(keras.metrics.Metric):
+    """A ratio pooled over batches: ``total / max(count, 1)`` since the last reset."""
+
+    def __init__(self, *, name, dtype):
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def _add(self, result: TripletLossResult, index: int, statistic: str) -> None:
+        """Add dimension ``index`` of a batch's result: its hinge sum and triplets, or its
+        semi-hard and all pairs."""
+        if statistic == "loss":
+            total, count = result.dimension_loss[index] * result.n_triplets[index], result.n_triplets[index]
+        else:
+            total, count = result.n_semihard[index], result.n_pairs[index]
+        self.total.assign_add(ops.cast(ops.stop_gradient(total), self.total.dtype))
+        self.count.assign_add(ops.cast(ops.stop_gradient(count), self.count.dtype))
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+
 @keras.saving.register_keras_serializable(package="mdsim")
-class SubspaceTripletMetric(keras.metrics.Metric):
+class SubspaceTripletMetric(_PooledStatistic):
     """One dimension's triplet loss or semi-hard fraction, pooled over batches.
 
     ``statistic="loss"`` reports the dimension's loss averaged over all its
@@ -228,25 +277,9 @@ class SubspaceTripletMetric(keras.metrics.Metric):
         if statistic not in STATISTICS:
             raise InputError(f"unknown statistic {statistic!r} (valid: {', '.join(STATISTICS)})")
         self.statistic = statistic
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        result = self.settings.compute(y_true, y_pred, dimensions=[self.dimension])
-        if self.statistic == "loss":
-            total = result.dimension_loss[0] * result.n_triplets[0]
-            count = result.n_triplets[0]
-        else:
-            total, count = result.n_semihard[0], result.n_pairs[0]
-        self.total.assign_add(ops.cast(total, self.total.dtype))
-        self.count.assign_add(ops.cast(count, self.count.dtype))
-
-    def result(self):
-        return self.total / ops.maximum(self.count, 1.0)
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.count.assign(0.0)
+        self._add(self.settings.compute(y_true, y_pred, dimensions=[self.dimension]), 0, self.statistic)
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "dimension": self.dimension,
@@ -257,12 +290,46 @@ class SubspaceTripletMetric(keras.metrics.Metric):
         return cls(**_Settings.parse_config(config))
 
 
+@keras.saving.register_keras_serializable(package="mdsim")
+class LossStatistic(_PooledStatistic):
+    """One dimension's triplet loss or semi-hard fraction, as the loss computed it.
+
+    Made by :meth:`ConditionalTripletLoss.statistics`; pools over batches
+    exactly as :class:`SubspaceTripletMetric` does (same ``result``), but its
+    ``update_state`` does nothing: the loss calls :meth:`record` with the
+    batch's :class:`TripletLossResult`. Default name ``"{dimension}_{statistic}"``.
+    """
+
+    def __init__(self, *, dimension, statistic, layout, name=None, dtype=None):
+        super().__init__(name=name or f"{dimension}_{statistic}", dtype=dtype)
+        if not isinstance(layout, LabelLayout):
+            layout = LabelLayout.from_dict(layout)
+        (self.dimension,) = check_dimensions([dimension], allowed=layout.dimensions)
+        if statistic not in STATISTICS:
+            raise InputError(f"unknown statistic {statistic!r} (valid: {', '.join(STATISTICS)})")
+        self.layout, self.statistic = layout, statistic
+        self._index = layout.dimensions.index(self.dimension)
+
+    def record(self, result: TripletLossResult) -> None:
+        """Add one batch's figures (a result over all of the layout's dimensions)."""
+        self._add(result, self._index, self.statistic)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Nothing: the loss has recorded this batch already (:meth:`record`)."""
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "dimension": self.dimension,
+                "statistic": self.statistic, "layout": self.layout.to_dict()}
+
+
 def subspace_metrics(*, layout, subspaces, triplet_margin=TRIPLET_MARGIN,
                      mining_margin=MINING_MARGIN, fallback=DEFAULT_FALLBACK) -> list:
     """A loss and a semi-hard metric for every dimension of ``layout``.
 
     For ``model.compile(metrics=...)``; names ``"genre_loss"``,
-    ``"genre_semihard"``, ... in the order of ``layout.dimensions``.
+    ``"genre_semihard"``, ... in the order of ``layout.dimensions``. Each one
+    mines its own dimension again: with the loss's own
+    :meth:`ConditionalTripletLoss.statistics` a step mines once.
     """
     return [SubspaceTripletMetric(dimension=dim, statistic=statistic, layout=layout,
                                   subspaces=subspaces, triplet_margin=triplet_margin,

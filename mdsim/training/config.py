@@ -27,6 +27,10 @@ from mdsim.features.augment import AugmentConfig
 _AUGMENT = AugmentConfig()
 
 
+#: Values of ``TrainConfig.mixed_precision``.
+MIXED_PRECISION = ("off", "auto", "mixed_float16", "mixed_bfloat16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train (the paper's settings are the defaults where it gives them).
@@ -73,6 +77,14 @@ class TrainConfig:
         seconds where TensorFlow spends a minute or more building the graph
         on a small CPU: the better choice for runs of a few dozen steps at
         most (smoke tests, debugging). docs/training.md has the figures.
+    mixed_precision : str
+        ``"off"`` (float32 throughout), ``"mixed_float16"``, ``"mixed_bfloat16"``
+        (Keras dtype policies: layers compute in 16 bits, weights stay float32;
+        the loss is computed in float32), or ``"auto"``: ``mixed_float16`` on a
+        GPU, ``mixed_bfloat16`` elsewhere.
+    devices : int
+        Data-parallel devices (Keras' ``DataParallel`` on JAX, TensorFlow's
+        ``MirroredStrategy``); ``batch_size`` is the global batch, split evenly.
     """
 
     batch_size: int = 64
@@ -92,6 +104,8 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     eager: bool = False
+    mixed_precision: str = "off"
+    devices: int = 1
     # the augmentation's defaults are AugmentConfig's own
     augment: str = _AUGMENT.mode
     stretch_probability: float = _AUGMENT.stretch_probability
@@ -108,6 +122,12 @@ class TrainConfig:
             raise InputError(f"validation_fraction {self.validation_fraction} must be in [0, 1)")
         if self.epochs < 1:
             raise InputError(f"epochs {self.epochs} must be at least 1")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise InputError(f"mixed_precision {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}")
+        if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 1:
+            raise InputError(f"devices must be a positive integer, got {self.devices!r}")
+        if self.batch_size % self.devices:
+            raise InputError(f"batch_size {self.batch_size} does not split evenly over {self.devices} devices")
         for name in ("eager", "pad_short"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")

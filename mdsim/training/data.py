@@ -270,14 +270,15 @@ class WindowBatches(_keras_dataset_base()):
         rows, pair_dims = self.sampler.batch_pairs(rng)
         seg = self.segment_frames
         starts = rng.integers(0, np.maximum(self.table.n_frames[rows] - seg, 0) + 1)
-        batch = {name: [] for name in self.inputs}
+        # zeros: a track shorter than a window is followed by zeros, as Model.segments_from_features pads
+        x = {name: np.zeros((len(rows), self._bins[name], seg), np.float32) for name in self.inputs}
         labels = self._labels[rows].copy()
         plans = self._plans(index, pair_dims)
         for i, (r, s) in enumerate(zip(rows, starts)):
             tid = self.table.track_ids[r]
             try:
                 if plans is None or plans[i].is_identity:
-                    feats = self._store.features(tid, names=self.inputs, start=int(s), stop=int(s) + seg)
+                    feats = self._read_item(self._store, tid, int(s), seg)
                 else:
                     feats = self._augmented(tid, int(r), int(s), plans[i])
                     labels[i] = self.layout.encode([self.augment.relabel(self.table.labels[r], plans[i])])[0]
@@ -287,14 +288,18 @@ class WindowBatches(_keras_dataset_base()):
                 if tid not in self.damaged:
                     self.damaged.add(tid)
                     warnings.warn(f"skipping a damaged track: {e}", stacklevel=2)
-                feats = {name: np.zeros((self._bins[name], seg), np.float32) for name in self.inputs}
                 labels[i] = self._unlabelled
+                continue
             for name in self.inputs:
-                x = feats[name]
-                # a track shorter than a window: zeros after it, as Model.segments_from_features pads
-                batch[name].append(np.pad(x, ((0, 0), (0, seg - x.shape[1]))) if x.shape[1] < seg else x)
-        x = {name: np.stack(v) for name, v in batch.items()}
+                v = feats[name]
+                x[name][i, :, :v.shape[1]] = v
         return x, labels
+
+    def _read_item(self, store: FeatureStore, track_id: str, start: int, seg: int) -> dict:
+        """One item's window: ``{name: (n_bins, <= seg) float32}`` of ``self.inputs``, frames
+        ``start:start + seg`` (fewer at the end of a short track). The one place a batch
+        reads the store, so that another way of reading a window can take its place."""
+        return store.features(track_id, names=self.inputs, start=start, stop=start + seg)
 
     def _plans(self, index: int, pair_dims: list):
         """One augmentation plan per item, or ``None`` without augmentation.

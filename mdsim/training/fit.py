@@ -14,6 +14,7 @@ A run folder holds::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     model_config : mdsim.model.ModelConfig, optional
         Ignored on resume (the run's own config is used).
     train_config : TrainConfig, optional
-        On resume, only ``epochs`` and ``eager`` may differ from the run's config.
+        On resume, only ``epochs``, ``eager`` and ``devices`` may differ from the run's config.
     resume : bool
         Continue ``run_dir`` from its last finished epoch, with the optimizer state.
     log : file, optional
@@ -92,7 +93,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     """
     import keras
 
-    from mdsim.metric import ConditionalTripletLoss, subspace_metrics
+    from mdsim.metric import ConditionalTripletLoss
     from mdsim.model import ModelConfig, build_model, fit_normalization, load_model_file, summarize
 
     log = log if log is not None else sys.stderr
@@ -103,7 +104,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         saved_model_config, saved_train = read_run_config(run_dir / "config.toml")
         model_config = saved_model_config
         given = train_config if train_config is not None else saved_train
-        train_config = saved_train.replace(epochs=given.epochs, eager=given.eager)
+        train_config = saved_train.replace(epochs=given.epochs, eager=given.eager, devices=given.devices)
     else:
         if (run_dir / "state.json").exists():
             raise InputError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
@@ -160,63 +161,157 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         recover_last(run_dir, state)
     train_data.epoch = state["epochs_done"]
 
-    keras.utils.set_random_seed(train_config.seed)
-    loss = ConditionalTripletLoss(layout=layout, subspaces=subspaces,
-                                  triplet_margin=train_config.triplet_margin,
-                                  mining_margin=train_config.mining_margin, fallback=train_config.fallback)
-    metrics = subspace_metrics(layout=layout, subspaces=subspaces, triplet_margin=train_config.triplet_margin,
-                               mining_margin=train_config.mining_margin, fallback=train_config.fallback)
-    if resume and (run_dir / "last.keras").exists():
-        # weights, normalisation, optimizer state and learning rate as saved
-        model, _ = load_model_file(run_dir / "last.keras", compile=True)
-        _check_resumed_features(model, model_config, store)
-        print(f"train: resuming {run_dir} after epoch {state['epochs_done']}", file=log)
-    else:
-        # The store's feature settings travel with the model (mdsim.load_model embeds with them).
-        model = build_model(model_config, feature_config=store.feature_config)
-        norm_batches = _normalization_batches(train_data, train_config.normalization_windows)
-        fit_normalization(model, norm_batches)  # on plain windows: embedding sees unaugmented audio
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=train_config.learning_rate),
-                      loss=loss, metrics=metrics, jit_compile=False)
+    # the dtype policy and the distribution hold while the model is built, compiled and fitted
+    with precision_policy(train_config.mixed_precision), distribution_scope(train_config.devices):
+        keras.utils.set_random_seed(train_config.seed)
+        loss = ConditionalTripletLoss(layout=layout, subspaces=subspaces,
+                                      triplet_margin=train_config.triplet_margin,
+                                      mining_margin=train_config.mining_margin, fallback=train_config.fallback)
+        # <dim>_loss and <dim>_semihard, recorded by the loss as it computes them (one mining per step)
+        metrics = loss.statistics()
+        if resume and (run_dir / "last.keras").exists():
+            # weights, normalisation, optimizer state and learning rate as saved
+            model, _ = load_model_file(run_dir / "last.keras", compile=True)
+            _check_resumed_features(model, model_config, store)
+            print(f"train: resuming {run_dir} after epoch {state['epochs_done']}", file=log)
+            optimizer = model.optimizer  # its state as saved; the loss and metrics are linked anew
+        else:
+            # The store's feature settings travel with the model (mdsim.load_model embeds with them).
+            model = build_model(model_config, feature_config=store.feature_config)
+            norm_batches = _normalization_batches(train_data, train_config.normalization_windows)
+            fit_normalization(model, norm_batches)  # on plain windows: embedding sees unaugmented audio
+            optimizer = keras.optimizers.Adam(learning_rate=train_config.learning_rate)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_options(eager=train_config.eager))
 
-    if train_config.augment != "none":
-        train_data.augment = train_config.augmentation
-        print(f"train: augmenting training windows ({_describe_augmentation(train_config)})", file=log)
-    print(summarize(model), file=log)
-    model.run_eagerly = train_config.eager
-    monitor = "val_loss" if val_data is not None else "loss"
-    plateau = PlateauSchedule(monitor=monitor, factor=train_config.lr_factor, patience=train_config.lr_patience,
-                              min_lr=train_config.min_lr, best=state.get("plateau_best"),
-                              wait=state.get("plateau_wait", 0), verbose=verbose)
-    callbacks = [
-        plateau,
-        RunCheckpoint(run_dir, plateau, state, monitor=monitor),
-        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
-    ]
-    history: dict = {}
-    if state["epochs_done"] >= train_config.epochs:
-        print(f"train: {run_dir} already finished {state['epochs_done']} epochs; "
-              "raise --epochs to train more", file=log)
-    else:
-        try:
-            # shuffle=False: batch i of epoch e is already a random draw of (seed, e, i); Keras'
-            # own shuffling of the batch order would follow the process's global random state,
-            # so a resumed run would see the same batches in another order.
-            h = model.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
-                          initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=verbose,
-                          shuffle=False)
-            history = h.history
-        except KeyboardInterrupt:
-            print(f"\ntrain: interrupted; epochs finished so far are saved in {run_dir}. "
-                  f"Continue with: mdsim train {store_path} --resume {run_dir}", file=log)
-            raise
-        finally:
-            store.close()
+        if train_config.augment != "none":
+            train_data.augment = train_config.augmentation
+            print(f"train: augmenting training windows ({_describe_augmentation(train_config)})", file=log)
+        print(summarize(model), file=log)
+        monitor = "val_loss" if val_data is not None else "loss"
+        plateau = PlateauSchedule(monitor=monitor, factor=train_config.lr_factor, patience=train_config.lr_patience,
+                                  min_lr=train_config.min_lr, best=state.get("plateau_best"),
+                                  wait=state.get("plateau_wait", 0), verbose=verbose)
+        callbacks = [
+            plateau,
+            RunCheckpoint(run_dir, plateau, state, monitor=monitor),
+            keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
+            keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
+        ]
+        history: dict = {}
+        if state["epochs_done"] >= train_config.epochs:
+            print(f"train: {run_dir} already finished {state['epochs_done']} epochs; "
+                  "raise --epochs to train more", file=log)
+        else:
+            try:
+                # shuffle=False: batch i of epoch e is already a random draw of (seed, e, i); Keras'
+                # own shuffling of the batch order would follow the process's global random state,
+                # so a resumed run would see the same batches in another order.
+                h = model.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
+                              initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=verbose,
+                              shuffle=False)
+                history = h.history
+            except KeyboardInterrupt:
+                print(f"\ntrain: interrupted; epochs finished so far are saved in {run_dir}. "
+                      f"Continue with: mdsim train {store_path} --resume {run_dir}", file=log)
+                raise
+            finally:
+                store.close()
     final = read_state(run_dir)
     best = final.get("best_val_loss")
     return TrainResult(run_dir, final["epochs_done"], float("nan") if best is None else best,
                        history, tuple(layout.dimensions), why, monitor=monitor)
+
+
+#: Keras' ``jit_compile`` of the training step per backend (docs/training.md has the figures).
+#: JAX: ``jax.jit`` of the whole step (without it JAX runs the step op by op). TensorFlow: a
+#: ``tf.function`` graph without XLA, whose build is the shorter of the two on a CPU. PyTorch:
+#: eager, as Keras' own ``"auto"`` chooses (``torch.compile`` is an option Keras marks experimental).
+JIT_COMPILE = {"jax": True, "tensorflow": False, "torch": False}
+
+
+def compile_options(*, eager: bool) -> dict:
+    """``jit_compile`` and ``run_eagerly`` for ``model.compile`` on the current Keras backend."""
+    import keras
+
+    return {"jit_compile": False if eager else JIT_COMPILE.get(keras.backend.backend(), "auto"),
+            "run_eagerly": eager}
+
+
+@contextlib.contextmanager
+def precision_policy(mixed_precision: str):
+    """Keras' global dtype policy for ``TrainConfig.mixed_precision`` while inside (restored after)."""
+    import keras
+
+    if mixed_precision == "off":
+        yield
+        return
+    policy = mixed_precision
+    if policy == "auto":
+        policy = "mixed_float16" if _has_gpu() else "mixed_bfloat16"
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _has_gpu() -> bool:
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.devices()[0].platform == "gpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+@contextlib.contextmanager
+def distribution_scope(devices: int):
+    """Data parallelism over ``devices`` devices while inside (nothing for one).
+
+    JAX: Keras' ``DataParallel`` over the first ``devices`` of ``keras.distribution.list_devices()``
+    (each device gets ``batch_size / devices`` windows; the step, the loss and its mining see the
+    whole batch, as on one device). TensorFlow: ``tf.distribute.MirroredStrategy`` over the first
+    GPUs, or over logical CPUs where there is no GPU; each replica computes the loss, and mines,
+    on its own share of the batch. PyTorch: Keras has no distribution for it.
+    """
+    import keras
+
+    if devices == 1:
+        yield
+        return
+    backend = keras.backend.backend()
+    if backend == "jax":
+        available = keras.distribution.list_devices()
+        if len(available) < devices:
+            raise InputError(f"--devices {devices}: JAX sees {len(available)} device(s) ({', '.join(available)}); "
+                             "on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N")
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=available[:devices]))
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(previous)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        available = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        if len(available) < devices:
+            raise InputError(f"--devices {devices}: TensorFlow sees {len(available)} device(s); on a CPU, "
+                             "split it with tf.config.set_logical_device_configuration before training")
+        with tf.distribute.MirroredStrategy([d.name for d in available[:devices]]).scope():
+            yield
+    else:
+        raise InputError(f"--devices {devices} needs the JAX or TensorFlow backend (Keras distributes "
+                         f"neither {backend} models nor their data)")
 
 
 def _check_resumed_features(model, model_config, store) -> None:

@@ -1,0 +1,197 @@
+"""Training throughput per Keras backend: first-step (compile) time, steps and windows per second,
+and achieved FLOP/s against the machine's matmul peak, in one run.
+
+Every configuration runs in a fresh process (the backend is fixed when Keras is imported), on
+generated inputs and labels (no store: the loader is measured by ``bench_loader.py``), with the
+training step ``mdsim train`` compiles: the conditional triplet loss and its per-dimension
+statistics, Adam. Rows:
+
+- ``first step``: the first ``train_on_batch``, graph build / tracing / XLA compilation included;
+- ``steps/s``, ``windows/s``: the next ``--steps`` steps;
+- ``GFLOP/s``: 3 x the forward FLOPs of a window (forward + backward) x windows/s;
+- ``peak``: a square float32 matmul on the same backend and device, timed in the same process;
+  ``% peak`` their ratio.
+
+    python experiments/bench_train.py                                 # every installed backend, as mdsim trains
+    python experiments/bench_train.py --backends jax --jit on off     # JAX jitted against op by op
+    python experiments/bench_train.py --backends tensorflow --metrics statistics subspace --steps 3
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 python experiments/bench_train.py --backends jax --devices 2
+
+``--jit``: ``auto`` is mdsim's per-backend choice (``mdsim.training.fit.jit_compile_for``), ``on`` /
+``off`` force Keras' ``jit_compile``, ``eager`` is ``run_eagerly``. ``--metrics statistics``: the
+per-dimension figures recorded by the loss (``ConditionalTripletLoss.statistics``, what ``mdsim
+train`` uses); ``subspace``: the standalone ``subspace_metrics`` (each mines its own dimension).
+Runs unchanged on a GPU machine (the peak is measured there too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DIMS = ("genre", "mood", "instrument", "era", "tempo", "key")
+TAGS = {"genre": ["rock", "pop", "jazz", "folk"], "mood": ["sad", "happy", "calm"],
+        "instrument": ["guitar", "piano"], "era": ["80s", "90s", "00s"]}
+
+
+def _records(rng, n):
+    out = []
+    for _ in range(n):
+        rec = {d: [t for t in v if rng.random() < 0.4] for d, v in TAGS.items()}
+        rec["tempo"] = float(rng.choice([60.0, 90.0, 120.0, 140.0]) + 0.5 * rng.integers(-12, 13))
+        rec["key"] = int(rng.integers(24))
+        out.append(rec)
+    return out
+
+
+def _sync(x):
+    import keras
+
+    return keras.ops.convert_to_numpy(x)
+
+
+def matmul_peak(n: int, repeats: int = 5) -> float:
+    """FLOP/s of an ``n x n`` float32 matmul on the backend's default device (best of ``repeats``)."""
+    import keras
+    import numpy as np
+
+    a = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n)).astype("float32"))
+    _sync(keras.ops.sum(keras.ops.matmul(a, a)))
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        _sync(keras.ops.sum(keras.ops.matmul(a, a)))
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best
+
+
+def child(args) -> dict:
+    """One configuration, in this process (KERAS_BACKEND set by the parent)."""
+    import keras
+    import numpy as np
+
+    from mdsim.labels import LabelLayout
+    from mdsim.metric import ConditionalTripletLoss, subspace_metrics
+    from mdsim.model import ModelConfig, build_model, subspace_slices
+    from mdsim.training.fit import compile_options, distribution_scope, precision_policy
+
+    rng = np.random.default_rng(0)
+    config = ModelConfig(backbone=args.backbone, dimensions=DIMS, embedding_size=args.embedding_size,
+                         width=args.width)
+    layout = LabelLayout.from_records(DIMS, _records(rng, 64))
+    s = subspace_slices(config)
+    subspaces = [(s[d].start, s[d].stop) for d in DIMS]
+    keras.utils.set_random_seed(0)
+    with precision_policy(args.mixed_precision), distribution_scope(args.devices):
+        model = build_model(config)
+        loss = ConditionalTripletLoss(layout=layout, subspaces=subspaces)
+        metrics = loss.statistics() if args.metrics == "statistics" else subspace_metrics(layout=layout,
+                                                                                          subspaces=subspaces)
+        options = compile_options(eager=args.jit == "eager")
+        if args.jit in ("on", "off"):
+            options["jit_compile"] = args.jit == "on"
+        model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss, metrics=metrics, **options)
+        return _time_steps(model, config, layout, args, rng)
+
+
+def _time_steps(model, config, layout, args, rng) -> dict:
+    import keras
+    import numpy as np
+
+    from mdsim.model import model_flops
+
+    b = args.batch_size
+    batches = []
+    for _ in range(min(args.steps + 1, 4)):
+        x = {name: rng.standard_normal((b, *shape)).astype("float32") for name, shape in config.input_shapes.items()}
+        batches.append((x, layout.encode(_records(rng, b))))
+    t = time.perf_counter()
+    first_loss = model.train_on_batch(*batches[0])
+    first = time.perf_counter() - t
+    losses = []
+    t = time.perf_counter()
+    for i in range(args.steps):
+        losses.append(model.train_on_batch(*batches[1 + i % (len(batches) - 1)]))
+    np.asarray(losses)
+    per_step = (time.perf_counter() - t) / args.steps
+    flops = 3.0 * model_flops(model) * b / per_step
+    peak = matmul_peak(args.matmul_size)
+    devices = [str(d) for d in keras.distribution.list_devices()] if keras.backend.backend() == "jax" else []
+    return {"backend": keras.backend.backend(), "jit": args.jit, "jit_compile": bool(model.jit_compile),
+            "metrics": args.metrics, "devices": args.devices, "mixed_precision": args.mixed_precision,
+            "device": devices[0] if devices else _device_name(), "batch": b, "first_step_s": first,
+            "steps_per_s": 1.0 / per_step, "windows_per_s": b / per_step, "gflops": flops / 1e9,
+            "peak_gflops": peak / 1e9, "first_loss": float(np.ravel(first_loss)[0]),
+            "finite": bool(np.isfinite(np.asarray(losses, dtype=np.float64)).all())}
+
+
+def _device_name() -> str:
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return gpus[0].name if gpus else "cpu"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backends", nargs="+", default=["tensorflow", "jax", "torch"])
+    p.add_argument("--jit", nargs="+", default=["auto"], choices=["auto", "on", "off", "eager"])
+    p.add_argument("--metrics", nargs="+", default=["statistics"], choices=["statistics", "subspace"])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--embedding-size", type=int, default=48)
+    p.add_argument("--backbone", default="multi_input")
+    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (mdsim train --devices)")
+    p.add_argument("--mixed-precision", default="off", help="a Keras dtype policy, e.g. mixed_bfloat16")
+    p.add_argument("--matmul-size", type=int, default=2048)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        args.jit, args.metrics = args.jit[0], args.metrics[0]
+        print("RESULT " + json.dumps(child(args)), flush=True)
+        return 0
+    print("| backend | jit | metrics | devices | precision | first step (s) | steps/s | windows/s | GFLOP/s | peak GFLOP/s "
+          "| % peak |\n|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|", flush=True)
+    for backend in args.backends:
+        if importlib.util.find_spec(backend) is None:
+            print(f"| {backend} | not installed |", flush=True)
+            continue
+        for jit in args.jit:
+            for metrics in args.metrics:
+                cmd = [sys.executable, __file__, "--child", "--jit", jit, "--metrics", metrics,
+                       "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--width", str(args.width),
+                       "--embedding-size", str(args.embedding_size), "--backbone", args.backbone,
+                       "--devices", str(args.devices), "--matmul-size", str(args.matmul_size)]
+                cmd += ["--mixed-precision", args.mixed_precision]
+                env = {**os.environ, "KERAS_BACKEND": backend,
+                       "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+                run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
+                if run.returncode or not lines:
+                    print(f"| {backend} | {jit} | {metrics} | failed: {run.stderr.strip().splitlines()[-1:]} |",
+                          flush=True)
+                    continue
+                r = json.loads(lines[-1][len("RESULT "):])
+                print(f"| {backend} ({r['device']}) | {jit} ({'jit' if r['jit_compile'] else 'no jit'}) | {metrics} "
+                      f"| {r['devices']} | {r['mixed_precision']} | {r['first_step_s']:.1f} | {r['steps_per_s']:.2f} | {r['windows_per_s']:.0f} "
+                      f"| {r['gflops']:.1f} | {r['peak_gflops']:.0f} | {100 * r['gflops'] / r['peak_gflops']:.1f} |",
+                      flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
