@@ -662,6 +662,9 @@ def _run_sensitivity(args) -> int:
     print(text, end="")
     if args.out:
         _write_analysis(args.out, "sensitivity", result, text, plot)
+    return 0
+
+
 # -- manifold -----------------------------------------------------------------------------
 def _add_manifold(sub) -> None:
     p = sub.add_parser(
