@@ -402,7 +402,7 @@ def test_model_options_build_save_and_load(tmp_path):
     from mdsim.model.backbones import CircularPad
 
     x = np.arange(12 * 3, dtype=np.float32).reshape(1, 12, 3)
-    padded = np.asarray(CircularPad(2, 2)(x))
+    padded = keras.ops.convert_to_numpy(CircularPad(2, 2)(x))
     np.testing.assert_array_equal(padded[0, :2], x[0, -2:])
     np.testing.assert_array_equal(padded[0, -2:], x[0, :2])
     config = ModelConfig(dimensions=("tempo", "key"), embedding_size=16, width=0.25, tempo_axis="log",
@@ -414,7 +414,8 @@ def test_model_options_build_save_and_load(tmp_path):
     save_model(model, tmp_path / "m.keras")
     loaded, saved_config = load_model_file(tmp_path / "m.keras")
     assert saved_config == config
-    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(inputs)), keras.ops.convert_to_numpy(model(inputs)),
+                               atol=1e-5)
     # in a fresh process, where nothing but mdsim.load_model has imported the model's layers
     np.save(tmp_path / "x.npy", inputs["cens"])
     code = ("import numpy as np, mdsim; m = mdsim.load_model(%r); print(m.config.chroma_padding)" %
