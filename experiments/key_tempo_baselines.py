@@ -12,9 +12,12 @@ need no training:
 - **mean tempogram**: the track's mean tempogram (384 numbers).
 
 Each is scored on the triplets of its dimension with the evaluator ``mdsim evaluate``
-uses (normalised distance, bootstrap interval).
+uses (normalised distance, bootstrap interval). With ``--tracks`` it also says how many of
+those tracks' labelled keys the key profile finds (exact, and the tonic) and how many
+tempi the tempogram peak finds (within 4 %, up to tempo octaves).
 
-    python experiments/key_tempo_baselines.py STORE.h5 --triplets key=KEY.csv tempo=TEMPO.csv
+    python experiments/key_tempo_baselines.py STORE.h5 --triplets key=KEY.csv tempo=TEMPO.csv \
+        [--tracks HELD_OUT.txt]
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--triplets", nargs="+", required=True, metavar="DIM=FILE",
                    help="triplet files by dimension, e.g. key=key.csv tempo=tempo.csv")
     p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--tracks", help="file of track ids (one per line) whose keys and tempi to check")
     args = p.parse_args(argv)
 
     from mdsim.evaluation import evaluate, load_triplets
@@ -102,7 +106,33 @@ def main(argv=None) -> int:
             cells.append(f"{r['score']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
+    if args.tracks:
+        print(estimate_accuracy(args.store, Path(args.tracks).read_text().split()))
     return 0
+
+
+def estimate_accuracy(store_path, track_ids) -> str:
+    """How many of the tracks' labelled keys and tempi the two one-line estimators find."""
+    from mdsim.analysis.locality import octave_distance
+    from mdsim.features.store import FeatureStore
+
+    exact = tonic = n_key = tempo = n_tempo = 0
+    with FeatureStore(store_path) as store:
+        cfg = store.feature_config
+        for t in track_ids:
+            f, lab = store.features(t, names=("cens", "tempogram")), store.labels(t)
+            if lab.get("key") is not None:
+                k = key_estimate(f["cens"].mean(axis=1))
+                n_key += 1
+                exact += k == lab["key"]
+                tonic += k % 12 == lab["key"] % 12
+            if lab.get("tempo") is not None:
+                bpm = tempo_estimate(f["tempogram"].mean(axis=1), sr=cfg.sample_rate, hop=cfg.hop_length)
+                n_tempo += 1
+                tempo += bool(octave_distance(lab["tempo"], bpm) < np.log2(1.04))
+    return (f"key profile: key found for {exact} of {n_key} tracks ({exact / max(n_key, 1):.2f}), tonic for "
+            f"{tonic} ({tonic / max(n_key, 1):.2f}); tempogram peak: tempo within 4 % (up to octaves) for "
+            f"{tempo} of {n_tempo} ({tempo / max(n_tempo, 1):.2f})")
 
 
 if __name__ == "__main__":

@@ -611,22 +611,6 @@ def _add_analyze(sub) -> None:
     q.set_defaults(run=_run_sensitivity)
 
 
-def _labels_for_analysis(path) -> dict:
-    from pathlib import Path
-
-    from mdsim.features.store import is_store
-    from mdsim.search.build import info_from_manifest, info_from_store
-
-    if is_store(path):
-        return info_from_store(path)[0]
-    if Path(path).suffix.lower() == ".csv":
-        return info_from_manifest(path)[0]
-    from mdsim.errors import InputError
-
-    raise InputError(f"{path} is neither a features store nor a manifest CSV: give the store from "
-                     "`mdsim prep` or the manifest the tracks came from")
-
-
 def _write_analysis(out, name: str, result: dict, text: str, draw) -> None:
     import json
     from pathlib import Path
@@ -642,8 +626,9 @@ def _write_analysis(out, name: str, result: dict, text: str, draw) -> None:
 def _run_locality(args) -> int:
     from mdsim.analysis.locality import heatmap, locality, markdown
     from mdsim.evaluation import read_embeddings
+    from mdsim.search.build import info_from
 
-    result = locality(read_embeddings(args.embeddings), _labels_for_analysis(args.labels), k=args.k, seed=args.seed)
+    result = locality(read_embeddings(args.embeddings), info_from(args.labels)[0], k=args.k, seed=args.seed)
     text = markdown(result)
     print(text, end="")
     if args.out:

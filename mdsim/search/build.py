@@ -119,14 +119,23 @@ def _read_source(source, *, model, info, progress, log, skip=None):
     return read_embeddings(source), info
 
 
+def info_from(path) -> tuple[dict, dict, dict]:
+    """``(labels, groups, sources)`` of a features store or a manifest CSV."""
+    if is_store(path):
+        return info_from_store(path)
+    if Path(path).suffix.lower() == ".csv":
+        return info_from_manifest(path)
+    raise InputError(f"{path} is neither a features store nor a manifest CSV: give the store from "
+                     "`mdsim prep` or the manifest the tracks came from")
+
+
 def _read_info(info, track_ids, *, log):
     """``(labels, groups, sources)`` from a store or manifest (``None``s without one),
     saying how many of ``track_ids`` it does not know."""
     if info is None:
         return None, None, None
     info = Path(info)
-    labels, groups, sources = (info_from_manifest(info) if info.suffix.lower() == ".csv"
-                               else info_from_store(info))
+    labels, groups, sources = info_from(info)
     missing = [t for t in track_ids if t not in labels]
     if missing:
         print(f"index: {len(missing)} of {len(track_ids)} tracks have no entry in {info} "

@@ -296,9 +296,9 @@ class WindowBatches(_keras_dataset_base()):
         return x, labels
 
     def _read_item(self, store: FeatureStore, track_id: str, start: int, seg: int) -> dict:
-        """One item's window: ``{name: (n_bins, <= seg) float32}`` of ``self.inputs``, frames
-        ``start:start + seg`` (fewer at the end of a short track). The one place a batch
-        reads the store, so that another way of reading a window can take its place."""
+        """One item's plain window: ``{name: (n_bins, <= seg) float32}`` of ``self.inputs``,
+        frames ``start:start + seg`` (fewer at the end of a short track); an augmented item
+        reads through :meth:`_augmented` instead."""
         return store.features(track_id, names=self.inputs, start=start, stop=start + seg)
 
     def _plans(self, index: int, pair_dims: list):
