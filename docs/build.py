@@ -344,6 +344,7 @@ REFERENCE_MODULES = (
     "mdsim.model",
     "mdsim.metric",
     "mdsim.training",
+    "mdsim.training.pretrain",
     "mdsim.evaluation",
     "mdsim.manifold",
     "mdsim.training.neighbourhoods",

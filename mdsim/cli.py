@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mdsim import __version__
 from mdsim.errors import MdsimError
@@ -183,6 +184,12 @@ def _add_train(sub) -> None:
     p.add_argument("--devices", type=_positive_int,
                    help="data-parallel devices (JAX or TensorFlow backend); --batch-size is the global batch "
                         "(default 1)")
+    p.add_argument("--tracks", metavar="FILE",
+                   help="train on these tracks of the store only: one id per line, or a run's split.json "
+                        "(its validation tracks); default: every track")
+    p.add_argument("--init-from", metavar="MODEL.keras",
+                   help="start from the layers of this model that match by name and shape, input statistics "
+                        "included (e.g. a `mdsim pretrain` run's best.keras: docs/loev.md); default: random weights")
     aug = p.add_argument_group("augmentation (docs/augmentation.md)")
     aug.add_argument("--augment", choices=("none", "invariance", "label"),
                      help="time-stretch, pitch-shift and EQ training windows; invariance: a window loses the "
@@ -224,7 +231,9 @@ def _train_configs(args):
                                           ("eq_probability", args.eq_probability),
                                           ("eq_gain_db", args.eq_gain_db),
                                           ("mixed_precision", args.mixed_precision),
-                                          ("devices", args.devices)) if v is not None}
+                                          ("devices", args.devices),
+                                          ("init_from", args.init_from and str(Path(args.init_from).resolve())))
+                        if v is not None}
     return model.replace(**model_changes), training.replace(**training_changes), training_changes
 
 
@@ -239,8 +248,6 @@ def _run_train(args) -> int:
             print("mdsim train: note: --resume keeps the run's own settings; only --epochs, --eager and "
                   "--devices are applied",
                   file=sys.stderr)
-        from pathlib import Path
-
         from mdsim.training import read_run_config
 
         overrides = {k: changes[k] for k in ("epochs", "eager", "devices") if k in changes}
@@ -250,6 +257,7 @@ def _run_train(args) -> int:
                        resume=True, verbose=0 if args.quiet else 1)
     else:
         result = train(args.store, args.out, model_config=model_config, train_config=train_config,
+                       tracks=_read_track_list(args.tracks) if args.tracks else None,
                        verbose=0 if args.quiet else 1)
     watched = "validation" if result.monitor == "val_loss" else "training"
     print(f"train: {result.epochs_done} epochs done, best {watched} loss {result.best_val_loss:.4f}, "
@@ -650,6 +658,104 @@ def _run_sensitivity(args) -> int:
     return 0
 
 
+# -- pretrain -----------------------------------------------------------------------------
+def _add_pretrain(sub) -> None:
+    p = sub.add_parser(
+        "pretrain", help="self-supervised subspaces (LOEV, LOEV++, SimCLR) on unlabelled audio",
+        description="Contrastive pretraining without labels (docs/loev.md): every step embeds two "
+                    "augmented views of each track, and one more per variant augmentation; an invariant "
+                    "subspace learns what survives every augmentation, a variant subspace (pitch, tempo, eq) "
+                    "what changes with its own. The run folder is like `mdsim train`'s; its best.keras "
+                    "embeds with `mdsim embed` / mdsim.load_model (subspaces invariant, pitch, tempo, ...) and "
+                    "starts a CSN with `mdsim train --init-from RUN/best.keras`. Ctrl-C keeps every "
+                    "finished epoch; --resume continues.")
+    p.add_argument("source", help="a features store, a folder of audio or a manifest CSV (a folder or manifest "
+                                  "is prepped into RUN_DIR/features.h5 first, without annotation)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="RUN_DIR", help="folder for a new run")
+    where.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last finished epoch")
+    p.add_argument("--objective", choices=("loev++", "loev", "simclr"),
+                   help="loev++: a latent branch per variant subspace (default); loev: variant subspaces "
+                        "projected from one superspace; simclr: the invariant subspace alone")
+    p.add_argument("--variants", help="comma-separated augmentations with a variant subspace: pitch, tempo, eq "
+                                      "(default pitch,tempo)")
+    p.add_argument("--temperature", type=float, help="NT-Xent temperature (default 0.1)")
+    p.add_argument("--invariant-weight", type=float, help="weight of the invariant subspace's loss (default 1)")
+    p.add_argument("--variant-weight", type=float, help="weight of each variant subspace's loss (default 1)")
+    p.add_argument("--variant-negatives", choices=("all", "track"),
+                   help="a variant subspace's negatives: every view of the batch and the track's views that differ "
+                        "in its augmentation (all, default), or those alone (track)")
+    p.add_argument("--backbone", choices=("baseline", "multi_input"), help="network (default multi_input)")
+    p.add_argument("--embedding-size", type=_positive_int,
+                   help="size of the output, split evenly over the subspaces, and of the superspace (default 384)")
+    p.add_argument("--width", type=float, help="multiplier of every filter count (default 1.0)")
+    p.add_argument("--tempo-axis", choices=("lag", "log"), help="as for `mdsim train` (default lag)")
+    p.add_argument("--chroma-padding", choices=("zero", "circular"), help="as for `mdsim train` (default zero)")
+    p.add_argument("--epochs", type=_positive_int, help="epochs in total (default 50)")
+    p.add_argument("--steps-per-epoch", type=_positive_int, help="steps per epoch (default: each track once)")
+    p.add_argument("--batch-size", type=_positive_int, help="tracks per step, each seen as 2 + K views (default 32)")
+    p.add_argument("--learning-rate", type=float, help="Adam's initial learning rate (default 1e-4)")
+    p.add_argument("--validation-fraction", type=float, help="share of tracks held out for the validation "
+                                                              "loss that picks best.keras (default 0.1)")
+    p.add_argument("--workers", type=int, help="loader worker processes (default 0: in process)")
+    p.add_argument("--prep-workers", type=int, help="worker processes of the prep of a folder or manifest "
+                                                    "(default: the machine's cores)")
+    p.add_argument("--seed", type=int, help="seed of the split, the views and the weights (default 0)")
+    p.add_argument("--eager", action="store_true", default=None,
+                   help="run steps op by op (starts in seconds; for runs of a few dozen steps)")
+    aug = p.add_argument_group("augmentation (a variant augmentation is applied to every view)")
+    aug.add_argument("--stretch-probability", type=float, help="chance of a time-stretch (default 0.5)")
+    aug.add_argument("--stretch-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                     help="time-stretch rates, drawn log-uniformly (default 0.8 1.25)")
+    aug.add_argument("--min-stretch-ratio", type=float,
+                     help="the two rates of a tempo-variant pair differ by at least this factor (default 1.08)")
+    aug.add_argument("--pitch-probability", type=float, help="chance of a pitch-shift (default 0.5)")
+    aug.add_argument("--pitch-range", type=int, nargs=2, metavar=("LOW", "HIGH"),
+                     help="pitch-shift in whole semitones (default -5 6)")
+    aug.add_argument("--pitch-octaves", action=argparse.BooleanOptionalAction, default=None,
+                     help="views of a pitch variant also move by random whole octaves, so the pitch subspace sees "
+                          "the pitch class, not the register (default on)")
+    aug.add_argument("--eq-probability", type=float, help="chance of a random equalisation (default 0.5)")
+    aug.add_argument("--eq-gain-db", type=float, help="largest gain of an EQ filter in dB (default 6)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_pretrain)
+
+
+def _run_pretrain(args) -> int:
+    from mdsim.training.pretrain import PretrainConfig, pretrain, pretrain_model_config, read_pretrain_config
+
+    names = ("objective", "temperature", "invariant_weight", "variant_weight", "variant_negatives", "epochs", "steps_per_epoch",
+             "batch_size", "learning_rate", "validation_fraction", "workers", "seed", "eager",
+             "stretch_probability", "stretch_range", "min_stretch_ratio", "pitch_probability", "pitch_range", "pitch_octaves",
+             "eq_probability", "eq_gain_db")
+    changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if args.variants is not None:
+        changes["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    model_names = ("backbone", "embedding_size", "width", "tempo_axis", "chroma_padding")
+    model_changes = {n: getattr(args, n) for n in model_names if getattr(args, n) is not None}
+    verbose = 0 if args.quiet else 1
+    if args.resume:
+        ignored = sorted((set(changes) - {"epochs", "eager", "workers"}) | set(model_changes))
+        if ignored:
+            print(f"mdsim pretrain: note: --resume keeps the run's own settings; {', '.join(ignored)} "
+                  "not applied (only --epochs, --eager and --workers are)", file=sys.stderr)
+        saved = Path(args.resume) / "pretrain.toml"
+        given = None
+        if saved.exists():
+            keep = {k: changes[k] for k in ("epochs", "eager", "workers") if k in changes}
+            given = read_pretrain_config(saved)[1].replace(**keep)
+        result = pretrain(args.source, args.resume, config=given, resume=True, prep_workers=args.prep_workers,
+                          verbose=verbose)
+    else:
+        config = PretrainConfig(**changes)
+        model_config = pretrain_model_config(config, **model_changes)
+        result = pretrain(args.source, args.out, model_config=model_config, config=config,
+                          prep_workers=args.prep_workers, verbose=verbose)
+    print(f"pretrain: {result.epochs_done} epochs done, best validation loss {result.best_val_loss:.4f}, "
+          f"model {result.run_dir / 'best.keras'} (subspaces {', '.join(result.subspaces)})")
+    return 0
+
+
 # -- manifold -----------------------------------------------------------------------------
 def _add_manifold(sub) -> None:
     p = sub.add_parser(
@@ -800,7 +906,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mdsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_prep, _add_inspect, _add_train, _add_embed, _add_triplets, _add_evaluate,
+    for add in (_add_prep, _add_inspect, _add_train, _add_pretrain, _add_embed, _add_triplets, _add_evaluate,
                 _add_index, _add_search, _add_serve, _add_analyze, _add_manifold):
         add(sub)
     return parser

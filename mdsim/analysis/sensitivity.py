@@ -127,6 +127,77 @@ def sensitivity(model, audio, *, amounts: dict | None = None, progress: bool = T
             "curves": curves, "matrix": matrix, "between": between, "normalised": len(paths) > 1}
 
 
+#: Default amounts of :func:`feature_sensitivity`: the transforms training draws from.
+FEATURE_AMOUNTS = {"pitch": tuple(range(-5, 7)), "stretch": (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.18, 1.25)}
+
+
+def feature_sensitivity(model, store_path, track_ids, *, amounts: dict | None = None, seed: int = 0) -> dict:
+    """:func:`sensitivity` with the manipulations applied to the features of a store's windows.
+
+    One window per track (a seeded random start) is pitch-shifted and time-stretched by
+    :mod:`mdsim.features.augment`, the transforms training and pretraining draw from, so
+    the figures answer to what the network was shown rather than to the artefacts of an
+    audio phase vocoder. Returns the structure of :func:`sensitivity` (``markdown`` and
+    ``plot`` read it), distances between window embeddings, with ``per_track``:
+    ``{manipulation: {space: [distance over the non-identity amounts / between, per track]}}``.
+    """
+    from mdsim.features.augment import Plan, read_window
+    from mdsim.features.store import FeatureStore
+
+    amounts = {k: tuple(v) for k, v in (amounts or FEATURE_AMOUNTS).items()}
+    for kind in amounts:
+        if kind not in FEATURE_AMOUNTS:
+            raise InputError(f"unknown feature manipulation {kind!r} (valid: {', '.join(FEATURE_AMOUNTS)})")
+    track_ids = list(track_ids)
+    if len(track_ids) < 2:
+        raise InputError("feature sensitivity compares tracks: give at least two")
+    seg, names = model.config.n_frames, model.config.inputs
+    rng = np.random.default_rng(seed)
+    plans = {"pitch": lambda a: Plan(semitones=int(a)), "stretch": lambda a: Plan(rate=float(a))}
+    spaces = ["full", *model.dimensions]
+    slices = {"full": slice(None), **model.slices}
+    need = int(seg * max(amounts.get("stretch", (1.0,)))) + 1
+    windows = {k: [] for k in amounts}
+    with FeatureStore(store_path) as st:
+        config = st.feature_config
+        for tid in track_ids:
+            frames = int(st.attrs(tid)["n_frames"])
+            start = int(rng.integers(0, max(1, frames - need)))
+
+            def read(n, a, b, t=tid):
+                return st.features(t, names=n, start=a, stop=b)
+
+            for kind, values in amounts.items():
+                windows[kind] += [read_window(read, start, seg, plans[kind](a), names, track_frames=frames,
+                                              config=config) for a in values]
+    z = {}
+    for kind, values in amounts.items():
+        x = {n: np.stack([w[n] for w in windows[kind]]) for n in names}
+        out = np.asarray(model.keras_model.predict(x, batch_size=64, verbose=0), np.float64)
+        z[kind] = out.reshape(len(track_ids), len(values), -1)
+    curves, matrix, between, per_track = {}, {s: {} for s in spaces}, {}, {}
+    for s in spaces:
+        kind0 = next(iter(amounts))
+        ref = z[kind0][:, amounts[kind0].index(IDENTITY_AMOUNT[kind0]), slices[s]]
+        u = ref / np.maximum(np.linalg.norm(ref, axis=1, keepdims=True), 1e-12)
+        iu = np.triu_indices(len(u), 1)
+        between[s] = float(np.mean(1.0 - (u @ u.T)[iu]))
+    for kind, values in amounts.items():
+        curves[kind], per_track[kind] = {}, {}
+        ref = values.index(IDENTITY_AMOUNT[kind])
+        for s in spaces:
+            v = z[kind][:, :, slices[s]]
+            v = v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+            d = 1.0 - np.einsum("tad,td->ta", v, v[:, ref])
+            curves[kind][s] = [(a, float(d[:, j].mean()), float(np.percentile(d[:, j], 25)),
+                                float(np.percentile(d[:, j], 75))) for j, a in enumerate(values)]
+            moved = np.delete(d, ref, axis=1).mean(axis=1) / between[s]
+            per_track[kind][s] = moved.tolist()
+            matrix[s][kind] = float(moved.mean())
+    return {"tracks": track_ids, "spaces": spaces, "amounts": {k: list(v) for k, v in amounts.items()},
+            "curves": curves, "matrix": matrix, "between": between, "normalised": True, "per_track": per_track}
+
+
 def markdown(result: dict, title: str = "") -> str:
     """The subspace x manipulation sensitivity matrix as a Markdown table."""
     kinds = list(result["amounts"])

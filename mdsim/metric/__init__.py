@@ -12,11 +12,15 @@ Pure ``keras.ops`` functions with small contracts, then thin Keras objects:
 :class:`SubspaceTripletMetric`    one dimension's loss or semi-hard fraction, for ``compile``
 :class:`LossStatistic`            the same, recorded by the loss (``loss.statistics()``)
 :func:`ternary_loss`           anchor, positive, negative ``(B, D)`` -> Humphrey's ternary loss
+:func:`nt_xent`                two views ``(N, d)`` -> NT-Xent (self-supervised pretraining)
+:func:`loev_loss`              views ``(2 + K, N, D)`` -> the LOEV loss and each subspace's NT-Xent
+:class:`NTXentLoss`, :class:`LOEVLoss`  their Keras losses
 ============================  ====================================================
 
 Exact definitions and benchmark figures: ``docs/metric.md``.
 """
 
+from mdsim.metric.contrastive import TEMPERATURE, LOEVLoss, NTXentLoss, loev_loss, nt_xent
 from mdsim.metric.distances import NORM_EPSILON, check_subspaces, subspace_cosine_distances
 from mdsim.metric.losses import (
     STATISTICS,
@@ -47,4 +51,5 @@ __all__ = [
     "conditional_triplet_loss", "ConditionalTripletLoss", "SubspaceTripletMetric",
     "subspace_metrics", "LossStatistic",
     "NEGATIVE_MARGIN", "POSITIVE_MARGIN", "TernaryLoss", "ternary_loss", "ternary_terms",
+    "TEMPERATURE", "nt_xent", "loev_loss", "NTXentLoss", "LOEVLoss",
 ]

@@ -7,8 +7,8 @@ file-reading helpers are plain Python/NumPy, and the names that need Keras
 
 from mdsim.model.config import BlockFilters, ModelConfig, check_feature_config, default_feature_config
 from mdsim.model.manifold import MANIFOLD_BACKBONES, ManifoldConfig
-from mdsim.model.saving import (FORMAT_VERSION, feature_config_of, load_model_file, read_feature_config,
-                                read_model_config, save_model)
+from mdsim.model.saving import (FORMAT_VERSION, Transfer, feature_config_of, initialize_from, load_model_file,
+                                read_feature_config, read_model_config, save_model)
 from mdsim.model.subspaces import check_dims, mask, select, subspace_mask, subspace_slices
 
 # name -> module, imported on first access (these import Keras)
@@ -27,7 +27,7 @@ _LAZY = {
 
 __all__ = [
     "BlockFilters", "ModelConfig", "MANIFOLD_BACKBONES", "ManifoldConfig", "check_feature_config", "default_feature_config", "FORMAT_VERSION",
-    "feature_config_of", "load_model_file", "read_feature_config", "read_model_config", "save_model", "check_dims", "mask", "select", "subspace_mask", "subspace_slices", *_LAZY,
+    "feature_config_of", "initialize_from", "Transfer", "load_model_file", "read_feature_config", "read_model_config", "save_model", "check_dims", "mask", "select", "subspace_mask", "subspace_slices", *_LAZY,
 ]
 
 

@@ -120,31 +120,64 @@ def branch(x, config: ModelConfig, name: str, *, n_bins: int):
     return layers.MaxPooling2D(pool2, data_format=config.data_format, name=f"{name}_pool2")(x)
 
 
-def trunk(x, config: ModelConfig):
-    """Inception blocks 3 and 4 on the 16 x 16 map, 2 x 2 max-pooling, blocks 5 and 6 on 8 x 8."""
+def trunk(x, config: ModelConfig, *, last_block: bool = True):
+    """Inception blocks 3 and 4 on the 16 x 16 map, 2 x 2 max-pooling, blocks 5 and 6 on 8 x 8
+    (without block 6 when ``last_block`` is false: the ``loev++`` head builds it per subspace)."""
     for i, filters in enumerate(config.trunk_filters, start=3):
         if i == 5:
             x = layers.MaxPooling2D(2, data_format=config.data_format, name="trunk_pool")(x)
-        x = blocks.inception_block(x, filters.scaled(config.width), batch_norm=config.batch_norm,
-                                   data_format=config.data_format, name=f"trunk_block{i}")
+        if i == 6 and not last_block:
+            break
+        x = _trunk_block(x, config, 6 if i == 6 else i)
     return x
 
 
-def head(x, config: ModelConfig, *, feature_config: dict | None = None):
+def _trunk_block(x, config: ModelConfig, i: int, prefix: str = ""):
+    return blocks.inception_block(x, config.trunk_filters[i - 3].scaled(config.width), batch_norm=config.batch_norm,
+                                  data_format=config.data_format, name=f"{prefix}trunk_block{i}")
+
+
+def representation(x, config: ModelConfig, prefix: str = ""):
     """Mean over time, flatten (frequency x channels), dense to D, layer normalisation.
 
     Only time is averaged: the frequency axis keeps where in the spectrum a
     feature sits, which pitch (key) and register (instrument) depend on.
+    ``prefix`` names a ``loev++`` subspace's own copy of these layers.
     """
     frames = x.shape[2] if config.data_format == "channels_last" else x.shape[3]
-    x = layers.AveragePooling2D((1, frames), data_format=config.data_format, name="head_timepool")(x)
+    x = layers.AveragePooling2D((1, frames), data_format=config.data_format, name=f"{prefix}head_timepool")(x)
     # Flatten in channels-last order whatever the layout, so the dense weights
     # mean the same in both.
-    x = layers.Flatten(data_format=config.data_format, name="head_flatten")(x)
-    x = layers.Dense(config.embedding_size, name="head_dense")(x)
+    x = layers.Flatten(data_format=config.data_format, name=f"{prefix}head_flatten")(x)
+    x = layers.Dense(config.embedding_size, name=f"{prefix}head_dense")(x)
     # Keras' default epsilon (1e-3) is large next to the variance of an untrained
     # dense output and would shrink it; 1e-5 is PyTorch's and Ba et al.'s scale.
-    x = layers.LayerNormalization(epsilon=1e-5, name="head_norm")(x)
+    return layers.LayerNormalization(epsilon=1e-5, name=f"{prefix}head_norm")(x)
+
+
+def head(x, config: ModelConfig, *, feature_config: dict | None = None):
+    """The embedding from the trunk's map: :func:`representation`, then the subspace head.
+
+    ``"csn"``: the representation is the embedding, cut into the dimensions' slices.
+    ``"loev"``: the representation is the superspace V, and each subspace a
+    projection of it. ``"loev++"``: the trunk's last block and the representation
+    are built per subspace (the invariant one keeps the plain layer names, so a
+    CSN initialised from it finds its weights), each followed by its projection.
+    """
+    if config.head == "csn":
+        x = representation(x, config)
+    else:
+        superspace = representation(x, config) if config.head == "loev" else None
+        parts = []
+        for name, size in zip(config.dimensions, config.sizes):
+            if superspace is not None:
+                shared = superspace
+            else:
+                prefix = "" if name == "invariant" else f"{name}_"
+                shared = representation(_trunk_block(x, config, 6, prefix), config, prefix)
+            h = layers.Dense(config.embedding_size, activation="relu", name=f"{name}_projection_hidden")(shared)
+            parts.append(layers.Dense(size, name=f"{name}_projection")(h))
+        x = parts[0] if len(parts) == 1 else layers.Concatenate(name="subspace_concat")(parts)
     return SubspaceHead(config.to_dict(), feature_config=feature_config)(x)
 
 
@@ -175,5 +208,5 @@ def build_model(config: ModelConfig | None = None, *, feature_config=None) -> ke
         x = maps[0]
     else:
         x = layers.Concatenate(axis=channel_axis(config.data_format), name="trunk_concat")(maps)
-    x = trunk(x, config)
+    x = trunk(x, config, last_block=config.head != "loev++")
     return keras.Model(inputs, head(x, config, feature_config=feature_config), name=f"mdsim_{config.backbone}")

@@ -21,6 +21,14 @@ from mdsim.errors import InputError
 from mdsim.labels import DIMENSIONS
 
 BACKBONES = ("baseline", "multi_input")
+#: Heads on the backbone: ``"csn"``, the conditional similarity network's subspaces of
+#: the label dimensions; ``"loev"`` and ``"loev++"``, the self-supervised subspaces of
+#: ``mdsim pretrain`` (:mod:`mdsim.training.pretrain`, docs/loev.md).
+HEADS = ("csn", "loev", "loev++")
+#: Subspaces a self-supervised head may have: ``invariant`` (first, always), and one
+#: variant subspace per augmentation it keeps: ``pitch`` (pitch-shift), ``tempo``
+#: (time-stretch), ``eq`` (equalisation).
+SSL_SUBSPACES = ("invariant", "pitch", "tempo", "eq")
 DATA_FORMATS = ("channels_last", "channels_first")
 #: Inputs each backbone reads, in the order their branches are concatenated.
 BACKBONE_INPUTS = {"baseline": ("mel",), "multi_input": ("mel", "cens", "tempogram")}
@@ -141,6 +149,14 @@ class ModelConfig:
         How CENS is padded from 12 to 16 bins: zeros (the paper), or the chroma
         circle continued (B, A# before C; C, C# after B), so that every pitch
         class has the same neighbours and a transposition is a shift.
+    head : {"csn", "loev", "loev++"}
+        ``"csn"``: dense to D, layer normalisation, the label dimensions' slices.
+        ``"loev"``: the same dense and normalisation make the superspace V (D wide),
+        and each subspace is a small projection of V (dense D, ReLU, dense to the
+        subspace's size). ``"loev++"``: the last trunk block, the dense and the
+        normalisation are built once per subspace (its own latent branch), each
+        followed by its projection. The self-supervised heads' ``dimensions`` are
+        names of :data:`SSL_SUBSPACES`, ``invariant`` first (docs/loev.md).
     """
 
     backbone: str = "multi_input"
@@ -159,6 +175,7 @@ class ModelConfig:
     n_frames: int = 259
     tempo_axis: str = "lag"
     chroma_padding: str = "zero"
+    head: str = "csn"
 
     def __post_init__(self):
         # Accept lists (from JSON / TOML) and store tuples so the config stays hashable.
@@ -172,11 +189,18 @@ class ModelConfig:
     def _validate(self):
         if self.backbone not in BACKBONES:
             raise InputError(f"unknown backbone {self.backbone!r} (valid: {', '.join(BACKBONES)})")
+        if self.head not in HEADS:
+            raise InputError(f"unknown head {self.head!r} (valid: {', '.join(HEADS)})")
+        names = DIMENSIONS if self.head == "csn" else SSL_SUBSPACES
         if not self.dimensions:
-            raise InputError(f"no dimension given (valid: {', '.join(DIMENSIONS)})")
+            raise InputError(f"no dimension given (valid: {', '.join(names)})")
         for d in self.dimensions:
-            if d not in DIMENSIONS:
-                raise InputError(f"unknown dimension {d!r} (valid: {', '.join(DIMENSIONS)})")
+            if d not in names:
+                what = "dimension" if self.head == "csn" else f"subspace of the {self.head} head"
+                raise InputError(f"unknown {what} {d!r} (valid: {', '.join(names)})")
+        if self.head != "csn" and self.dimensions[0] != SSL_SUBSPACES[0]:
+            raise InputError(f"the {self.head} head's first subspace is {SSL_SUBSPACES[0]!r}, "
+                             f"got {', '.join(self.dimensions)}")
         if len(set(self.dimensions)) != len(self.dimensions):
             raise InputError(f"dimension listed twice in {', '.join(self.dimensions)}")
         _check_positive_int("embedding_size", self.embedding_size)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from mdsim.errors import InputError, ModelError
@@ -164,3 +165,80 @@ def load_model_file(path: str | os.PathLike, *, compile: bool = False):
     except Exception as exc:  # Keras raises many types for a damaged file
         raise ModelError(f"{path}: Keras could not load the model ({type(exc).__name__}: {exc})") from exc
     return model, config
+
+
+@dataclass
+class Transfer:
+    """What :func:`initialize_from` copied: layer names, and those it left as built."""
+
+    copied: list
+    kept: list
+    normalization: bool
+
+    def describe(self) -> str:
+        return (f"{len(self.copied)} layers copied ({', '.join(_groups(self.copied))}), "
+                f"{len(self.kept)} kept as built ({', '.join(_groups(self.kept)) or 'none'}); input statistics "
+                + ("copied" if self.normalization else "not copied"))
+
+
+def _groups(names) -> list:
+    """Layer names shortened to their stage (``mel_block1_...`` -> ``mel_block1``), in order."""
+    out = []
+    for n in names:
+        parts = n.split("_")
+        g = "_".join(parts[:2]) if len(parts) > 1 else n
+        if g not in out:
+            out.append(g)
+    return out
+
+
+def initialize_from(model, path: str | os.PathLike) -> Transfer:
+    """Copy into ``model`` the weights of every layer of the saved model at ``path`` that has
+    the same name and the same weight shapes (the branches, the trunk, ``head_dense`` and
+    ``head_norm`` of a pretrained backbone: ``mdsim train --init-from``).
+
+    The input statistics (the ``*_standardize`` layers) are copied too, so the network sees
+    its inputs scaled as in pretraining; :attr:`Transfer.normalization` says whether every
+    input of ``model`` got fitted statistics that way.
+
+    Raises
+    ------
+    ModelError
+        When nothing matches (not an mdsim backbone of the same family), or as
+        :func:`load_model_file`.
+    InputError
+        When the two models read features of different settings.
+    """
+    source, source_config = load_model_file(path)
+    from mdsim.model.head import find_head
+    from mdsim.model.normalization import Standardize
+
+    target_head = find_head(model)
+    if target_head is not None and target_head.feature_config is not None:
+        mine = feature_config_of(target_head.model_config, target_head.feature_config, source="the store")
+        theirs = feature_config_of(source_config, find_head(source).feature_config, source=str(path))
+        diff = theirs.differences(mine, names=(str(path), "the store"))
+        if diff:
+            raise InputError(f"{path} was trained on other features than this store's ({'; '.join(diff)}); "
+                             "pretrain on a store made with the same settings")
+    theirs = {layer.name: layer for layer in source.layers}
+    copied, kept, fitted = [], [], []
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        other = theirs.get(layer.name)
+        if other is None or [w.shape for w in other.get_weights()] != [w.shape for w in weights]:
+            kept.append(layer.name)
+            continue
+        layer.set_weights(other.get_weights())
+        copied.append(layer.name)
+        if isinstance(layer, Standardize):
+            import keras
+
+            fitted.append(float(keras.ops.convert_to_numpy(other.count)) > 0)
+    if not copied:
+        raise ModelError(f"{path}: no layer matches this model's by name and shape; --init-from takes a model "
+                         "of the same backbone (e.g. a `mdsim pretrain` run's best.keras)")
+    n_inputs = sum(isinstance(layer, Standardize) for layer in model.layers)
+    return Transfer(copied, kept, normalization=len(fitted) == n_inputs and all(fitted))

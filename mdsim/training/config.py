@@ -85,6 +85,10 @@ class TrainConfig:
     devices : int
         Data-parallel devices (Keras' ``DataParallel`` on JAX, TensorFlow's
         ``MirroredStrategy``); ``batch_size`` is the global batch, split evenly.
+    init_from : str or None
+        A saved model (e.g. ``mdsim pretrain``'s ``RUN/best.keras``) whose layers of
+        the same name and shape start the network, input statistics included
+        (:func:`mdsim.model.saving.initialize_from`); ``None``: random weights.
     """
 
     batch_size: int = 64
@@ -106,6 +110,7 @@ class TrainConfig:
     eager: bool = False
     mixed_precision: str = "off"
     devices: int = 1
+    init_from: str | None = None
     # the augmentation's defaults are AugmentConfig's own
     augment: str = _AUGMENT.mode
     stretch_probability: float = _AUGMENT.stretch_probability

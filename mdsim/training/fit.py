@@ -43,9 +43,16 @@ class TrainResult:
 
 
 def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, run_dir: Path, resume: bool,
-                  log):
+                  log, tracks=None):
     table, n_short = TrackTable.from_store(store, min_frames=model_config.n_frames,
                                            pad_short=train_config.pad_short)
+    if tracks is not None and not resume:
+        wanted = set(tracks)
+        unknown = sorted(wanted - set(table.track_ids))
+        if unknown:
+            raise InputError(f"{len(unknown)} of the {len(wanted)} tracks to train on are not trainable tracks of "
+                             f"{store.path} (e.g. {unknown[0]!r}); check the list against `mdsim inspect`")
+        table = table.subset([i for i, t in enumerate(table.track_ids) if t in wanted])
     if n_short:
         print(f"train: {n_short} tracks shorter than one {model_config.n_frames}-frame window are "
               + ("zero-padded" if train_config.pad_short else "excluded (pad_short is off)"), file=log)
@@ -71,7 +78,7 @@ def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, 
 
 
 def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig | None = None,
-          resume: bool = False, verbose: int = 1, log=None) -> TrainResult:
+          resume: bool = False, tracks=None, verbose: int = 1, log=None) -> TrainResult:
     """Train (or resume) a conditional similarity network on a features store.
 
     Parameters
@@ -84,6 +91,9 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         On resume, only ``epochs``, ``eager`` and ``devices`` may differ from the run's config.
     resume : bool
         Continue ``run_dir`` from its last finished epoch, with the optimizer state.
+    tracks : list of str, optional
+        Train (and validate) on these tracks of the store only; a resumed run keeps
+        the tracks of its ``split.json``.
     log : file, optional
         Where notes and the model summary go (default: ``sys.stderr`` at call time).
 
@@ -118,7 +128,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
 
     store = FeatureStore(store_path)
     check_feature_config(model_config, store.feature_config, source=f"features store {store_path}")
-    train_t, val_t = _build_tables(store, model_config, train_config, run_dir, resume, log)
+    train_t, val_t = _build_tables(store, model_config, train_config, run_dir, resume, log, tracks)
     dims, why = trainable_dimensions(train_t, model_config.dimensions)
     for d, reason in why.items():
         print(f"train: dimension {d!r} is not trained ({reason}); its subspace stays untrained", file=log)
@@ -178,8 +188,15 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         else:
             # The store's feature settings travel with the model (mdsim.load_model embeds with them).
             model = build_model(model_config, feature_config=store.feature_config)
-            norm_batches = _normalization_batches(train_data, train_config.normalization_windows)
-            fit_normalization(model, norm_batches)  # on plain windows: embedding sees unaugmented audio
+            transfer = None
+            if train_config.init_from:
+                from mdsim.model.saving import initialize_from
+
+                transfer = initialize_from(model, train_config.init_from)
+                print(f"train: initialised from {train_config.init_from}: {transfer.describe()}", file=log)
+            if transfer is None or not transfer.normalization:
+                norm_batches = _normalization_batches(train_data, train_config.normalization_windows)
+                fit_normalization(model, norm_batches)  # on plain windows: embedding sees unaugmented audio
             optimizer = keras.optimizers.Adam(learning_rate=train_config.learning_rate)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_options(eager=train_config.eager))
 
