@@ -220,32 +220,17 @@ def _keras_dataset_base():
     return keras.utils.PyDataset
 
 
-class WindowBatches(_keras_dataset_base()):
-    """A ``keras.utils.PyDataset`` of ``(inputs, packed labels)`` batches.
+class StoreBatches(_keras_dataset_base()):
+    """What every ``keras.utils.PyDataset`` of windows of a store shares: ``steps``
+    batches an epoch, a seeded generator per batch (:meth:`_rng`), the store opened
+    lazily in the process that reads (:meth:`_open`; loader workers too), the tracks
+    found damaged, and the store's bins and feature settings."""
 
-    ``inputs`` is ``{"mel": (B, 128, 259), "cens": ..., "tempogram": ...}``
-    float32 (only the features the model reads); labels are
-    :meth:`LabelLayout.encode` rows. Batch ``i`` of epoch ``e`` is a pure
-    function of ``(seed, e, i)`` (with ``fixed=True``, of ``(seed, i)``: the
-    same validation windows every epoch), so runs are reproducible with any
-    number of loader workers.
-    """
-
-    def __init__(self, store_path, table: TrackTable, layout: LabelLayout, *, inputs, batch_size: int,
-                 steps: int, segment_frames: int, seed: int, fixed: bool = False, workers: int = 0,
-                 augment=None):
+    def __init__(self, store_path, *, steps: int, seed: int, fixed: bool = False, workers: int = 0):
         kwargs = {"workers": workers, "use_multiprocessing": True} if workers > 0 else {}
         super().__init__(**kwargs)
         self.store_path = Path(store_path)
-        self.table, self.layout, self.inputs = table, layout, tuple(inputs)
-        self.batch_size, self.steps, self.segment_frames = batch_size, steps, segment_frames
-        self.seed, self.fixed, self.epoch = seed, fixed, 0
-        #: :class:`mdsim.features.augment.AugmentConfig` or ``None``; may be set after
-        #: construction (training fits its input statistics on plain windows first).
-        self.augment = augment
-        self.sampler = ConditionalSampler(table, layout.dimensions, batch_size=batch_size)
-        self._labels = layout.encode(table.labels)
-        self._unlabelled = layout.encode([{}])[0]
+        self.steps, self.seed, self.fixed, self.epoch = int(steps), int(seed), fixed, 0
         self._store = None
         #: Track ids whose features could not be read (checksum mismatch): skipped.
         self.damaged: set = set()
@@ -259,13 +244,53 @@ class WindowBatches(_keras_dataset_base()):
     def on_epoch_end(self):
         self.epoch += 1
 
-    def _rng(self, index: int):
+    def _rng(self, index: int, *stream):
+        """The generator of batch ``index`` (of every epoch when ``fixed``); ``stream`` names another one."""
         epoch = 0 if self.fixed else self.epoch
-        return np.random.default_rng([self.seed, epoch, index])
+        return np.random.default_rng([self.seed, epoch, index, *stream])
 
-    def __getitem__(self, index: int):
+    def _open(self) -> FeatureStore:
         if self._store is None:  # opened in the process that reads (loader workers too)
             self._store = FeatureStore(self.store_path)
+        return self._store
+
+    def _report_damaged(self, track_id: str, error: Exception) -> None:
+        if track_id not in self.damaged:
+            self.damaged.add(track_id)
+            warnings.warn(f"skipping a damaged track: {error}", stacklevel=3)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_store"] = None
+        return state
+
+
+class WindowBatches(StoreBatches):
+    """A ``keras.utils.PyDataset`` of ``(inputs, packed labels)`` batches.
+
+    ``inputs`` is ``{"mel": (B, 128, 259), "cens": ..., "tempogram": ...}``
+    float32 (only the features the model reads); labels are
+    :meth:`LabelLayout.encode` rows. Batch ``i`` of epoch ``e`` is a pure
+    function of ``(seed, e, i)`` (with ``fixed=True``, of ``(seed, i)``: the
+    same validation windows every epoch), so runs are reproducible with any
+    number of loader workers.
+    """
+
+    def __init__(self, store_path, table: TrackTable, layout: LabelLayout, *, inputs, batch_size: int,
+                 steps: int, segment_frames: int, seed: int, fixed: bool = False, workers: int = 0,
+                 augment=None):
+        super().__init__(store_path, steps=steps, seed=seed, fixed=fixed, workers=workers)
+        self.table, self.layout, self.inputs = table, layout, tuple(inputs)
+        self.batch_size, self.segment_frames = batch_size, segment_frames
+        #: :class:`mdsim.features.augment.AugmentConfig` or ``None``; may be set after
+        #: construction (training fits its input statistics on plain windows first).
+        self.augment = augment
+        self.sampler = ConditionalSampler(table, layout.dimensions, batch_size=batch_size)
+        self._labels = layout.encode(table.labels)
+        self._unlabelled = layout.encode([{}])[0]
+
+    def __getitem__(self, index: int):
+        self._open()
         rng = self._rng(index)
         rows, pair_dims = self.sampler.batch_pairs(rng)
         seg = self.segment_frames
@@ -285,9 +310,7 @@ class WindowBatches(_keras_dataset_base()):
             except StoreError as e:
                 # A damaged track is reported once and skipped: its window is zeros without
                 # labels, so it is neither anchor, positive nor negative of any triplet.
-                if tid not in self.damaged:
-                    self.damaged.add(tid)
-                    warnings.warn(f"skipping a damaged track: {e}", stacklevel=2)
+                self._report_damaged(tid, e)
                 labels[i] = self._unlabelled
                 continue
             for name in self.inputs:
@@ -311,8 +334,7 @@ class WindowBatches(_keras_dataset_base()):
         """
         if self.augment is None or not self.augment.enabled:
             return None
-        epoch = 0 if self.fixed else self.epoch
-        rng = np.random.default_rng([self.seed, epoch, index, 1])
+        rng = self._rng(index, 1)
         plans = [self.augment.draw(rng) for _ in pair_dims]
         if self.augment.mode == "label":
             for i in range(0, len(pair_dims) - 1, 2):
@@ -328,11 +350,6 @@ class WindowBatches(_keras_dataset_base()):
 
         return read_window(read, start, self.segment_frames, plan, self.inputs,
                            track_frames=int(self.table.n_frames[row]), config=self._feature_config)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_store"] = None
-        return state
 
 
 def default_steps(n_tracks: int, batch_size: int) -> int:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from mdsim.config import _known_fields, read_toml, write_toml
 from mdsim.errors import InputError, StoreError
 from mdsim.features.augment import AugmentConfig, Plan, random_eq, read_window
 from mdsim.features.store import FeatureStore
+from mdsim.training.data import StoreBatches
 
 #: ``--objective`` values and the model head each trains.
 OBJECTIVES = {"loev": "loev", "loev++": "loev++", "simclr": "loev"}
@@ -258,13 +258,7 @@ def _distinct(variant: str, config: PretrainConfig, rng) -> tuple:
     return (random_eq(rng, max_gain_db=config.eq_gain_db), random_eq(rng, max_gain_db=config.eq_gain_db))
 
 
-def _keras_dataset_base():
-    import keras
-
-    return keras.utils.PyDataset
-
-
-class ViewBatches(_keras_dataset_base()):
+class ViewBatches(StoreBatches):
     """A ``keras.utils.PyDataset`` of LOEV batches: ``(inputs, zeros)``.
 
     ``inputs`` is ``{"mel": ((2 + K) * N, 128, 259), ...}``, view-major (the ``a`` views
@@ -274,29 +268,11 @@ class ViewBatches(_keras_dataset_base()):
 
     def __init__(self, store_path, track_ids, n_frames, config: PretrainConfig, *, inputs, segment_frames: int,
                  steps: int, seed: int, fixed: bool = False, workers: int = 0):
-        kwargs = {"workers": workers, "use_multiprocessing": True} if workers > 0 else {}
-        super().__init__(**kwargs)
-        self.store_path, self.config = Path(store_path), config
+        super().__init__(store_path, steps=steps, seed=seed, fixed=fixed, workers=workers)
+        self.config = config
         self.track_ids, self.n_frames = list(track_ids), np.asarray(n_frames, dtype=np.int64)
         self.inputs, self.segment_frames = tuple(inputs), int(segment_frames)
-        self.steps, self.seed, self.fixed, self.epoch = int(steps), int(seed), fixed, 0
         self.n_views = 2 + len(config.variants)
-        self._store = None
-        self.damaged: set = set()
-        with FeatureStore(self.store_path) as store:
-            self._bins = dict(store.feature_config.n_bins)
-            self._feature_config = store.feature_config
-
-    def __len__(self):
-        return self.steps
-
-    def on_epoch_end(self):
-        self.epoch += 1
-
-    def _open(self):
-        if self._store is None:  # opened in the process that reads (loader workers too)
-            self._store = FeatureStore(self.store_path)
-        return self._store
 
     def _tracks(self, rng) -> np.ndarray:
         n, b = len(self.track_ids), self.config.batch_size
@@ -304,7 +280,7 @@ class ViewBatches(_keras_dataset_base()):
 
     def __getitem__(self, index: int):
         store = self._open()
-        rng = np.random.default_rng([self.seed, 0 if self.fixed else self.epoch, index])
+        rng = self._rng(index)
         rows = self._tracks(rng)
         n, seg = len(rows), self.segment_frames
         x = {name: np.zeros((self.n_views * n, self._bins[name], seg), np.float32) for name in self.inputs}
@@ -321,9 +297,7 @@ class ViewBatches(_keras_dataset_base()):
                         x[name][v * n + i] = feats[name]
             except StoreError as e:
                 # zeros for every view of a damaged track: a constant view pair the loss cannot separate
-                if tid not in self.damaged:
-                    self.damaged.add(tid)
-                    warnings.warn(f"skipping a damaged track: {e}", stacklevel=2)
+                self._report_damaged(tid, e)
         return x, np.zeros((self.n_views * n, 1), np.float32)
 
     def plain_batches(self, n_windows: int):
@@ -345,11 +319,6 @@ class ViewBatches(_keras_dataset_base()):
                     x[name].append(v)
             if x[self.inputs[0]]:
                 yield {name: np.stack(v) for name, v in x.items()}
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_store"] = None
-        return state
 
 
 # -- the run -------------------------------------------------------------------------------------
