@@ -53,8 +53,9 @@ def _add_prep(sub) -> None:
                    help="store feature matrices as float32 instead of float16 (twice the size)")
     p.add_argument("--features", choices=("stft", "cqt"), default="stft",
                    help="stft: log-mel, CENS and tempogram from one STFT (default; what `mdsim train` "
-                        "reads); cqt: the deep-manifold input, log(50|CQT| + 1) at 16 kHz, 20 frames/s, "
-                        "24 bins/octave from 27.5 Hz, 192 bins (what `mdsim manifold train` reads)")
+                        "and the Inception backbones of `mdsim manifold train` read); cqt: the deep-manifold "
+                        "input, log(50|CQT| + 1) at 16 kHz, 20 frames/s, 24 bins/octave from 27.5 Hz, 192 "
+                        "bins (what `mdsim manifold train --backbone manifold` reads)")
     p.add_argument("--estimate-tuning", action="store_true",
                    help="estimate each track's tuning for the chroma (slower; default assumes A440)")
     p.add_argument("--chroma-n-fft", type=_positive_int, metavar="SAMPLES",
@@ -762,16 +763,20 @@ def _add_manifold(sub) -> None:
         "manifold", help="a 3-D map of a sound library (Humphrey's deep manifold)",
         description="Learn a 3-D embedding of short instrument notes from neighbourhood relations "
                     "(instrument, pitch, both, both within 2 semitones, or nearest neighbours in the "
-                    "input), score it against PCA and t-SNE maps, and draw it. Reads a constant-Q "
-                    "store: `mdsim prep MANIFEST --out STORE --features cqt --annotate none` on a "
-                    "manifest with instrument and pitch columns (docs/manifold.md).")
+                    "input), score it against PCA and t-SNE maps, and draw it. The manifold backbone reads "
+                    "a constant-Q store (`mdsim prep MANIFEST --out STORE --features cqt --annotate none` "
+                    "on a manifest with instrument and pitch columns), the Inception backbones (baseline, "
+                    "multi_input) an STFT store of the same manifest (`mdsim prep MANIFEST --out STORE "
+                    "--annotate none`) (docs/manifold.md).")
     group = p.add_subparsers(dest="manifold_command", metavar="ACTION")
     group.required = True
 
-    t = group.add_parser("train", help="train the manifold network with the ternary loss",
-                         description="Train the five-layer manifold network on the training notes of a "
-                                     "constant-Q store; a quarter of the notes is held out for evaluate.")
-    t.add_argument("store", help="constant-Q features store (`mdsim prep ... --features cqt`)")
+    t = group.add_parser("train", help="train a manifold network with the ternary loss",
+                         description="Train a manifold network on the training notes of a store: the five-layer "
+                                     "manifold backbone on a constant-Q store, or an Inception backbone with a "
+                                     "3-D head on an STFT store; a quarter of the notes is held out for evaluate.")
+    t.add_argument("store", help="features store: constant-Q (`mdsim prep ... --features cqt`) for the manifold "
+                                 "backbone, STFT (`mdsim prep ...`) for baseline and multi_input")
     t.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for the new run")
     from mdsim.training.neighbourhoods import NEIGHBOURHOODS
 
@@ -786,9 +791,18 @@ def _add_manifold(sub) -> None:
                    help="m_p: squared distance a neighbour may keep for free (default 0)")
     t.add_argument("--negative-margin", type=float, default=1.0,
                    help="m_n: distance a non-neighbour must reach (default 1)")
+    from mdsim.model.manifold import DEFAULT_WIDTH, MANIFOLD_BACKBONES
+
+    t.add_argument("--backbone", choices=MANIFOLD_BACKBONES, default="manifold",
+                   help="manifold (default: Humphrey's five layers, 8 constant-Q frames); baseline (mel) or "
+                        "multi_input (mel, CENS, tempogram): the Inception backbones with a 3-D head, one 3 s "
+                        "window per note")
+    t.add_argument("--width", type=float, default=None,
+                   help=f"filter multiplier of the Inception backbones (default {DEFAULT_WIDTH})")
     t.add_argument("--output-dim", type=_positive_int, default=3, help="embedding size (default 3)")
-    t.add_argument("--window", type=_positive_int, default=8,
-                   help="frames per input window (default 8 = 0.4 s at 20 frames/s)")
+    t.add_argument("--window", type=_positive_int, default=None,
+                   help="frames per input window (default: 8 = 0.4 s at 20 frames/s for manifold; the "
+                        "store's 3 s segment, 259 frames, for the Inception backbones)")
     t.add_argument("--held-out", type=float, default=0.25, help="fraction of notes kept out (default 0.25)")
     t.add_argument("--seed", type=int, default=0, help="seed of the split, weights and sampling (default 0)")
     t.set_defaults(run=_run_manifold_train)
@@ -796,11 +810,13 @@ def _add_manifold(sub) -> None:
     e = group.add_parser("evaluate", help="k-NN, precision@k and analogies against PCA and t-SNE",
                          description="Score the run's 3-D map of its held-out notes: k-NN classification of "
                                      "instrument and pitch, precision@k, octave analogies (b - a + c), next "
-                                     "to PCA-3D and t-SNE-3D of the mean constant-Q frames. Writes a "
-                                     "Markdown table and a JSON file beside it.")
+                                     "to PCA-3D and t-SNE-3D of the notes' mean input frames (constant-Q, or "
+                                     "mel, CENS and tempogram concatenated). Writes a Markdown table and a "
+                                     "JSON file beside it.")
     e.add_argument("runs", nargs="+", metavar="RUN_DIR", help="one or more manifold runs (one table)")
     e.add_argument("--out", required=True, metavar="REPORT.md", help="the Markdown report (JSON beside it)")
-    e.add_argument("--store", help="constant-Q store (default: the one each run was trained on)")
+    e.add_argument("--store", help="store of the runs' kind, constant-Q or STFT (default: the one each run was "
+                                   "trained on)")
     e.add_argument("--k", type=_positive_int, default=5, help="neighbours of the k-NN classifier (default 5)")
     e.add_argument("--precision-k", type=_positive_int, default=10, help="depth of ranked retrieval (default 10)")
     e.set_defaults(run=_run_manifold_evaluate)
@@ -811,12 +827,13 @@ def _add_manifold(sub) -> None:
     m.add_argument("--out", required=True, metavar="FIG.png", help="the figure")
     m.add_argument("--colour", choices=("instrument", "pitch"), default="instrument",
                    help="colour the notes by instrument (default) or pitch")
-    m.add_argument("--store", help="constant-Q store (default: the run's)")
+    m.add_argument("--store", help="store of the run's kind (default: the run's)")
     m.set_defaults(run=_run_manifold_map)
 
     j = group.add_parser("trajectory", help="one note's path through the map, frame by frame",
                          description="Embed every window of an audio file (a sustained note) and draw its "
-                                     "path through the map over the library's notes (the paper's ADSR figure).")
+                                     "path through the map over the library's notes (the paper's ADSR figure). "
+                                     "Manifold-backbone runs only: an Inception run's 3 s window holds a whole note.")
     j.add_argument("run_dir", metavar="RUN_DIR", help="a manifold run")
     j.add_argument("audio", help="an audio file (any rate; analysed at the run's 16 kHz)")
     j.add_argument("--out", required=True, metavar="FIG.png", help="the figure")
@@ -829,7 +846,7 @@ def _add_manifold(sub) -> None:
     v.add_argument("run_dir", metavar="RUN_DIR", help="a manifold run")
     v.add_argument("--audio-root", required=True, action="append",
                    help="folder holding the notes' audio (repeatable); files outside it are never served")
-    v.add_argument("--store", help="constant-Q store (default: the run's)")
+    v.add_argument("--store", help="store of the run's kind (default: the run's)")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     v.add_argument("--port", type=_positive_int, default=8000, help="port (default 8000)")
     v.set_defaults(run=_run_manifold_serve)
@@ -843,7 +860,8 @@ def _run_manifold_train(args) -> int:
                          batch_size=args.batch_size, learning_rate=args.learning_rate,
                          positive_margin=args.positive_margin, negative_margin=args.negative_margin,
                          held_out=args.held_out, seed=args.seed,
-                         config=ManifoldConfig(output_dim=args.output_dim, n_frames=args.window))
+                         config=ManifoldConfig(backbone=args.backbone, output_dim=args.output_dim,
+                                               n_frames=args.window, width=args.width))
     print(f"manifold train: {run.run_dir}: {run.steps} steps in {run.seconds:.0f} s, final loss {run.final_loss:.4f}")
     return 0
 
@@ -861,10 +879,10 @@ def _run_manifold_map(args) -> int:
     import numpy as np
 
     from mdsim.evaluation.manifold_figures import plot_map
-    from mdsim.manifold import load_manifold, load_notes
+    from mdsim.manifold import load_manifold
 
     model = load_manifold(args.run_dir)
-    notes = load_notes(args.store or model.settings["store"], n_frames=model.n_frames)
+    notes = model.notes(args.store)
     labels = np.array(notes.instrument, dtype=object) if args.colour == "instrument" else notes.pitch
     plot_map(model.embed_notes(notes.frames), labels, args.out, colour_by=args.colour,
              title=f"neighbourhood {model.settings['neighbourhood']}: {len(notes)} notes by {args.colour}")
@@ -876,12 +894,12 @@ def _run_manifold_trajectory(args) -> int:
     from pathlib import Path
 
     from mdsim.evaluation.manifold_figures import plot_trajectory
-    from mdsim.manifold import load_manifold, load_notes
+    from mdsim.manifold import load_manifold
 
     model = load_manifold(args.run_dir)
-    notes = load_notes(model.settings["store"], n_frames=model.n_frames)
+    path = model.embed_audio(args.audio)  # first: an Inception run refuses before the library is read
     cfg = model.feature_config
-    plot_trajectory(model.embed_audio(args.audio), args.out, context=model.embed_notes(notes.frames),
+    plot_trajectory(path, args.out, context=model.embed_notes(model.notes().frames),
                     frame_rate=cfg.sample_rate / cfg.hop_length,
                     title=f"{Path(args.audio).name} through the {model.settings['neighbourhood']} map")
     print(args.out)

@@ -5,6 +5,8 @@
     python -m data_prep.sound_library --out library/          # or any folder + manifest
     mdsim prep library/manifest.csv --out library.h5 --features cqt --annotate none
     mdsim manifold train library.h5 --out run/ --neighbourhood instrument
+    mdsim prep library/manifest.csv --out lib_stft.h5 --annotate none          # or an Inception
+    mdsim manifold train lib_stft.h5 --out run_mi/ --backbone multi_input     # backbone, 3-D head
     mdsim manifold evaluate run/ --out run/report.md
     mdsim manifold map run/ --out map.png --colour instrument
     mdsim manifold trajectory run/ note.wav --out adsr.png
@@ -12,6 +14,7 @@
 
 >>> from mdsim.manifold import load_manifold             # doctest: +SKIP
 >>> m = load_manifold("run/")                            # doctest: +SKIP
+>>> notes = m.notes()                                    # doctest: +SKIP
 >>> m.embed_notes(notes.frames).shape                    # doctest: +SKIP
 (450, 3)
 
@@ -29,7 +32,7 @@ import numpy as np
 
 from mdsim.config import FeatureConfig
 from mdsim.errors import InputError, ModelError
-from mdsim.training.manifold import load_notes, train_manifold  # noqa: F401  (re-exported)
+from mdsim.training.manifold import load_notes, note_windows, train_manifold  # noqa: F401  (re-exported)
 
 #: Names of the maps the report compares, in table order.
 MAPS = ("learned", "pca", "tsne")
@@ -46,6 +49,17 @@ class ManifoldModel:
     run_dir: Path
 
     @property
+    def config(self):
+        """The run's :class:`~mdsim.model.manifold.ManifoldConfig`."""
+        from mdsim.model.manifold import ManifoldConfig
+
+        return ManifoldConfig.from_dict(self.settings["network"])
+
+    @property
+    def backbone(self) -> str:
+        return self.settings["network"]["backbone"]
+
+    @property
     def n_frames(self) -> int:
         return int(self.settings["network"]["n_frames"])
 
@@ -53,41 +67,82 @@ class ManifoldModel:
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig.from_dict(self.settings["feature_config"])
 
-    def embed_windows(self, windows) -> np.ndarray:
-        """``(B, n_bins, n_frames)`` constant-Q windows -> ``float32 (B, 3)`` points."""
-        windows = np.asarray(windows, np.float32)
-        return np.asarray(self.network.predict(windows, batch_size=512, verbose=0), np.float32)
+    def notes(self, store=None):
+        """The notes of ``store`` (a path or an open store; default: the run's) with the features
+        and window this network reads (:func:`mdsim.training.manifold.load_notes`)."""
+        return load_notes(store if store is not None else self.settings["store"], n_frames=self.n_frames,
+                          backbone=self.backbone)
 
-    def windows(self, C) -> np.ndarray:
-        """Every window of a note's ``(n_bins, T)`` frames (hop 1), ``(max(1, T - n + 1), n_bins, n_frames)``;
-        a note shorter than a window is zero-padded (silence) to one."""
-        C = np.asarray(C, np.float32)
-        if C.shape[1] < self.n_frames:
-            C = np.pad(C, ((0, 0), (0, self.n_frames - C.shape[1])))
-        return np.moveaxis(np.lib.stride_tricks.sliding_window_view(C, self.n_frames, axis=1), 1, 0)
+    def _features(self, x) -> dict:
+        """``{feature: array}``; a bare array is the one input of a single-input network."""
+        if isinstance(x, dict):
+            return x
+        names = self.config.inputs
+        if len(names) != 1:
+            raise InputError(f"the {self.backbone} network reads {', '.join(names)}: "
+                             "pass a dict of them, not one array")
+        return {names[0]: x}
+
+    def embed_windows(self, windows) -> np.ndarray:
+        """Windows -> ``float32 (B, 3)`` points: ``{feature: (B, n_bins, n_frames)}``, or for a
+        single-input network (``manifold``: constant-Q) the one ``(B, n_bins, n_frames)`` array."""
+        from mdsim.model.manifold import network_input
+
+        windows = {name: np.asarray(x, np.float32) for name, x in self._features(windows).items()}
+        x = network_input(self.network, windows)
+        return np.asarray(self.network.predict(x, batch_size=512, verbose=0), np.float32)
+
+    def windows(self, features) -> dict:
+        """The windows of one note, ``{feature: (W, n_bins, n_frames)}``, from its
+        ``{feature: (n_bins, T)}`` frames (or the one array of a single-input network).
+
+        ``manifold``: every window start (hop 1), ``W = max(1, T - n_frames + 1)``.
+        Inception backbones: the non-overlapping 3 s segments ``mdsim embed`` uses,
+        one for a note shorter than 3 s. A note shorter than a window is zero-padded to one.
+        """
+        return note_windows(self._features(features), self.n_frames, every_start=not self.config.inception)
 
     def trajectory(self, C) -> np.ndarray:
         """One point per window start of a note's ``(n_bins, T)`` constant-Q frames, ``(max(1, T - n + 1), 3)``.
 
         Point ``t`` is the window of frames ``t .. t + n_frames - 1`` (``t / 20`` s onwards at 20 frames/s).
+        The Inception backbones have none: their 3 s window holds a whole note, and sliding it
+        over zero padding would trace the note leaving the window, not its attack and decay.
+
+        Raises
+        ------
+        InputError
+            For a ``baseline`` or ``multi_input`` run.
         """
+        self._check_trajectory()
         return self.embed_windows(self.windows(C))
 
+    def _check_trajectory(self) -> None:
+        if self.config.inception:
+            raise InputError(f"a {self.backbone} run reads 3 s windows, a whole note each, so it has no "
+                             "trajectory; draw one with a run trained with --backbone manifold")
+
     def embed_notes(self, frames: list) -> np.ndarray:
-        """One point per note: the mean of its windows' points (every window start), ``(N, 3)``."""
+        """One point per note: the mean of its windows' points (:meth:`windows`), ``(N, 3)``.
+
+        ``frames``: :attr:`Notes.frames <mdsim.training.manifold.Notes>`, one dict (or, for a
+        single-input network, one array) per note.
+        """
         starts, windows = [0], []
-        for C in frames:
-            w = self.windows(C)
+        for f in frames:
+            w = self.windows(f)
             windows.append(w)
-            starts.append(starts[-1] + len(w))
-        z = self.embed_windows(np.concatenate(windows))
+            starts.append(starts[-1] + len(next(iter(w.values()))))
+        z = self.embed_windows({name: np.concatenate([w[name] for w in windows]) for name in windows[0]})
         return np.stack([z[a:b].mean(axis=0) for a, b in zip(starts[:-1], starts[1:])])
 
     def embed_audio(self, path) -> np.ndarray:
-        """The trajectory of an audio file (decoded and analysed with the run's feature settings)."""
+        """The trajectory of an audio file (decoded and analysed with the run's feature settings);
+        ``manifold`` runs only (:meth:`trajectory`)."""
         from mdsim.audio import load_audio
         from mdsim.features.spectral import extract_features
 
+        self._check_trajectory()
         cfg = self.feature_config
         return self.trajectory(extract_features(load_audio(path, sr=cfg.sample_rate), config=cfg)["cqt"])
 
@@ -95,6 +150,9 @@ class ManifoldModel:
 def load_manifold(run_dir) -> ManifoldModel:
     """A run folder written by :func:`mdsim.training.manifold.train_manifold`."""
     import keras
+
+    # Registers the Inception backbones' custom layers (Standardize, ...) before deserialisation.
+    from mdsim.model import backbones, normalization  # noqa: F401
 
     run_dir = Path(run_dir)
     if not (run_dir / "model.keras").exists():
@@ -123,7 +181,7 @@ def manifold_points(run_dir, store=None) -> dict:
     model = load_manifold(run_dir)
     store = store if store is not None else model.settings["store"]
     with FeatureStore(store) as st:
-        notes = load_notes(st, n_frames=model.n_frames)
+        notes = model.notes(st)
         sources = [st.attrs(t).get("source_path", "") for t in notes.track_ids]
     held_out, train = set(model.split["held_out"]), set(model.split["train"])
     return {"neighbourhood": model.settings["neighbourhood"], "track_ids": notes.track_ids,
@@ -137,10 +195,14 @@ def evaluate_manifold(run_dir, store=None, *, k: int = 5, precision_k: int = 10,
                       analogy_queries: int = 500) -> dict:
     """Score a run's map of its held-out notes against PCA-3D and t-SNE-3D of the inputs.
 
+    The inputs are the notes' mean frames (:meth:`Notes.mean_inputs
+    <mdsim.training.manifold.Notes.mean_inputs>`): the constant-Q frame, or the
+    concatenated mel, CENS and tempogram means of the features an Inception run reads.
+
     Parameters
     ----------
     run_dir : a manifold run folder
-    store : the constant-Q store (default: the one the run was trained on)
+    store : the run's kind of store, constant-Q or STFT (default: the one the run was trained on)
     k, precision_k : int
         Neighbours of the k-NN classifier; depth of ranked retrieval.
     seed, analogy_queries : int
@@ -158,7 +220,7 @@ def evaluate_manifold(run_dir, store=None, *, k: int = 5, precision_k: int = 10,
 
     model = load_manifold(run_dir)
     store = store if store is not None else model.settings["store"]
-    notes = load_notes(store, n_frames=model.n_frames)
+    notes = model.notes(store)
     pos = {t: i for i, t in enumerate(notes.track_ids)}
     missing = [t for t in model.split["train"] + model.split["held_out"] if t not in pos]
     if missing:

@@ -12,6 +12,8 @@
 
 So both paths run six Inception blocks; the baseline is exactly the
 multi-input model's mel path. Shapes per stage: ``docs/model.md``.
+:func:`body` is everything above the head; the deep manifold puts its 3-D
+head on it (:mod:`mdsim.model.manifold`).
 """
 
 from __future__ import annotations
@@ -137,8 +139,8 @@ def _trunk_block(x, config: ModelConfig, i: int, prefix: str = ""):
                                   data_format=config.data_format, name=f"{prefix}trunk_block{i}")
 
 
-def representation(x, config: ModelConfig, prefix: str = ""):
-    """Mean over time, flatten (frequency x channels), dense to D, layer normalisation.
+def pool_time(x, config: ModelConfig, prefix: str = ""):
+    """Mean over time, then flatten (frequency x channels): the trunk's map as one vector.
 
     Only time is averaged: the frequency axis keeps where in the spectrum a
     feature sits, which pitch (key) and register (instrument) depend on.
@@ -148,8 +150,12 @@ def representation(x, config: ModelConfig, prefix: str = ""):
     x = layers.AveragePooling2D((1, frames), data_format=config.data_format, name=f"{prefix}head_timepool")(x)
     # Flatten in channels-last order whatever the layout, so the dense weights
     # mean the same in both.
-    x = layers.Flatten(data_format=config.data_format, name=f"{prefix}head_flatten")(x)
-    x = layers.Dense(config.embedding_size, name=f"{prefix}head_dense")(x)
+    return layers.Flatten(data_format=config.data_format, name=f"{prefix}head_flatten")(x)
+
+
+def representation(x, config: ModelConfig, prefix: str = ""):
+    """:func:`pool_time`, dense to D, layer normalisation (``prefix``: a ``loev++`` subspace's copy)."""
+    x = layers.Dense(config.embedding_size, name=f"{prefix}head_dense")(pool_time(x, config, prefix))
     # Keras' default epsilon (1e-3) is large next to the variance of an untrained
     # dense output and would shrink it; 1e-5 is PyTorch's and Ba et al.'s scale.
     return layers.LayerNormalization(epsilon=1e-5, name=f"{prefix}head_norm")(x)
@@ -198,6 +204,20 @@ def build_model(config: ModelConfig | None = None, *, feature_config=None) -> ke
     if feature_config is not None:
         check_feature_config(config, feature_config)
         feature_config = feature_config.to_dict()
+    inputs, x = body(config)
+    return keras.Model(inputs, head(x, config, feature_config=feature_config), name=f"mdsim_{config.backbone}")
+
+
+def body(config: ModelConfig) -> tuple[dict, object]:
+    """Everything before the head: ``(inputs, trunk output)``.
+
+    ``inputs`` are the Keras inputs ``{name: (B, n_bins, n_frames)}`` of
+    ``config.inputs``; each passes :func:`prepare_input` and its
+    :func:`branch`, the branches are concatenated on channels (multi-input)
+    and run through the :func:`trunk`, ending as an 8 x 8 map. The subspace
+    head (:func:`head`) and the manifold's 3-D head
+    (:func:`mdsim.model.manifold.build_manifold_network`) both start here.
+    """
     inputs, maps = {}, []
     for name, (n_bins, n_frames) in config.input_shapes.items():
         inputs[name] = keras.Input((n_bins, n_frames), name=name)
@@ -208,5 +228,5 @@ def build_model(config: ModelConfig | None = None, *, feature_config=None) -> ke
         x = maps[0]
     else:
         x = layers.Concatenate(axis=channel_axis(config.data_format), name="trunk_concat")(maps)
-    x = trunk(x, config, last_block=config.head != "loev++")
-    return keras.Model(inputs, head(x, config, feature_config=feature_config), name=f"mdsim_{config.backbone}")
+    # the loev++ head builds the last trunk block once per subspace
+    return inputs, trunk(x, config, last_block=config.head != "loev++")
