@@ -98,7 +98,7 @@ def _in_checkout(src, args, path, batch_size, workers) -> dict:
     """``measure`` in a fresh process that imports the ``mdsim`` of checkout ``src``."""
     code = ("import json, runpy, sys; m = runpy.run_path(sys.argv[1]); print('RESULT ' + json.dumps("
             "m['measure'](sys.argv[2], *map(int, sys.argv[3:7]), True)))")
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
     run = subprocess.run([sys.executable, "-c", code, __file__, str(path), str(batch_size),
                           str(args.batches), str(workers), str(args.repeats)],
                          env=env, capture_output=True, text=True, cwd=str(src))

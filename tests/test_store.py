@@ -215,6 +215,98 @@ def test_a_damaged_feature_array_is_reported_and_skipped(tmp_path, capsys):
         assert store.verify() == []
 
 
+def _random_store(path: Path, layout: str, lengths) -> Path:
+    """A store of random features (``len(lengths)`` tracks of those frame counts), several shards."""
+    from mdsim.features.spectral import tempogram_frames
+
+    rng = np.random.default_rng(len(lengths))
+    with StoreWriter(path, FeatureConfig(), layout=layout, overwrite=True, shard_tracks=5) as writer:
+        for i, n in enumerate(lengths):
+            onset = np.abs(rng.standard_normal((1, n))).astype(np.float32)
+            features = {"mel": rng.random((128, n), dtype=np.float32), "cens": rng.random((12, n), dtype=np.float32),
+                        "onset": onset}
+            if layout == "full":
+                features["tempogram"] = tempogram_frames(onset[0], 0, n)
+            writer.add_track(f"t{i:03d}", features, {"n_frames": n})
+    return path
+
+
+@pytest.mark.parametrize("layout", ["full", "compact"])
+def test_read_window_gives_the_stored_frames_first_through_hdf5_then_mapped(tmp_path, layout):
+    """The loader's read against :meth:`FeatureStore.features`, for windows inside one chunk, across
+    two and three chunks, at the start and the end of a track, past the end, and in tracks shorter
+    than a window; read twice: the first read goes through HDF5 (checksums), the second copies the
+    mapped chunks, and both must give the stored values."""
+    lengths = [100, 256, 259, 300, 511, 512, 513, 777, 1030, 2000, 3001, 260]
+    store_path = _random_store(tmp_path / "s.h5", layout, lengths)
+    names = ("mel", "cens", "tempogram")
+    rng = np.random.default_rng(1)
+    with FeatureStore(store_path) as store:
+        cases = []
+        for i, n in enumerate(lengths):
+            starts = {0, max(n - 259, 0), n - 1, n + 5, 255, 256, 257, 253, int(rng.integers(0, n))}
+            cases += [(f"t{i:03d}", s) for s in sorted(starts)]
+        mapped = []
+        for attempt in ("through HDF5", "mapped"):
+            mapped.append(sum(m.mapped_reads for m in store._chunk_maps.values()))
+            for tid, start in cases:
+                out = {"mel": np.zeros((128, 259), np.float16), "cens": np.zeros((12, 259), np.float16),
+                       "tempogram": np.zeros((384, 259), np.float32)}
+                m = store.read_window(tid, out, start)
+                want = store.features(tid, names=names, start=start, stop=start + 259)
+                assert m == want["mel"].shape[1], (attempt, tid, start)
+                for name in names:
+                    np.testing.assert_array_equal(out[name][:, :m].astype(np.float32), want[name],
+                                                  err_msg=f"{attempt} {name} {tid} {start}")
+                    assert not out[name][:, m:].any(), "frames past the end are left as they were"
+        # the first pass read every window through HDF5, the second every one from the mapping
+        # (three matrices a window: mel, cens and the tempogram or, compact, its envelope)
+        windows = sum(start < lengths[int(tid[1:])] for tid, start in cases)
+        assert mapped[0] == 0
+        assert sum(m.mapped_reads for m in store._chunk_maps.values()) - mapped[1] == 3 * windows
+        assert ("tempogram" in next(iter(store._chunk_maps.values())).raw) == (layout == "full")
+
+
+def test_read_window_checks_a_damaged_chunk_before_mapping_it(tmp_path):
+    store_path = _random_store(tmp_path / "s.h5", "full", [600] * 5)
+    (shard,) = shard_paths(store_path)
+    _damage(shard, "features/tempogram")
+    out = {"mel": np.zeros((128, 259), np.float16), "tempogram": np.zeros((384, 259), np.float16)}
+    with FeatureStore(store_path) as store:
+        for _ in range(2):  # not mapped after the failed read either
+            with pytest.raises(StoreError, match="the features of track 't000' are damaged"):
+                store.read_window("t000", out, 0)
+        assert store.read_window("t001", out, 100) == 259  # the other chunks are sound
+
+
+def test_the_loader_delivers_stored_matrices_in_the_store_dtype(tmp_path):
+    """Full layout: every input float16 as stored, values equal to the float32 reads; compact: the
+    tempogram (computed) in float32; an augmenting loader: float32 throughout."""
+    from mdsim.features.augment import AugmentConfig
+    from mdsim.labels import LabelLayout
+    from mdsim.training.data import TrackTable, WindowBatches
+
+    for layout, tempogram_dtype in (("full", np.float16), ("compact", np.float32)):
+        path = _random_store(tmp_path / f"{layout}.h5", layout, [400 + 37 * i for i in range(10)])
+        with FeatureStore(path) as store:
+            table, _ = TrackTable.from_store(store, min_frames=259)
+            table.labels = [{"genre": ["a" if i % 2 else "b"]} for i in range(len(table))]
+            labels = LabelLayout.from_records(("genre",), table.labels)
+            data = WindowBatches(path, table, labels, inputs=("mel", "cens", "tempogram"), batch_size=4, steps=2,
+                                 segment_frames=259, seed=0)
+            x, _ = data[0]
+            assert (x["mel"].dtype, x["cens"].dtype, x["tempogram"].dtype) == (np.float16, np.float16, tempogram_dtype)
+            rng = np.random.default_rng([0, 0, 0])
+            rows = data.sampler.batch(rng)
+            starts = rng.integers(0, np.maximum(table.n_frames[rows] - 259, 0) + 1)
+            for i, (r, s) in enumerate(zip(rows, starts)):
+                want = store.features(table.track_ids[r], names=("mel", "tempogram"), start=s, stop=s + 259)
+                np.testing.assert_array_equal(x["mel"][i].astype(np.float32), want["mel"])
+                np.testing.assert_allclose(x["tempogram"][i].astype(np.float32), want["tempogram"], rtol=1e-3)
+            data.augment = AugmentConfig(mode="invariance", eq_probability=1.0)
+            assert {v.dtype for v in data[0][0].values()} == {np.dtype(np.float32)}
+
+
 def test_damaged_metadata_is_a_clear_error(tmp_path):
     manifest = _corpus(tmp_path / "c", 2, seconds=1.0)
     out = tmp_path / "store.h5"

@@ -60,6 +60,9 @@ LAYOUTS = ("compact", "full")
 CHUNK_FRAMES = 256
 #: Shards a reader keeps open at once (least recently used closed first).
 MAX_OPEN_SHARDS = 8
+#: Shards whose feature chunks a reader keeps mapped for :meth:`FeatureStore.read_window`
+#: (no file descriptor each; least recently used unmapped first).
+MAX_MAPPED_SHARDS = 4096
 
 STATUS_FEATURES, STATUS_LABELS, STATUS_FAILED, STATUS_REMOVED = 1, 2, 3, 4
 
@@ -244,6 +247,83 @@ def read_shard_index(shard: Path) -> tuple:
                          "on its tracks (they are then computed again)") from None
 
 
+class _ChunkMap:
+    """One shard's feature chunks, mapped read-only, for :meth:`FeatureStore.read_window`.
+
+    A window's frames lie in two or three chunks of :data:`CHUNK_FRAMES` frames per
+    matrix. HDF5 reads (and checksums) whole chunks and then copies the window out,
+    in several library calls per matrix; here each chunk's place in the file is
+    looked up once (``chunk_iter``) and a window is copied from the mapped bytes.
+    Integrity is kept: a chunk is copied this way only after this process read it
+    once through HDF5, which verified its Fletcher-32 checksum; shards are never
+    modified after they are committed. A matrix stored another way (compressed,
+    shuffled, chunked otherwise: not a layout mdsim writes) is read through HDF5
+    every time.
+    """
+
+    def __init__(self, path: Path, datasets: dict):
+        import mmap
+
+        self.names = frozenset(datasets)
+        self.raw: dict = {}  # name -> (bins, chunk frames, dtype, chunk byte offsets, verified)
+        for name, ds in datasets.items():
+            layout = self._raw_layout(ds)
+            if layout is not None:
+                self.raw[name] = layout
+        self.buffer = None
+        #: Matrices copied from the mapping so far (the rest went through HDF5).
+        self.mapped_reads = 0
+        if self.raw:
+            with open(path, "rb") as f:
+                self.buffer = np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
+
+    @staticmethod
+    def _raw_layout(ds):
+        chunks = ds.chunks
+        if (chunks is None or len(ds.shape) != 2 or chunks[0] != ds.shape[0] or ds.compression is not None
+                or ds.shuffle or ds.scaleoffset is not None or ds.dtype.byteorder == ">"
+                or ds.id.get_create_plist().get_nfilters() != int(bool(ds.fletcher32))):
+            return None
+        bins, frames = chunks
+        size = bins * frames * ds.dtype.itemsize + (4 if ds.fletcher32 else 0)
+        n = -(-ds.shape[1] // frames)
+        offsets = np.full(n, -1, np.int64)
+
+        def visit(info):
+            if info.filter_mask == 0 and info.size == size:
+                offsets[info.chunk_offset[1] // frames] = info.byte_offset
+
+        try:
+            ds.id.chunk_iter(visit)
+        except (AttributeError, RuntimeError, OSError):  # chunk_iter needs HDF5 >= 1.12.3
+            return None
+        return bins, frames, ds.dtype, offsets, np.zeros(n, bool)
+
+    def copy(self, name: str, a: int, b: int, out: np.ndarray, dataset) -> None:
+        """Frames ``a:b`` of matrix ``name`` into ``out[:, :b - a]`` (cast to ``out``'s dtype);
+        ``dataset()`` gives the h5py dataset, opened only when HDF5 must read."""
+        if b <= a:
+            return
+        raw = self.raw.get(name)
+        if raw is None:
+            out[:, :b - a] = dataset()[:, a:b]
+            return
+        bins, frames, dtype, offsets, seen = raw
+        c0, c1 = a // frames, (b - 1) // frames
+        if not seen[c0:c1 + 1].all():
+            out[:, :b - a] = dataset()[:, a:b]  # through HDF5: the chunks' checksums are verified
+            seen[c0:c1 + 1] = offsets[c0:c1 + 1] >= 0
+            return
+        nbytes = bins * frames * dtype.itemsize
+        self.mapped_reads += 1
+        pos = 0
+        for c in range(c0, c1 + 1):
+            chunk = self.buffer[offsets[c]:offsets[c] + nbytes].view(dtype).reshape(bins, frames)
+            lo, hi = max(a - c * frames, 0), min(b - c * frames, frames)
+            out[:, pos:pos + hi - lo] = chunk[:, lo:hi]
+            pos += hi - lo
+
+
 class FeatureStore:
     """Read a features store.
 
@@ -267,6 +347,7 @@ class FeatureStore:
         self._config, self.layout = root["config"], root["layout"]
         self._open_files: OrderedDict = OrderedDict()
         self._datasets_of: dict = {}
+        self._chunk_maps: OrderedDict = OrderedDict()
         self._index = _ShardIndex()
         for shard in shard_paths(self.path):
             self._index.add_shard(shard, *read_shard_index(shard))
@@ -304,6 +385,7 @@ class FeatureStore:
             f.close()
         self._open_files.clear()
         self._datasets_of.clear()
+        self._chunk_maps.clear()
 
     def __enter__(self):
         return self
@@ -385,7 +467,9 @@ class FeatureStore:
         try:
             feats = self._datasets(shard)
             for name in names:
-                if name == "tempogram" and "tempogram" not in feats:
+                if name == "tempogram" and "tempogram" not in feats and stop == start:
+                    out[name] = np.zeros((self._config.tempogram_win_length, 0), np.float32)
+                elif name == "tempogram" and "tempogram" not in feats:
                     cfg = self._config
                     # only the envelope the frames read: win_length // 2 on either side
                     half = cfg.tempogram_win_length // 2
@@ -399,6 +483,63 @@ class FeatureStore:
             raise StoreError(f"{self.path}: the features of track {track_id!r} are damaged ({shard.name}: {e}); "
                              "`mdsim prep INPUT --out STORE --verify` computes damaged tracks again") from None
         return out
+
+    def read_window(self, track_id, out: dict, start: int = 0) -> int:
+        """Frames ``start:start + W`` of a track into preallocated arrays: the training loader's read.
+
+        ``out`` maps feature names to arrays shaped ``(n_bins, W)`` (a batch's row,
+        say); values are cast to each array's dtype on assignment, so a ``float16``
+        array receives the stored values as they are. Frames past the end of the
+        track are left untouched. In the compact layout the tempogram is computed
+        from the stored envelope, as :meth:`features` does. After a chunk has been
+        read once through HDF5 (which verifies its checksum), later reads copy it
+        from the mapped shard (:class:`_ChunkMap`): several times faster than
+        :meth:`features` on a warm store.
+
+        Returns
+        -------
+        int
+            The number of frames written (``W``, or fewer at the end of the track).
+
+        Raises
+        ------
+        StoreError
+            As :meth:`features`.
+        """
+        try:
+            k, offset, n = self._index.features_of[track_id]
+            shard = self._index.shards[k]
+        except KeyError:
+            raise StoreError(f"{self.path}: no track {track_id!r} in the store") from None
+        start = max(0, int(start))
+        width = min((v.shape[1] for v in out.values()), default=0)
+        stop = max(start, min(start + width, n))
+        if stop == start:
+            return 0
+        try:
+            chunks = self._chunk_maps.get(shard)
+            if chunks is None:
+                chunks = self._chunk_maps[shard] = _ChunkMap(shard, self._datasets(shard))
+                while len(self._chunk_maps) > MAX_MAPPED_SHARDS:
+                    self._chunk_maps.popitem(last=False)
+            else:
+                self._chunk_maps.move_to_end(shard)
+            for name, dest in out.items():
+                if name == "tempogram" and "tempogram" not in chunks.names:
+                    cfg = self._config
+                    half = cfg.tempogram_win_length // 2  # the envelope the frames read, as in features()
+                    lo, hi = max(0, start - half), min(n, stop + half)
+                    onset = np.empty((1, hi - lo), np.float32)
+                    chunks.copy("onset", offset + lo, offset + hi, onset, lambda: self._datasets(shard)["onset"])
+                    dest[:, :stop - start] = tempogram_frames(onset[0], start, stop, win_length=cfg.tempogram_win_length,
+                                                              cyclic=cfg.cyclic_tempogram, envelope_span=(lo, n))
+                else:
+                    chunks.copy(name, offset + start, offset + stop, dest,
+                                lambda name=name: self._datasets(shard)[name])
+        except (OSError, KeyError) as e:
+            raise StoreError(f"{self.path}: the features of track {track_id!r} are damaged ({shard.name}: {e}); "
+                             "`mdsim prep INPUT --out STORE --verify` computes damaged tracks again") from None
+        return stop - start
 
     def failures(self) -> list[tuple[str, str, str]]:
         """``(track_id, path, reason)`` of inputs that failed and never succeeded since."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsim.errors import InputError, StoreError
-from mdsim.features.store import FeatureStore
+from mdsim.features.store import FeatureStore, stored_names
 from mdsim.labels import (MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled,
                           similarity_matrix)
 
@@ -237,6 +237,7 @@ class StoreBatches(_keras_dataset_base()):
         with FeatureStore(self.store_path) as store:
             self._bins = dict(store.feature_config.n_bins)
             self._feature_config = store.feature_config
+            self._stored_names = frozenset(stored_names(store.layout, store.feature_config))
 
     def __len__(self):
         return self.steps
@@ -296,33 +297,46 @@ class WindowBatches(StoreBatches):
         seg = self.segment_frames
         starts = rng.integers(0, np.maximum(self.table.n_frames[rows] - seg, 0) + 1)
         # zeros: a track shorter than a window is followed by zeros, as Model.segments_from_features pads
-        x = {name: np.zeros((len(rows), self._bins[name], seg), np.float32) for name in self.inputs}
+        dtypes = self.input_dtypes()
+        x = {name: np.zeros((len(rows), self._bins[name], seg), dtypes[name]) for name in self.inputs}
         labels = self._labels[rows].copy()
         plans = self._plans(index, pair_dims)
         for i, (r, s) in enumerate(zip(rows, starts)):
             tid = self.table.track_ids[r]
             try:
                 if plans is None or plans[i].is_identity:
-                    feats = self._read_item(self._store, tid, int(s), seg)
+                    self._read_item(self._store, tid, int(s), {name: x[name][i] for name in self.inputs})
                 else:
                     feats = self._augmented(tid, int(r), int(s), plans[i])
                     labels[i] = self.layout.encode([self.augment.relabel(self.table.labels[r], plans[i])])[0]
+                    for name in self.inputs:
+                        x[name][i, :, :feats[name].shape[1]] = feats[name]
             except StoreError as e:
                 # A damaged track is reported once and skipped: its window is zeros without
                 # labels, so it is neither anchor, positive nor negative of any triplet.
                 self._report_damaged(tid, e)
+                for name in self.inputs:
+                    x[name][i] = 0  # whatever was read before the damage was found
                 labels[i] = self._unlabelled
-                continue
-            for name in self.inputs:
-                v = feats[name]
-                x[name][i, :, :v.shape[1]] = v
         return x, labels
 
-    def _read_item(self, store: FeatureStore, track_id: str, start: int, seg: int) -> dict:
-        """One item's plain window: ``{name: (n_bins, <= seg) float32}`` of ``self.inputs``,
-        frames ``start:start + seg`` (fewer at the end of a short track); an augmented item
-        reads through :meth:`_augmented` instead."""
-        return store.features(track_id, names=self.inputs, start=start, stop=start + seg)
+    def input_dtypes(self) -> dict:
+        """The dtype each input is delivered in: the store's own (``float16``) for a matrix
+        read as stored, ``float32`` for one computed here (the compact layout's tempogram,
+        every input of an augmenting loader). The model casts its inputs to ``float32``
+        inside its compiled step, so a stored matrix crosses to the device in half the
+        bytes and the host does no conversion; the values are the same."""
+        stored = np.dtype(self._feature_config.dtype)
+        computed = self.augment is not None and self.augment.enabled
+        return {name: np.dtype(np.float32) if computed or name not in self._stored_names else stored
+                for name in self.inputs}
+
+    def _read_item(self, store: FeatureStore, track_id: str, start: int, out: dict) -> None:
+        """One item's plain window: frames ``start:start + seg`` of ``self.inputs`` into
+        ``out`` (a batch's rows; fewer frames at the end of a short track, the rest stays
+        zero), through :meth:`FeatureStore.read_window`; an augmented item reads through
+        :meth:`_augmented` instead."""
+        store.read_window(track_id, out, start)
 
     def _plans(self, index: int, pair_dims: list):
         """One augmentation plan per item, or ``None`` without augmentation.
