@@ -184,7 +184,9 @@ def _add_train(sub) -> None:
                         "bfloat16 elsewhere); default off")
     p.add_argument("--devices", type=_positive_int,
                    help="data-parallel devices (JAX or TensorFlow backend); --batch-size is the global batch "
-                        "(default 1)")
+                        "(default 1). Over several processes or machines (JAX: KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+                        "_NUM_PROCESSES and _PROCESS_ID set for each), the devices of all of them "
+                        "(docs/training.md)")
     p.add_argument("--tracks", metavar="FILE",
                    help="train on these tracks of the store only: one id per line, or a run's split.json "
                         "(its validation tracks); default: every track")

@@ -532,3 +532,64 @@ def test_two_devices_give_the_one_device_loss_curve(tiny_store, tmp_path):
     assert len(one) == len(two) == 2 and one[0] > 0 and one[1] != one[0]
     np.testing.assert_allclose(two[0], one[0], rtol=1e-4)
     np.testing.assert_allclose(two, one, rtol=2e-2)
+
+
+_PROCESS_RUN = """
+import json, os, sys
+from mdsim.model import ModelConfig
+from mdsim.training import TrainConfig, train
+r = train(sys.argv[1], sys.argv[2], verbose=0,
+          model_config=ModelConfig(dimensions=("genre", "mood", "tempo", "key"), embedding_size=32, width=0.25),
+          train_config=TrainConfig(epochs=2, batch_size=8, steps_per_epoch=2, validation_fraction=0,
+                                   normalization_windows=8, learning_rate=1e-3, devices=int(sys.argv[3])))
+import jax
+print("CURVE " + json.dumps({"loss": r.history["loss"], "process": jax.process_index(),
+                             "processes": jax.process_count(), "devices": len(jax.devices())}))
+"""
+
+
+def _curve(stdout: str) -> dict:
+    return json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("CURVE "))[len("CURVE "):])
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_one_process_loss_curve(tiny_store, tmp_path):
+    """JAX over two processes (``jax.distributed`` through Keras' launch variables, one CPU device
+    each, Gloo between them), each reading its half of every batch: the same seed and global
+    batch give the loss curve of one process reading whole batches, both processes report the
+    same losses, and only process 0 writes the run folder."""
+    import importlib.util
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERAS_DISTRIBUTION_", "XLA_FLAGS"))}
+    env["KERAS_BACKEND"] = "jax"
+    one = subprocess.run([sys.executable, "-c", _PROCESS_RUN, str(tiny_store), str(tmp_path / "one"), "1"],
+                         capture_output=True, text=True, env=env, timeout=1200)
+    assert one.returncode == 0, one.stderr[-3000:]
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    runs = [subprocess.Popen([sys.executable, "-c", _PROCESS_RUN, str(tiny_store), str(tmp_path / f"two{i}"), "2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**env, "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{port}",
+                                  "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": str(i)})
+            for i in range(2)]
+    outs = [r.communicate(timeout=1200) for r in runs]
+    for r, (_, err) in zip(runs, outs):
+        assert r.returncode == 0, err[-3000:]
+    single = _curve(one.stdout)
+    first, second = (_curve(o) for o, _ in outs)
+    assert (first["process"], second["process"], first["processes"], first["devices"]) == (0, 1, 2, 2)
+    print(f"one process {single['loss']}, two processes {first['loss']}")
+    assert first["loss"] == second["loss"]
+    assert len(single["loss"]) == 2 and single["loss"][0] > 0
+    np.testing.assert_allclose(first["loss"][0], single["loss"][0], rtol=1e-4)
+    np.testing.assert_allclose(first["loss"], single["loss"], rtol=2e-2)
+    # the chief wrote the run folder; the other process wrote nothing in its own
+    assert (tmp_path / "two0" / "last.keras").exists() and (tmp_path / "two0" / "split.json").exists()
+    assert not any((tmp_path / "two1").iterdir())

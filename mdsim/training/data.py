@@ -270,7 +270,8 @@ class WindowBatches(StoreBatches):
     """A ``keras.utils.PyDataset`` of ``(inputs, packed labels)`` batches.
 
     ``inputs`` is ``{"mel": (B, 128, 259), "cens": ..., "tempogram": ...}``
-    float32 (only the features the model reads); labels are
+    (only the features the model reads; float16 as stored, or float32 where
+    computed: :meth:`input_dtypes`); labels are
     :meth:`LabelLayout.encode` rows. Batch ``i`` of epoch ``e`` is a pure
     function of ``(seed, e, i)`` (with ``fixed=True``, of ``(seed, i)``: the
     same validation windows every epoch), so runs are reproducible with any
@@ -289,26 +290,42 @@ class WindowBatches(StoreBatches):
         self.sampler = ConditionalSampler(table, layout.dimensions, batch_size=batch_size)
         self._labels = layout.encode(table.labels)
         self._unlabelled = layout.encode([{}])[0]
+        #: ``(index, count)`` of this process among the processes of a multi-process run: each
+        #: reads its own contiguous share of every batch (the global batch is the same in every
+        #: process). ``(0, 1)``: the whole batch.
+        self.process = (0, 1)
 
     def __getitem__(self, index: int):
+        return self.read_batch(index, *self.process)
+
+    def global_batch(self, index: int):
+        """Batch ``index`` whole, whatever :attr:`process` says (the input statistics are fitted on it)."""
+        return self.read_batch(index, 0, 1)
+
+    def read_batch(self, index: int, process: int = 0, processes: int = 1):
+        """Rows ``process * B / processes`` to ``(process + 1) * B / processes`` of batch ``index``:
+        the tracks, windows and augmentation plans are drawn for the whole batch first, so the
+        shares of the processes put together are the batch one process reads."""
         self._open()
         rng = self._rng(index)
         rows, pair_dims = self.sampler.batch_pairs(rng)
         seg = self.segment_frames
         starts = rng.integers(0, np.maximum(self.table.n_frames[rows] - seg, 0) + 1)
+        plans = self._plans(index, pair_dims)
+        mine = range(process * len(rows) // processes, (process + 1) * len(rows) // processes)
         # zeros: a track shorter than a window is followed by zeros, as Model.segments_from_features pads
         dtypes = self.input_dtypes()
-        x = {name: np.zeros((len(rows), self._bins[name], seg), dtypes[name]) for name in self.inputs}
-        labels = self._labels[rows].copy()
-        plans = self._plans(index, pair_dims)
-        for i, (r, s) in enumerate(zip(rows, starts)):
+        x = {name: np.zeros((len(mine), self._bins[name], seg), dtypes[name]) for name in self.inputs}
+        labels = self._labels[rows[mine.start:mine.stop]].copy()
+        for i, k in enumerate(mine):
+            r, s = rows[k], starts[k]
             tid = self.table.track_ids[r]
             try:
-                if plans is None or plans[i].is_identity:
+                if plans is None or plans[k].is_identity:
                     self._read_item(self._store, tid, int(s), {name: x[name][i] for name in self.inputs})
                 else:
-                    feats = self._augmented(tid, int(r), int(s), plans[i])
-                    labels[i] = self.layout.encode([self.augment.relabel(self.table.labels[r], plans[i])])[0]
+                    feats = self._augmented(tid, int(r), int(s), plans[k])
+                    labels[i] = self.layout.encode([self.augment.relabel(self.table.labels[r], plans[k])])[0]
                     for name in self.inputs:
                         x[name][i, :, :feats[name].shape[1]] = feats[name]
             except StoreError as e:

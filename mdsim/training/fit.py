@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 
 from mdsim.errors import InputError
 from mdsim.features.store import FeatureStore
@@ -43,7 +47,7 @@ class TrainResult:
 
 
 def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, run_dir: Path, resume: bool,
-                  log, tracks=None):
+                  log, tracks=None, write: bool = True):
     table, n_short = TrackTable.from_store(store, min_frames=model_config.n_frames,
                                            pad_short=train_config.pad_short)
     if tracks is not None and not resume:
@@ -66,7 +70,8 @@ def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, 
     else:
         train_ids, val_ids = split_tracks(table, validation_fraction=train_config.validation_fraction,
                                           seed=train_config.seed)
-        save_split(split_path, train_ids, val_ids, by_group=all(table.groups))
+        if write:
+            save_split(split_path, train_ids, val_ids, by_group=all(table.groups))
     pos = {t: i for i, t in enumerate(table.track_ids)}
     missing = [t for t in train_ids + val_ids if t not in pos]
     if missing:
@@ -108,6 +113,8 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
 
     log = log if log is not None else sys.stderr
     run_dir = Path(run_dir)
+    process, processes = start_processes()
+    chief = process == 0  # the one process that writes the run folder
     if resume:
         if not (run_dir / "config.toml").exists():
             raise InputError(f"{run_dir}: nothing to resume (no config.toml); start a run with --out")
@@ -128,7 +135,9 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
 
     store = FeatureStore(store_path)
     check_feature_config(model_config, store.feature_config, source=f"features store {store_path}")
-    train_t, val_t = _build_tables(store, model_config, train_config, run_dir, resume, log, tracks)
+    if processes > 1:
+        _check_processes(train_config, processes)
+    train_t, val_t = _build_tables(store, model_config, train_config, run_dir, resume, log, tracks, write=chief)
     dims, why = trainable_dimensions(train_t, model_config.dimensions)
     for d, reason in why.items():
         print(f"train: dimension {d!r} is not trained ({reason}); its subspace stays untrained", file=log)
@@ -144,8 +153,10 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         layout = LabelLayout.from_dict(json.loads(layout_path.read_text()))
     else:
         layout = LabelLayout.from_records(dims, train_t.labels + val_t.labels)
-        layout_path.write_text(json.dumps(layout.to_dict(), indent=1))
-    write_run_config(run_dir / "config.toml", model_config, train_config)
+        if chief:
+            layout_path.write_text(json.dumps(layout.to_dict(), indent=1))
+    if chief:
+        write_run_config(run_dir / "config.toml", model_config, train_config)
 
     slices = dict(zip(model_config.dimensions, _slices(model_config)))
     subspaces = [slices[d] for d in layout.dimensions]
@@ -170,6 +181,9 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     if resume:
         recover_last(run_dir, state)
     train_data.epoch = state["epochs_done"]
+    for data in (train_data, val_data):
+        if data is not None:
+            data.process = (process, processes)
 
     # the dtype policy and the distribution hold while the model is built, compiled and fitted
     with precision_policy(train_config.mixed_precision), distribution_scope(train_config.devices):
@@ -208,16 +222,21 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         plateau = PlateauSchedule(monitor=monitor, factor=train_config.lr_factor, patience=train_config.lr_patience,
                                   min_lr=train_config.min_lr, best=state.get("plateau_best"),
                                   wait=state.get("plateau_wait", 0), verbose=verbose)
-        callbacks = [
-            plateau,
-            RunCheckpoint(run_dir, plateau, state, monitor=monitor),
-            keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
-            keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
-        ]
+        # Saving a model gathers its variables from every process, so every process saves at the
+        # same points: the others into a folder of their own that is removed at the end.
+        scratch = None if chief else Path(tempfile.mkdtemp(prefix=f"mdsim-process{process}-"))
+        callbacks = [plateau, RunCheckpoint(run_dir if chief else scratch, plateau, state, monitor=monitor)]
+        if chief:
+            callbacks += [
+                keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
+                keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
+            ]
         history: dict = {}
         if state["epochs_done"] >= train_config.epochs:
             print(f"train: {run_dir} already finished {state['epochs_done']} epochs; "
                   "raise --epochs to train more", file=log)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         else:
             try:
                 # shuffle=False: batch i of epoch e is already a random draw of (seed, e, i); Keras'
@@ -233,10 +252,72 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
                 raise
             finally:
                 store.close()
+                if scratch is not None:
+                    shutil.rmtree(scratch, ignore_errors=True)
+    if not chief:  # the chief wrote the run folder; this process has the same history
+        done = state["epochs_done"] + len(history.get("loss", []))
+        losses = [v for v in history.get(monitor, []) if np.isfinite(v)]
+        return TrainResult(run_dir, done, min(losses) if losses else float("nan"), history,
+                           tuple(layout.dimensions), why, monitor=monitor)
     final = read_state(run_dir)
     best = final.get("best_val_loss")
     return TrainResult(run_dir, final["epochs_done"], float("nan") if best is None else best,
                        history, tuple(layout.dimensions), why, monitor=monitor)
+
+
+#: The environment variables of Keras' multi-process launch (``keras.distribution.initialize``).
+PROCESS_ENVIRONMENT = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                       "KERAS_DISTRIBUTION_PROCESS_ID")
+_processes_started = None
+
+
+def start_processes() -> tuple[int, int]:
+    """``(this process's index, number of processes)`` of a multi-process JAX run, started once.
+
+    A run over several processes (machines, or processes on one machine) is launched the
+    way Keras launches one: every process runs the same ``mdsim train`` command with
+    ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (the coordinator's ``host:port`` first),
+    ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and its own ``KERAS_DISTRIBUTION_PROCESS_ID`` set;
+    this calls ``keras.distribution.initialize()`` (``jax.distributed.initialize``) before
+    anything runs on a device, with Gloo for the collectives of CPU devices. Without those
+    variables: ``(0, 1)``, nothing started.
+    """
+    global _processes_started
+    if _processes_started is not None:
+        return _processes_started
+    count = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "").strip()
+    if not count:
+        return 0, 1
+    if not count.isdigit():
+        raise InputError(f"KERAS_DISTRIBUTION_NUM_PROCESSES={count!r} is not a number of processes")
+    if int(count) <= 1:
+        return 0, 1
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise InputError(f"KERAS_DISTRIBUTION_NUM_PROCESSES={count}: training over several processes needs the "
+                         f"JAX backend (KERAS_BACKEND=jax), not {keras.backend.backend()}")
+    missing = [v for v in PROCESS_ENVIRONMENT if not os.environ.get(v)]
+    if missing:
+        raise InputError(f"a multi-process run needs {', '.join(PROCESS_ENVIRONMENT)}; {', '.join(missing)} "
+                         "not set")
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize()
+    _processes_started = (jax.process_index(), jax.process_count())
+    return _processes_started
+
+
+def _check_processes(train_config: TrainConfig, processes: int) -> None:
+    import keras
+
+    available = len(keras.distribution.list_devices())
+    if train_config.devices != available:
+        raise InputError(f"--devices {train_config.devices}: a run over {processes} processes trains on every "
+                         f"device of every process; give --devices {available}")
+    if train_config.batch_size % processes:
+        raise InputError(f"batch_size {train_config.batch_size} does not split evenly over {processes} processes")
 
 
 #: Keras' ``jit_compile`` of the training step per backend (docs/training.md has the figures).
@@ -312,7 +393,10 @@ def distribution_scope(devices: int):
             raise InputError(f"--devices {devices}: JAX sees {len(available)} device(s) ({', '.join(available)}); "
                              "on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N")
         previous = keras.distribution.distribution()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=available[:devices]))
+        # auto_shard_dataset=False: over several processes each WindowBatches reads its own share
+        # of every batch (WindowBatches.process); Keras' auto-sharding is for tf.data only
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=available[:devices],
+                                                                            auto_shard_dataset=False))
         try:
             yield
         finally:
@@ -357,7 +441,8 @@ def _slices(model_config) -> list:
 
 
 def _normalization_batches(data: WindowBatches, n_windows: int):
-    """Random training windows for the input statistics (at least one batch)."""
+    """Random training windows for the input statistics (at least one batch; whole batches, so
+    every process of a multi-process run fits the same statistics)."""
     n_batches = max(1, -(-n_windows // data.batch_size))
     for i in range(min(n_batches, len(data))):
-        yield data[i][0]
+        yield data.global_batch(i)[0]
