@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mdsim import __version__
 from mdsim.errors import MdsimError
+from mdsim.model.config import BACKBONES
 
 
 def _positive_int(text: str) -> int:
@@ -150,7 +151,8 @@ def _add_train(sub) -> None:
     where.add_argument("--out", metavar="RUN_DIR", help="folder for a new run")
     where.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last finished epoch")
     p.add_argument("--config", metavar="FILE.toml", help="model and training settings")
-    p.add_argument("--backbone", choices=("baseline", "multi_input"), help="network (default multi_input)")
+    p.add_argument("--backbone", choices=BACKBONES,
+                   help="network (default multi_input; chroma and rhythm: the CENS or the tempogram branch alone)")
     p.add_argument("--dims", help="comma-separated dimensions, in subspace order "
                                   "(default genre,mood,instrument,era,tempo,key)")
     p.add_argument("--embedding-size", type=_positive_int, help="embedding size, split evenly (default 384)")
@@ -688,7 +690,8 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--variant-negatives", choices=("all", "track"),
                    help="a variant subspace's negatives: every view of the batch and the track's views that differ "
                         "in its augmentation (all, default), or those alone (track)")
-    p.add_argument("--backbone", choices=("baseline", "multi_input"), help="network (default multi_input)")
+    p.add_argument("--backbone", choices=BACKBONES,
+                   help="network (default multi_input; chroma and rhythm: the CENS or the tempogram branch alone)")
     p.add_argument("--embedding-size", type=_positive_int,
                    help="size of the output, split evenly over the subspaces, and of the superspace (default 384)")
     p.add_argument("--width", type=float, help="multiplier of every filter count (default 1.0)")

@@ -164,6 +164,23 @@ def test_baseline_is_the_multi_input_mel_path(multi, baseline):
     assert all(sorted(t) == first for t in templates.values())
 
 
+def test_single_branch_backbones_are_the_multi_input_branches_alone(multi):
+    """``chroma`` and ``rhythm`` (the key and tempo ablations): the CENS or tempogram branch of the
+    multi-input network, the same trunk and head, reading that one input."""
+    for backbone, name in (("chroma", "cens"), ("rhythm", "tempogram")):
+        config = ModelConfig(backbone=backbone, dimensions=("key", "tempo"), embedding_size=16, width=0.25)
+        assert config.inputs == (name,)
+        model = build_model(config)
+        assert [i.name for i in model.inputs] == [name]
+        branch = [(layer.name, tuple(layer.output.shape[1:])) for layer in model.layers
+                  if layer.name.startswith(name + "_")]
+        reference = build_model(ModelConfig(dimensions=("key", "tempo"), embedding_size=16, width=0.25))
+        assert branch == [(layer.name, tuple(layer.output.shape[1:])) for layer in reference.layers
+                          if layer.name.startswith(name + "_")]
+        x = np.random.default_rng(0).random((2, *config.input_shapes[name])).astype("float32")
+        assert model({name: x}).shape == (2, 16)
+
+
 # ---- subspaces ----------------------------------------------------------------
 
 @pytest.mark.parametrize("n_dims, size, step", [(6, 384, 64), (6, 258, 43), (4, 256, 64)])

@@ -20,7 +20,10 @@ from dataclasses import asdict, dataclass, fields
 from mdsim.errors import InputError
 from mdsim.labels import DIMENSIONS
 
-BACKBONES = ("baseline", "multi_input")
+#: The Inception networks: ``baseline`` (the mel branch), ``multi_input`` (mel, CENS and
+#: tempogram branches), and one branch alone for the key and tempo ablations
+#: (docs/key_tempo.md): ``chroma`` (CENS) and ``rhythm`` (tempogram).
+BACKBONES = ("baseline", "multi_input", "chroma", "rhythm")
 #: Heads on the backbone: ``"csn"``, the conditional similarity network's subspaces of
 #: the label dimensions; ``"loev"`` and ``"loev++"``, the self-supervised subspaces of
 #: ``mdsim pretrain`` (:mod:`mdsim.training.pretrain`, docs/loev.md).
@@ -31,7 +34,8 @@ HEADS = ("csn", "loev", "loev++")
 SSL_SUBSPACES = ("invariant", "pitch", "tempo", "eq")
 DATA_FORMATS = ("channels_last", "channels_first")
 #: Inputs each backbone reads, in the order their branches are concatenated.
-BACKBONE_INPUTS = {"baseline": ("mel",), "multi_input": ("mel", "cens", "tempogram")}
+BACKBONE_INPUTS = {"baseline": ("mel",), "multi_input": ("mel", "cens", "tempogram"), "chroma": ("cens",),
+                   "rhythm": ("tempogram",)}
 #: The log tempo axis (``ModelConfig.tempo_axis = "log"``): this many bins, log-spaced
 #: between these lags (4 octaves; 430 to 27 BPM at 22 050 Hz, hop 256).
 LOG_TEMPO_BINS = 128

@@ -1,0 +1,144 @@
+"""Key and tempo on held-out tracks: the networks against the one-line baselines, and the ablations.
+
+On a store with key and tempo labels (the rendered corpus of ``data_prep/rendered.py``, prepped
+with ``--annotate none`` for exact labels), trains each configuration with ``mdsim train`` (the
+same split for all: by group, so every transposition of a score is on one side), draws key and
+tempo triplets on the held-out tracks and, to tell fitting from generalising, on the training
+tracks, and scores each network in its own key and tempo subspaces beside the key-profile and
+tempogram-peak baselines (``key_tempo_baselines.py``) on the same triplets. Writes
+``key_tempo.md`` and ``key_tempo.json`` to ``--out``; every step resumes.
+
+Configurations (``--runs``, separated by ``;``), each ``name=backbone:dims``:
+
+- ``multi_input=multi_input:genre,mood,instrument,tempo,key`` -- the full network, all labels;
+- ``baseline=baseline:genre,mood,instrument,tempo,key`` -- mel only (the paper's comparison);
+- ``multi_key_tempo=multi_input:tempo,key`` -- the full network with only the key and tempo losses;
+- ``chroma=chroma:key`` -- the CENS branch alone, on key;
+- ``rhythm=rhythm:tempo`` -- the tempogram branch alone, on tempo.
+
+    python experiments/key_tempo.py rendered.h5 --out runs/kt --epochs 20 --steps 20
+    python experiments/key_tempo.py rendered.h5 --out runs/kt --runs 'chroma=chroma:key' --epochs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+
+DEFAULT_RUNS = ("multi_input=multi_input:genre,mood,instrument,tempo,key",
+                "baseline=baseline:genre,mood,instrument,tempo,key",
+                "multi_key_tempo=multi_input:tempo,key", "chroma=chroma:key", "rhythm=rhythm:tempo")
+
+
+def _mdsim(*args) -> None:
+    cmd = [sys.executable, "-m", "mdsim.cli", *map(str, args)]
+    print("$ mdsim " + " ".join(map(str, args)), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def parse_runs(text: str) -> dict:
+    """``"name=backbone:dims;..."`` -> ``{name: (backbone, dims)}``."""
+    runs = {}
+    for item in filter(None, (t.strip() for t in text.split(";"))):
+        name, value = item.split("=", 1)
+        backbone, dims = value.split(":", 1)
+        runs[name.strip()] = (backbone.strip(), dims.strip())
+    return runs
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("store", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--runs", default=";".join(DEFAULT_RUNS), help="name=backbone:dims;... (default: the five above)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--steps", type=int, default=20, help="batches per epoch")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--embedding-size", type=int, default=80)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--validation-fraction", type=float, default=0.2)
+    p.add_argument("--triplets", type=int, default=1000, help="triplets per dimension and side")
+    p.add_argument("--chroma-padding", choices=("zero", "circular"), default="zero")
+    p.add_argument("--tempo-axis", choices=("lag", "log"), default="lag")
+    p.add_argument("--bootstrap", type=int, default=500)
+    args = p.parse_args(argv)
+
+    from key_tempo_baselines import baseline_embeddings
+
+    from mdsim import load_model
+    from mdsim.embed import store_embedding_set
+    from mdsim.evaluation import evaluate, load_triplets
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs = parse_runs(args.runs)
+    results_path = args.out / "key_tempo.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    split = None
+    for name, (backbone, dims) in runs.items():
+        run = args.out / name
+        if not (run / "state.json").exists() or json.loads((run / "state.json").read_text())["epochs_done"] < args.epochs:
+            resume = ["--resume", run] if (run / "state.json").exists() else ["--out", run]
+            extra = [] if resume[0] == "--resume" else [
+                "--backbone", backbone, "--dims", dims, "--width", args.width,
+                "--embedding-size", args.embedding_size - args.embedding_size % len(dims.split(",")),
+                "--batch-size", args.batch_size, "--learning-rate", args.learning_rate,
+                "--steps-per-epoch", args.steps, "--validation-fraction", args.validation_fraction,
+                "--chroma-padding", args.chroma_padding, "--tempo-axis", args.tempo_axis]
+            _mdsim("train", args.store, *resume, "--epochs", args.epochs, *extra, "--quiet")
+        split = split or run / "split.json"
+    # the same split for every run: check it, then draw the triplets on both sides
+    splits = {json.dumps(json.loads((args.out / n / "split.json").read_text()), sort_keys=True) for n in runs}
+    if len(splits) != 1:
+        raise SystemExit("the runs were split differently; give them the same store, seed and fraction")
+    split_data = json.loads(split.read_text())
+    train_ids = args.out / "train_tracks.txt"
+    train_ids.write_text("\n".join(split_data["train"]) + "\n")
+    triplets = {}
+    for side, tracks in (("held-out", split), ("training", train_ids)):
+        for dim in ("key", "tempo"):
+            path = args.out / f"{dim}_{side}.csv"
+            if not path.exists():
+                _mdsim("triplets", args.store, "--dimension", dim, "--tracks", tracks, "--n", args.triplets,
+                       "--out", path)
+            triplets[(side, dim)] = load_triplets(path, min_agreement=0.0)
+
+    def score(emb, side, dim, subspace=None):
+        r = evaluate(triplets[(side, dim)], emb, n_bootstrap=args.bootstrap)
+        if subspace is not None:
+            r = next(c for c in r["combinations"] if tuple(c["dims"]) == (subspace,))
+        else:
+            r = r["full"]
+        return [round(r["score"], 4), round(r["ci_low"], 4), round(r["ci_high"], 4)]
+
+    for name, emb in baseline_embeddings(args.store).items():
+        if name in ("key profile", "tempo (tempogram peak)"):
+            results[name] = {f"{side} {dim}": score(emb, side, dim) for side in ("held-out", "training")
+                             for dim in ("key", "tempo")}
+    for name in runs:
+        model = load_model(args.out / name / "best.keras")
+        emb = store_embedding_set(model, args.store, progress=False, name=name)
+        results[name] = {f"{side} {dim}": score(emb, side, dim, dim) for side in ("held-out", "training")
+                         for dim in ("key", "tempo") if dim in model.dimensions}
+    results_path.write_text(json.dumps(results, indent=1))
+
+    cols = ["held-out key", "held-out tempo", "training key", "training tempo"]
+    lines = ["| embedding | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name, r in results.items():
+        cells = [f"{r[c][0]:.3f} [{r[c][1]:.3f}, {r[c][2]:.3f}]" if c in r else "" for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    (args.out / "key_tempo.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
