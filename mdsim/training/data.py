@@ -69,11 +69,16 @@ class TrackTable:
         return len(self.track_ids)
 
 
+def splits_by_group(table: TrackTable) -> bool:
+    """Whether :func:`split_tracks` splits ``table`` by group (every track has one, and there are two or more)."""
+    return all(table.groups) and len(set(table.groups)) > 1
+
+
 def split_tracks(table: TrackTable, *, validation_fraction: float, seed: int) -> tuple[list, list]:
     """Train/validation track ids; by ``group`` when every track has one, so
     one artist never sits on both sides, else by track."""
     rng = np.random.default_rng(seed)
-    use_groups = all(table.groups) and len(set(table.groups)) > 1
+    use_groups = splits_by_group(table)
     units = sorted(set(table.groups)) if use_groups else list(table.track_ids)
     order = rng.permutation(len(units))
     n_val = int(round(validation_fraction * len(units)))
@@ -381,6 +386,25 @@ class WindowBatches(StoreBatches):
 
         return read_window(read, start, self.segment_frames, plan, self.inputs,
                            track_frames=int(self.table.n_frames[row]), config=self._feature_config)
+
+
+def run_split(table: TrackTable, split_path: Path, *, resume: bool, validation_fraction: float, seed: int,
+              write: bool = True, command: str = "train") -> tuple[list, list]:
+    """A run's train/validation track ids: read from ``split_path`` on resume, else drawn by
+    :func:`split_tracks` and saved there (unless ``write`` is false: another process saves
+    it). Raises :class:`InputError` when the saved split names tracks ``table`` lacks."""
+    if resume and Path(split_path).exists():
+        train_ids, val_ids = load_split(split_path)
+    else:
+        train_ids, val_ids = split_tracks(table, validation_fraction=validation_fraction, seed=seed)
+        if write:
+            save_split(split_path, train_ids, val_ids, by_group=splits_by_group(table))
+    known = set(table.track_ids)
+    missing = [t for t in train_ids + val_ids if t not in known]
+    if missing:
+        raise InputError(f"{split_path} names {len(missing)} tracks the store lacks (e.g. {missing[0]!r}); "
+                         f"{command} a new run or use the store it was made with")
+    return train_ids, val_ids
 
 
 def default_steps(n_tracks: int, batch_size: int) -> int:

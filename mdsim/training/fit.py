@@ -29,8 +29,8 @@ from mdsim.errors import InputError
 from mdsim.features.store import FeatureStore
 from mdsim.labels import LabelLayout
 from mdsim.training.config import TrainConfig, read_run_config, write_run_config
-from mdsim.training.data import (TrackTable, WindowBatches, can_form_triplets, default_steps, load_split,
-                                 save_split, split_tracks, trainable_dimensions)
+from mdsim.training.data import (TrackTable, WindowBatches, can_form_triplets, default_steps, run_split,
+                                 trainable_dimensions)
 
 
 @dataclass
@@ -64,19 +64,9 @@ def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, 
         left_out = f" ({n_short} shorter than a window left out)" if n_short and not train_config.pad_short else ""
         raise InputError(f"{store.path}: {len(table)} tracks to train on{left_out}; "
                          "need at least 4 (anchor, positive, negatives)")
-    split_path = run_dir / "split.json"
-    if resume and split_path.exists():
-        train_ids, val_ids = load_split(split_path)
-    else:
-        train_ids, val_ids = split_tracks(table, validation_fraction=train_config.validation_fraction,
-                                          seed=train_config.seed)
-        if write:
-            save_split(split_path, train_ids, val_ids, by_group=all(table.groups))
+    train_ids, val_ids = run_split(table, run_dir / "split.json", resume=resume, seed=train_config.seed,
+                                   validation_fraction=train_config.validation_fraction, write=write)
     pos = {t: i for i, t in enumerate(table.track_ids)}
-    missing = [t for t in train_ids + val_ids if t not in pos]
-    if missing:
-        raise InputError(f"{split_path} names {len(missing)} tracks the store lacks (e.g. {missing[0]!r}); "
-                         "train a new run or use the store it was made with")
     train = table.subset([pos[t] for t in train_ids])
     val = table.subset([pos[t] for t in val_ids])
     return train, val

@@ -332,7 +332,7 @@ class PretrainResult:
     store: Path
 
 
-def resolve_store(source, run_dir: Path, *, workers: int | None = None, log=None) -> Path:
+def resolve_store(source, run_dir: Path, *, workers: int | None = None, log=None, progress: bool = True) -> Path:
     """A features store to pretrain on: ``source`` itself when it is a store, else (a folder
     of audio or a manifest CSV) ``RUN_DIR/features.h5``, prepped first without annotation
     (resumable: a second call adds only what is missing)."""
@@ -345,7 +345,7 @@ def resolve_store(source, run_dir: Path, *, workers: int | None = None, log=None
 
     out = Path(run_dir) / "features.h5"
     print(f"pretrain: preparing the features of {source} in {out}", file=log or sys.stderr)
-    prep(source, out, workers=workers, annotate="none", progress=log is None, log=log)
+    prep(source, out, workers=workers, annotate="none", progress=progress, log=log)
     return out
 
 
@@ -375,7 +375,7 @@ def pretrain(source, run_dir, *, model_config=None, config: PretrainConfig | Non
     from mdsim.model import build_model, check_feature_config, fit_normalization, load_model_file, summarize
     from mdsim.model.subspaces import subspace_slices
     from mdsim.training.callbacks import PlateauSchedule, RunCheckpoint, read_state, recover_last
-    from mdsim.training.data import TrackTable, default_steps, load_split, save_split, split_tracks
+    from mdsim.training.data import TrackTable, default_steps, run_split
     from mdsim.training.fit import compile_options
 
     log = log if log is not None else sys.stderr
@@ -398,7 +398,7 @@ def pretrain(source, run_dir, *, model_config=None, config: PretrainConfig | Non
                              f"are not those of the {config.objective} objective "
                              f"({OBJECTIVES[config.objective]!r}, {list(config.subspaces)})")
     run_dir.mkdir(parents=True, exist_ok=True)
-    store_path = resolve_store(source, run_dir, workers=prep_workers, log=log)
+    store_path = resolve_store(source, run_dir, workers=prep_workers, log=log, progress=bool(verbose))
     write_toml(settings, {"model": model_config.to_dict(), "pretrain": config.to_dict()})
 
     store = FeatureStore(store_path)
@@ -406,17 +406,9 @@ def pretrain(source, run_dir, *, model_config=None, config: PretrainConfig | Non
     table, _ = TrackTable.from_store(store, min_frames=model_config.n_frames, pad_short=True)
     if len(table) < 2:
         raise InputError(f"{store_path}: {len(table)} tracks; contrastive pretraining needs at least 2")
-    split_path = run_dir / "split.json"
-    if resume and split_path.exists():
-        train_ids, val_ids = load_split(split_path)
-    else:
-        train_ids, val_ids = split_tracks(table, validation_fraction=config.validation_fraction, seed=config.seed)
-        save_split(split_path, train_ids, val_ids, by_group=False)
+    train_ids, val_ids = run_split(table, run_dir / "split.json", resume=resume, seed=config.seed,
+                                   validation_fraction=config.validation_fraction, command="pretrain")
     pos = {t: i for i, t in enumerate(table.track_ids)}
-    missing = [t for t in train_ids + val_ids if t not in pos]
-    if missing:
-        raise InputError(f"{split_path} names {len(missing)} tracks the store lacks (e.g. {missing[0]!r}); "
-                         "pretrain a new run or use the store it was made with")
     frames = table.n_frames
     steps = config.steps_per_epoch or default_steps(len(train_ids), config.batch_size)
     common = dict(inputs=model_config.inputs, segment_frames=model_config.n_frames, workers=config.workers)
