@@ -34,6 +34,7 @@ import keras
 from keras import ops
 
 from mdsim.errors import InputError
+from mdsim.metric.losses import _PooledStatistic
 
 #: The NT-Xent temperature (SimCLR's common default; SPEC.md).
 TEMPERATURE = 0.1
@@ -234,25 +235,15 @@ class LOEVLoss(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="mdsim")
-class HeadLoss(keras.metrics.Metric):
+class HeadLoss(_PooledStatistic):
     """The mean of one subspace's loss over the batches since the last reset, recorded by the
     loss (:meth:`LOEVLoss.statistics`); ``update_state`` does nothing."""
 
     def __init__(self, *, name, dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def record(self, value) -> None:
-        self.total.assign_add(ops.cast(ops.stop_gradient(value), self.total.dtype))
-        self.count.assign_add(ops.cast(1.0, self.count.dtype))
+        self._accumulate(value, 1.0)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Nothing: the loss has recorded this batch already."""
-
-    def result(self):
-        return self.total / ops.maximum(self.count, 1.0)
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.count.assign(0.0)

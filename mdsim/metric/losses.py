@@ -246,6 +246,9 @@ class _PooledStatistic(keras.metrics.Metric):
             total, count = result.dimension_loss[index] * result.n_triplets[index], result.n_triplets[index]
         else:
             total, count = result.n_semihard[index], result.n_pairs[index]
+        self._accumulate(total, count)
+
+    def _accumulate(self, total, count) -> None:
         self.total.assign_add(ops.cast(ops.stop_gradient(total), self.total.dtype))
         self.count.assign_add(ops.cast(ops.stop_gradient(count), self.count.dtype))
 
