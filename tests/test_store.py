@@ -303,6 +303,10 @@ def test_the_loader_delivers_stored_matrices_in_the_store_dtype(tmp_path):
                 want = store.features(table.track_ids[r], names=("mel", "tempogram"), start=s, stop=s + 259)
                 np.testing.assert_array_equal(x["mel"][i].astype(np.float32), want["mel"])
                 np.testing.assert_allclose(x["tempogram"][i].astype(np.float32), want["tempogram"], rtol=1e-3)
+            data.stored_dtype = False  # what mdsim train sets on TensorFlow without a GPU
+            assert {v.dtype for v in data[0][0].values()} == {np.dtype(np.float32)}
+            np.testing.assert_array_equal(data[0][0]["mel"], x["mel"].astype(np.float32))
+            data.stored_dtype = True
             data.augment = AugmentConfig(mode="invariance", eq_probability=1.0)
             assert {v.dtype for v in data[0][0].values()} == {np.dtype(np.float32)}
 

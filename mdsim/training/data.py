@@ -299,6 +299,9 @@ class WindowBatches(StoreBatches):
         #: reads its own contiguous share of every batch (the global batch is the same in every
         #: process). ``(0, 1)``: the whole batch.
         self.process = (0, 1)
+        #: Deliver matrices read as stored in the store's dtype (see :meth:`input_dtypes`);
+        #: false: float32 throughout.
+        self.stored_dtype = True
 
     def __getitem__(self, index: int):
         return self.read_batch(index, *self.process)
@@ -349,7 +352,7 @@ class WindowBatches(StoreBatches):
         inside its compiled step, so a stored matrix crosses to the device in half the
         bytes and the host does no conversion; the values are the same."""
         stored = np.dtype(self._feature_config.dtype)
-        computed = self.augment is not None and self.augment.enabled
+        computed = (self.augment is not None and self.augment.enabled) or not self.stored_dtype
         return {name: np.dtype(np.float32) if computed or name not in self._stored_names else stored
                 for name in self.inputs}
 

@@ -171,9 +171,13 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     if resume:
         recover_last(run_dir, state)
     train_data.epoch = state["epochs_done"]
+    # float16 batches where the step casts them cheaply; TensorFlow's CPU kernels have no
+    # float16 path (oneDNN says so, as an error line, at the first cast): float32 there
+    stored_dtype = keras.backend.backend() != "tensorflow" or _has_gpu()
     for data in (train_data, val_data):
         if data is not None:
             data.process = (process, processes)
+            data.stored_dtype = stored_dtype
 
     # the dtype policy and the distribution hold while the model is built, compiled and fitted
     with precision_policy(train_config.mixed_precision), distribution_scope(train_config.devices):
