@@ -424,13 +424,13 @@ def test_loss_object_refuses_bad_settings(rng):
 def test_metrics_pool_batches_and_match_the_loss(rng):
     _, layout, y, x, subspaces = make_batch(rng, n=24)
     names = [m.name for m in subspace_metrics(layout=layout, subspaces=subspaces)]
-    assert names == [f"{d}_{s}" for d in layout.dimensions for s in ("loss", "semihard")]
+    assert names == [f"{d}_{s}" for d in layout.dimensions for s in ("loss", "semihard", "accuracy")]
     halves = [(y[:12], x[:12]), (y[12:], x[12:])]
     results = [conditional_triplet_loss(yy, xx, layout=layout, subspaces=subspaces) for yy, xx in halves]
     metrics = {}
     for dim in ("mood", "tempo", "key"):  # each mines its own subspace only
         i = layout.dimensions.index(dim)
-        for statistic in ("loss", "semihard"):
+        for statistic in ("loss", "semihard", "accuracy"):
             metric = metrics[dim, statistic] = SubspaceTripletMetric(
                 dimension=dim, statistic=statistic, layout=layout, subspaces=subspaces)
             for yy, xx in halves:
@@ -444,6 +444,9 @@ def test_metrics_pool_batches_and_match_the_loss(rng):
                                    loss / triplets, atol=ATOL)
         np.testing.assert_allclose(to_numpy(metrics[dim, "semihard"].result()),
                                    semihard / pairs, atol=ATOL)
+        ordered = sum(to_numpy(r.n_ordered)[i] for r in results)
+        np.testing.assert_allclose(to_numpy(metrics[dim, "accuracy"].result()),
+                                   ordered / sum(to_numpy(r.n_all)[i] for r in results), atol=ATOL)
     metric = metrics["tempo", "semihard"]
     again = SubspaceTripletMetric.from_config(metric.get_config())
     assert again.get_config() == metric.get_config()
@@ -461,7 +464,7 @@ def _dense_model(width, seed=0):
 @pytest.mark.parametrize("eager", [True, False], ids=["eager", "compiled"])
 def test_loss_statistics_equal_the_metrics_from_one_mining(rng, monkeypatch, eager):
     """The figures the loss records are the standalone metrics' (over two batches, in the
-    backend's compiled step too: JAX's is stateless), and a step mines once, not 1 + 2S times."""
+    backend's compiled step too: JAX's is stateless), and a step mines once, not 1 + 3S times."""
     import mdsim.metric.losses as losses
 
     _, layout, y, x, subspaces = make_batch(rng, n=24)
@@ -479,8 +482,9 @@ def test_loss_statistics_equal_the_metrics_from_one_mining(rng, monkeypatch, eag
         calls.clear()
         figures[how] = model.evaluate(x, y, batch_size=12, verbose=0, return_dict=True)
         if eager:  # traced once per compilation otherwise
-            assert len(calls) == (2 if how == "statistics" else 2 * (1 + 2 * len(layout.dimensions)))
-    assert set(figures["statistics"]) == set(figures["metrics"]) >= {"loss", "genre_loss", "key_semihard"}
+            assert len(calls) == (2 if how == "statistics" else 2 * (1 + 3 * len(layout.dimensions)))
+    assert set(figures["statistics"]) == set(figures["metrics"]) >= {"loss", "genre_loss", "key_semihard",
+                                                                     "key_accuracy"}
     assert figures["statistics"]["genre_loss"] > 0
     for name, value in figures["metrics"].items():
         np.testing.assert_allclose(figures["statistics"][name], value, atol=ATOL, err_msg=name)
@@ -489,7 +493,8 @@ def test_loss_statistics_equal_the_metrics_from_one_mining(rng, monkeypatch, eag
 def test_loss_statistics_round_trip_and_refuse_bad_settings(rng):
     _, layout, _, _, subspaces = make_batch(rng)
     statistics = ConditionalTripletLoss(layout=layout, subspaces=subspaces).statistics()
-    assert [m.name for m in statistics] == [f"{d}_{s}" for d in layout.dimensions for s in ("loss", "semihard")]
+    assert [m.name for m in statistics] == [f"{d}_{s}" for d in layout.dimensions
+                                            for s in ("loss", "semihard", "accuracy")]
     again = keras.metrics.deserialize(keras.metrics.serialize(statistics[3]))
     assert isinstance(again, LossStatistic) and again.get_config() == statistics[3].get_config()
     with pytest.raises(InputError, match="unknown statistic 'fraction'"):
@@ -507,3 +512,29 @@ def test_model_trains_with_the_loss_and_reports_metrics(rng):
     history = model.fit(x, y, batch_size=16, epochs=3, verbose=0).history
     assert {"loss", "genre_loss", "genre_semihard", "tempo_loss", "tempo_semihard"} <= set(history)
     assert history["loss"][-1] < history["loss"][0]
+
+
+def test_triplet_accuracy_counts_every_triplet_of_the_batch():
+    """The loss's ``<dim>_accuracy``: against a loop over every (anchor, positive, negative) of the
+    batch; a model whose positives are nearer scores 1, one whose negatives are nearer 0."""
+    from mdsim.metric.losses import triplet_order_counts
+
+    rng = np.random.default_rng(4)
+    S, B = 3, 9
+    d = rng.random((S, B, B)).astype("float32")
+    positive = rng.random((S, B, B)) < 0.3
+    negative = ~positive & (rng.random((S, B, B)) < 0.6)
+    ordered, total = (keras.ops.convert_to_numpy(v) for v in triplet_order_counts(d, positive, negative))
+    for s in range(S):
+        want = [(d[s, a, p] < d[s, a, n]) for a in range(B) for p in range(B) for n in range(B)
+                if positive[s, a, p] and negative[s, a, n]]
+        assert total[s] == len(want) > 0 and ordered[s] == sum(want)
+    # through the loss: positives near and negatives far score 1; positives opposite, 0
+    near = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], "float32")
+    opposite = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]], "float32")
+    for emb, want in ((near, 1.0), (opposite, 0.0)):
+        records = [{"genre": [g]} for g in "aabb"]
+        layout = LabelLayout.from_records(("genre",), records)
+        r = conditional_triplet_loss(layout.encode(records), emb, layout=layout, subspaces=[(0, 2)])
+        assert keras.ops.convert_to_numpy(r.n_all)[0] == 8
+        assert keras.ops.convert_to_numpy(r.n_ordered / r.n_all)[0] == pytest.approx(want)
