@@ -438,6 +438,29 @@ class FeatureStore:
             raise StoreError(f"{self.path}: no track {track_id!r} in the store")
         return self._index.features_of[track_id][2]
 
+    def _locate(self, track_id) -> tuple:
+        """``(shard, first frame in the shard, frames)`` of a track's features."""
+        try:
+            k, offset, n = self._index.features_of[track_id]
+            return self._index.shards[k], offset, n
+        except KeyError:
+            raise StoreError(f"{self.path}: no track {track_id!r} in the store") from None
+
+    def _damaged(self, track_id, shard: Path, error: Exception) -> StoreError:
+        return StoreError(f"{self.path}: the features of track {track_id!r} are damaged ({shard.name}: {error}); "
+                          "`mdsim prep INPUT --out STORE --verify` computes damaged tracks again")
+
+    def _tempogram(self, read_onset, start: int, stop: int, n: int) -> np.ndarray:
+        """Frames ``start:stop`` of a compact track's tempogram, from only the envelope they read
+        (``win_length // 2`` on either side): ``read_onset(lo, hi)`` gives samples ``lo:hi``."""
+        cfg = self._config
+        if stop <= start:
+            return np.zeros((cfg.tempogram_win_length, 0), np.float32)
+        half = cfg.tempogram_win_length // 2
+        lo, hi = max(0, start - half), min(n, stop + half)
+        return tempogram_frames(read_onset(lo, hi), start, stop, win_length=cfg.tempogram_win_length,
+                                cyclic=cfg.cyclic_tempogram, envelope_span=(lo, n))
+
     def features(self, track_id, *, names=FEATURE_NAMES, start: int = 0, stop: int | None = None) -> dict:
         """Feature matrices of a track, frames ``start:stop``, as ``float32``.
 
@@ -456,32 +479,20 @@ class FeatureStore:
         dict
             ``{name: np.ndarray [shape=(n_bins, stop - start), dtype=float32]}``.
         """
-        try:
-            k, offset, n = self._index.features_of[track_id]
-            shard = self._index.shards[k]
-        except KeyError:
-            raise StoreError(f"{self.path}: no track {track_id!r} in the store") from None
+        shard, offset, n = self._locate(track_id)
         start = max(0, int(start))
         stop = n if stop is None else max(start, min(int(stop), n))
         out = {}
         try:
             feats = self._datasets(shard)
             for name in names:
-                if name == "tempogram" and "tempogram" not in feats and stop == start:
-                    out[name] = np.zeros((self._config.tempogram_win_length, 0), np.float32)
-                elif name == "tempogram" and "tempogram" not in feats:
-                    cfg = self._config
-                    # only the envelope the frames read: win_length // 2 on either side
-                    half = cfg.tempogram_win_length // 2
-                    lo, hi = max(0, start - half), min(n, stop + half)
-                    onset = feats["onset"][0, offset + lo:offset + hi]
-                    out[name] = tempogram_frames(onset, start, stop, win_length=cfg.tempogram_win_length,
-                                                 cyclic=cfg.cyclic_tempogram, envelope_span=(lo, n))
+                if name == "tempogram" and "tempogram" not in feats:
+                    out[name] = self._tempogram(lambda lo, hi: feats["onset"][0, offset + lo:offset + hi],
+                                                start, stop, n)
                 else:
                     out[name] = feats[name][:, offset + start:offset + stop].astype(np.float32)
         except (OSError, KeyError) as e:
-            raise StoreError(f"{self.path}: the features of track {track_id!r} are damaged ({shard.name}: {e}); "
-                             "`mdsim prep INPUT --out STORE --verify` computes damaged tracks again") from None
+            raise self._damaged(track_id, shard, e) from None
         return out
 
     def read_window(self, track_id, out: dict, start: int = 0) -> int:
@@ -506,11 +517,7 @@ class FeatureStore:
         StoreError
             As :meth:`features`.
         """
-        try:
-            k, offset, n = self._index.features_of[track_id]
-            shard = self._index.shards[k]
-        except KeyError:
-            raise StoreError(f"{self.path}: no track {track_id!r} in the store") from None
+        shard, offset, n = self._locate(track_id)
         start = max(0, int(start))
         width = min((v.shape[1] for v in out.values()), default=0)
         stop = max(start, min(start + width, n))
@@ -526,19 +533,17 @@ class FeatureStore:
                 self._chunk_maps.move_to_end(shard)
             for name, dest in out.items():
                 if name == "tempogram" and "tempogram" not in chunks.names:
-                    cfg = self._config
-                    half = cfg.tempogram_win_length // 2  # the envelope the frames read, as in features()
-                    lo, hi = max(0, start - half), min(n, stop + half)
-                    onset = np.empty((1, hi - lo), np.float32)
-                    chunks.copy("onset", offset + lo, offset + hi, onset, lambda: self._datasets(shard)["onset"])
-                    dest[:, :stop - start] = tempogram_frames(onset[0], start, stop, win_length=cfg.tempogram_win_length,
-                                                              cyclic=cfg.cyclic_tempogram, envelope_span=(lo, n))
+                    def read_onset(lo, hi):
+                        onset = np.empty((1, hi - lo), np.float32)
+                        chunks.copy("onset", offset + lo, offset + hi, onset, lambda: self._datasets(shard)["onset"])
+                        return onset[0]
+
+                    dest[:, :stop - start] = self._tempogram(read_onset, start, stop, n)
                 else:
                     chunks.copy(name, offset + start, offset + stop, dest,
                                 lambda name=name: self._datasets(shard)[name])
         except (OSError, KeyError) as e:
-            raise StoreError(f"{self.path}: the features of track {track_id!r} are damaged ({shard.name}: {e}); "
-                             "`mdsim prep INPUT --out STORE --verify` computes damaged tracks again") from None
+            raise self._damaged(track_id, shard, e) from None
         return stop - start
 
     def failures(self) -> list[tuple[str, str, str]]:
