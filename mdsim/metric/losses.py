@@ -157,7 +157,7 @@ def triplet_order_counts(distances, positive, negative):
     negative = ops.cast(negative, "float32")
     member = positive + negative  # disjoint masks
     # the other columns sort last, so the members' ranks are among themselves
-    row = ops.where(member > 0, distances, ops.full_like(distances, 1e9))
+    row = distances * member + (1.0 - member) * 1e9
     rank = ops.cast(ops.argsort(ops.argsort(row, axis=-1), axis=-1), "float32") + 1.0
     n_neg = ops.sum(negative, axis=-1)
     n_pos = ops.sum(positive, axis=-1)
