@@ -14,7 +14,12 @@ Configurations (``--runs``, separated by ``;``), each ``name=backbone:dims``:
 - ``baseline=baseline:genre,mood,instrument,tempo,key`` -- mel only (the paper's comparison);
 - ``multi_key_tempo=multi_input:tempo,key`` -- the full network with only the key and tempo losses;
 - ``chroma=chroma:key`` -- the CENS branch alone, on key;
-- ``rhythm=rhythm:tempo`` -- the tempogram branch alone, on tempo.
+- ``rhythm=rhythm:tempo`` -- the tempogram branch alone, on tempo;
+- ``multi_summaries=multi_input:genre,mood,instrument,tempo,key:cens,tempogram`` -- the full
+  network with the CENS and tempogram summaries (``mdsim train --summaries``);
+- ``chroma_summary=chroma:key:cens`` -- the CENS branch with its summary, on key.
+
+A third field after the dimensions names the inputs of ``--summaries``.
 
     python experiments/key_tempo.py rendered.h5 --out runs/kt --epochs 20 --steps 20
     python experiments/key_tempo.py rendered.h5 --out runs/kt --runs 'chroma=chroma:key' --epochs 5
@@ -34,7 +39,9 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 DEFAULT_RUNS = ("multi_input=multi_input:genre,mood,instrument,tempo,key",
                 "baseline=baseline:genre,mood,instrument,tempo,key",
-                "multi_key_tempo=multi_input:tempo,key", "chroma=chroma:key", "rhythm=rhythm:tempo")
+                "multi_key_tempo=multi_input:tempo,key", "chroma=chroma:key", "rhythm=rhythm:tempo",
+                "multi_summaries=multi_input:genre,mood,instrument,tempo,key:cens,tempogram",
+                "chroma_summary=chroma:key:cens")
 
 
 def _mdsim(*args) -> None:
@@ -44,12 +51,12 @@ def _mdsim(*args) -> None:
 
 
 def parse_runs(text: str) -> dict:
-    """``"name=backbone:dims;..."`` -> ``{name: (backbone, dims)}``."""
+    """``"name=backbone:dims[:summaries];..."`` -> ``{name: (backbone, dims, summaries)}``."""
     runs = {}
     for item in filter(None, (t.strip() for t in text.split(";"))):
         name, value = item.split("=", 1)
-        backbone, dims = value.split(":", 1)
-        runs[name.strip()] = (backbone.strip(), dims.strip())
+        backbone, dims, *rest = value.split(":")
+        runs[name.strip()] = (backbone.strip(), dims.strip(), rest[0].strip() if rest else "")
     return runs
 
 
@@ -82,7 +89,7 @@ def main(argv=None) -> int:
     results_path = args.out / "key_tempo.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     split = None
-    for name, (backbone, dims) in runs.items():
+    for name, (backbone, dims, summaries) in runs.items():
         run = args.out / name
         if not (run / "state.json").exists() or json.loads((run / "state.json").read_text())["epochs_done"] < args.epochs:
             resume = ["--resume", run] if (run / "state.json").exists() else ["--out", run]
@@ -91,7 +98,8 @@ def main(argv=None) -> int:
                 "--embedding-size", args.embedding_size - args.embedding_size % len(dims.split(",")),
                 "--batch-size", args.batch_size, "--learning-rate", args.learning_rate,
                 "--steps-per-epoch", args.steps, "--validation-fraction", args.validation_fraction,
-                "--chroma-padding", args.chroma_padding, "--tempo-axis", args.tempo_axis]
+                "--chroma-padding", args.chroma_padding, "--tempo-axis", args.tempo_axis] + (
+                ["--summaries", summaries] if summaries else [])
             _mdsim("train", args.store, *resume, "--epochs", args.epochs, *extra, "--quiet")
         split = split or run / "split.json"
     # the same split for every run: check it, then draw the triplets on both sides

@@ -15,6 +15,10 @@ from mdsim.errors import MdsimError
 from mdsim.model.config import BACKBONES
 
 
+def _name_list(text: str) -> tuple:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -163,6 +167,10 @@ def _add_train(sub) -> None:
     p.add_argument("--chroma-padding", choices=("zero", "circular"),
                    help="pad CENS from 12 to 16 bins with zeros (default, the paper) or around the chroma "
                         "circle, where a transposition is a shift")
+    p.add_argument("--summaries", type=_name_list, metavar="INPUTS",
+                   help="comma-separated inputs (cens, tempogram) whose time average also reaches the "
+                        "embedding directly, past the trunk's pooling (default none, the paper; "
+                        "docs/key_tempo.md)")
     p.add_argument("--epochs", type=_positive_int, help="epochs in total (default 100)")
     p.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default: each track once)")
     p.add_argument("--batch-size", type=_positive_int, help="windows per batch (default 64)")
@@ -220,7 +228,8 @@ def _train_configs(args):
     model, training = (ModelConfig(), TrainConfig()) if not args.config else read_run_config(args.config)
     model_changes = {k: v for k, v in (("backbone", args.backbone), ("embedding_size", args.embedding_size),
                                        ("width", args.width), ("tempo_axis", args.tempo_axis),
-                                       ("chroma_padding", args.chroma_padding)) if v is not None}
+                                       ("chroma_padding", args.chroma_padding),
+                                       ("summaries", args.summaries)) if v is not None}
     if args.dims:
         model_changes["dimensions"] = check_dimensions(args.dims)
     training_changes = {k: v for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
@@ -249,7 +258,7 @@ def _run_train(args) -> int:
     if args.resume:
         unsupported = sorted(set(changes) - {"epochs", "eager", "devices"})
         if unsupported or args.config or args.backbone or args.dims or args.embedding_size or args.width \
-                or args.tempo_axis or args.chroma_padding:
+                or args.tempo_axis or args.chroma_padding or args.summaries:
             print("mdsim train: note: --resume keeps the run's own settings; only --epochs, --eager and "
                   "--devices are applied",
                   file=sys.stderr)

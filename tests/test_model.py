@@ -441,3 +441,36 @@ def test_model_options_build_save_and_load(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "circular", out.stderr[-2000:]
     with pytest.raises(InputError, match="tempo_axis"):
         ModelConfig(tempo_axis="linear")
+
+
+def test_input_summaries_reach_the_representation_and_round_trip(tmp_path):
+    """``summaries``: the time-averaged standardised input, through its dense layer, joins the
+    pooled trunk map before ``head_dense``; it shares the branch's input statistics (one
+    Standardize per input, fitted once), the model saves and loads with it, and an input the
+    backbone does not read is refused."""
+    from mdsim.model import ModelConfig, build_model, fit_normalization, load_model_file, save_model
+    from mdsim.model.config import SUMMARY_UNITS
+
+    config = ModelConfig(dimensions=("tempo", "key"), embedding_size=16, width=0.25, summaries=("cens", "tempogram"))
+    model = build_model(config)
+    flat = model.get_layer("head_flatten").output.shape[-1]
+    assert model.get_layer("head_with_summaries").output.shape[-1] == flat + 2 * SUMMARY_UNITS
+    assert sorted(layer.name for layer in model.layers if layer.name.endswith("_standardize")) == [
+        "cens_standardize", "mel_standardize", "tempogram_standardize"]
+    rng = np.random.default_rng(0)
+    inputs = {"mel": rng.random((4, 128, 259), dtype=np.float32), "cens": rng.random((4, 12, 259), dtype=np.float32),
+              "tempogram": rng.random((4, 384, 259), dtype=np.float32)}
+    fit_normalization(model, inputs)
+    # the summary reads the time average: reversing time leaves it, and so the embedding's
+    # summary part, unchanged
+    summary = keras.Model(model.inputs, model.get_layer("summary_concat").output)
+    reversed_inputs = {k: v[:, :, ::-1].copy() for k, v in inputs.items()}
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(summary(inputs)),
+                               keras.ops.convert_to_numpy(summary(reversed_inputs)), atol=1e-4)
+    save_model(model, tmp_path / "m.keras")
+    loaded, saved = load_model_file(tmp_path / "m.keras")
+    assert saved == config and saved.summaries == ("cens", "tempogram")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(inputs)), keras.ops.convert_to_numpy(model(inputs)),
+                               atol=1e-5)
+    with pytest.raises(InputError, match="summary of 'cens': the baseline backbone reads mel"):
+        ModelConfig(backbone="baseline", summaries=("cens",))

@@ -22,18 +22,21 @@ import keras
 from keras import layers
 
 from mdsim.model import blocks
-from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, ModelConfig, channel_axis, check_feature_config, padded_bins, pool_plan,
-                                scale_filters)
+from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, SUMMARY_UNITS, ModelConfig, channel_axis,
+                                check_feature_config, padded_bins, pool_plan, scale_filters)
 from mdsim.model.head import SubspaceHead
 from mdsim.model.normalization import Standardize
 
 
-def prepare_input(inputs, name: str, *, n_bins: int, n_frames: int, data_format: str, config=None):
+def prepare_input(inputs, name: str, *, n_bins: int, n_frames: int, data_format: str, config=None,
+                  standardized: dict | None = None):
     """``(B, n_bins, n_frames)`` -> z-scored ``(B, bins, n_frames, 1)`` (channels last) or
     ``(B, 1, bins, n_frames)``, padded to a multiple of 16 bins (CENS: 12 -> 16, two bins
     each side: zeros, or the chroma circle with ``chroma_padding = "circular"``); a
     tempogram with ``tempo_axis = "log"`` is resampled onto the log tempo axis first."""
     x = Standardize(n_bins, name=f"{name}_standardize")(inputs)
+    if standardized is not None:  # the (B, n_bins, n_frames) z-scores, for a summary
+        standardized[name] = x
     if config is not None and name == "tempogram" and config.tempo_axis == "log":
         x = LogLagAxis(n_bins, name="tempogram_log_axis")(x)
         n_bins = config.branch_bins(name)
@@ -144,13 +147,30 @@ def pool_time(x, config: ModelConfig, prefix: str = ""):
 
     Only time is averaged: the frequency axis keeps where in the spectrum a
     feature sits, which pitch (key) and register (instrument) depend on.
-    ``prefix`` names a ``loev++`` subspace's own copy of these layers.
+    ``prefix`` names a ``loev++`` subspace's own copy of these layers. With
+    ``config.summaries``, ``x`` is ``(trunk map, summary vector)`` (:func:`body`),
+    and the summary is appended to the flattened map.
     """
+    x, summary = x if isinstance(x, tuple) else (x, None)
     frames = x.shape[2] if config.data_format == "channels_last" else x.shape[3]
     x = layers.AveragePooling2D((1, frames), data_format=config.data_format, name=f"{prefix}head_timepool")(x)
     # Flatten in channels-last order whatever the layout, so the dense weights
     # mean the same in both.
-    return layers.Flatten(data_format=config.data_format, name=f"{prefix}head_flatten")(x)
+    x = layers.Flatten(data_format=config.data_format, name=f"{prefix}head_flatten")(x)
+    if summary is not None:
+        x = layers.Concatenate(name=f"{prefix}head_with_summaries")([x, summary])
+    return x
+
+
+def summaries(standardized: dict, config: ModelConfig):
+    """The ``config.summaries`` inputs' z-scores averaged over time, each through a dense layer
+    of :data:`~mdsim.model.config.SUMMARY_UNITS` with ReLU, concatenated: ``(B, 64 k)``."""
+    parts = []
+    for name in config.summaries:
+        mean = layers.GlobalAveragePooling1D(data_format="channels_first", name=f"{name}_summary_mean")(
+            standardized[name])
+        parts.append(layers.Dense(SUMMARY_UNITS, activation="relu", name=f"{name}_summary_dense")(mean))
+    return parts[0] if len(parts) == 1 else layers.Concatenate(name="summary_concat")(parts)
 
 
 def representation(x, config: ModelConfig, prefix: str = ""):
@@ -180,7 +200,9 @@ def head(x, config: ModelConfig, *, feature_config: dict | None = None):
                 shared = superspace
             else:
                 prefix = "" if name == "invariant" else f"{name}_"
-                shared = representation(_trunk_block(x, config, 6, prefix), config, prefix)
+                trunk_map, summary = x if isinstance(x, tuple) else (x, None)
+                block = _trunk_block(trunk_map, config, 6, prefix)
+                shared = representation(block if summary is None else (block, summary), config, prefix)
             h = layers.Dense(config.embedding_size, activation="relu", name=f"{name}_projection_hidden")(shared)
             parts.append(layers.Dense(size, name=f"{name}_projection")(h))
         x = parts[0] if len(parts) == 1 else layers.Concatenate(name="subspace_concat")(parts)
@@ -218,15 +240,16 @@ def body(config: ModelConfig) -> tuple[dict, object]:
     head (:func:`head`) and the manifold's 3-D head
     (:func:`mdsim.model.manifold.build_manifold_network`) both start here.
     """
-    inputs, maps = {}, []
+    inputs, maps, standardized = {}, [], {}
     for name, (n_bins, n_frames) in config.input_shapes.items():
         inputs[name] = keras.Input((n_bins, n_frames), name=name)
         x = prepare_input(inputs[name], name, n_bins=n_bins, n_frames=n_frames,
-                          data_format=config.data_format, config=config)
+                          data_format=config.data_format, config=config, standardized=standardized)
         maps.append(branch(x, config, name, n_bins=config.branch_bins(name)))
     if len(maps) == 1:
         x = maps[0]
     else:
         x = layers.Concatenate(axis=channel_axis(config.data_format), name="trunk_concat")(maps)
     # the loev++ head builds the last trunk block once per subspace
-    return inputs, trunk(x, config, last_block=config.head != "loev++")
+    x = trunk(x, config, last_block=config.head != "loev++")
+    return inputs, ((x, summaries(standardized, config)) if config.summaries else x)

@@ -36,6 +36,8 @@ DATA_FORMATS = ("channels_last", "channels_first")
 #: Inputs each backbone reads, in the order their branches are concatenated.
 BACKBONE_INPUTS = {"baseline": ("mel",), "multi_input": ("mel", "cens", "tempogram"), "chroma": ("cens",),
                    "rhythm": ("tempogram",)}
+#: Width of the dense layer of each input summary (``ModelConfig.summaries``).
+SUMMARY_UNITS = 64
 #: The log tempo axis (``ModelConfig.tempo_axis = "log"``): this many bins, log-spaced
 #: between these lags (4 octaves; 430 to 27 BPM at 22 050 Hz, hop 256).
 LOG_TEMPO_BINS = 128
@@ -153,6 +155,15 @@ class ModelConfig:
         How CENS is padded from 12 to 16 bins: zeros (the paper), or the chroma
         circle continued (B, A# before C; C, C# after B), so that every pitch
         class has the same neighbours and a transposition is a shift.
+    summaries : tuple of str
+        Inputs whose whole-window statistics also reach the representation
+        directly: the standardised input averaged over time (``cens``: 12
+        numbers, ``tempogram``: 384), through a dense layer of
+        :data:`SUMMARY_UNITS` with ReLU, concatenated with the trunk's pooled
+        map before ``head_dense``. Empty (the paper's network) by default. The
+        trunk pools the CENS axis 2:1, which merges neighbouring pitch classes,
+        and a key is told from its neighbours by one semitone; the summary of
+        ``cens`` keeps them apart (docs/key_tempo.md).
     head : {"csn", "loev", "loev++"}
         ``"csn"``: dense to D, layer normalisation, the label dimensions' slices.
         ``"loev"``: the same dense and normalisation make the superspace V (D wide),
@@ -179,11 +190,13 @@ class ModelConfig:
     n_frames: int = 259
     tempo_axis: str = "lag"
     chroma_padding: str = "zero"
+    summaries: tuple = ()
     head: str = "csn"
 
     def __post_init__(self):
         # Accept lists (from JSON / TOML) and store tuples so the config stays hashable.
         object.__setattr__(self, "dimensions", tuple(self.dimensions))
+        object.__setattr__(self, "summaries", tuple(self.summaries))
         if self.subspace_sizes is not None:
             object.__setattr__(self, "subspace_sizes", tuple(self.subspace_sizes))
         object.__setattr__(self, "branch_filters", _as_blocks(self.branch_filters, "branch_filters"))
@@ -248,6 +261,12 @@ class ModelConfig:
             raise InputError(f"unknown chroma_padding {self.chroma_padding!r} (valid: zero, circular)")
         for name in self.inputs:
             pool_plan(self.branch_bins(name), self.n_frames, input_name=name)
+        for name in self.summaries:
+            if name not in self.inputs:
+                raise InputError(f"summary of {name!r}: the {self.backbone} backbone reads "
+                                 f"{', '.join(self.inputs)}")
+        if len(set(self.summaries)) != len(self.summaries):
+            raise InputError(f"summaries {', '.join(self.summaries)} name an input twice")
 
     # ---- derived values -------------------------------------------------------
 
