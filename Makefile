@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/lock.txt
 
-.PHONY: install lock browser demo test test-fast docs clean
+.PHONY: install lock browser renderer demo test test-fast docs clean
 
 install: $(STAMP)
 
@@ -47,7 +47,21 @@ browser:
 	    echo "no chromium and no root apt-get: the browser tests will be skipped (apt-get install chromium)"; \
 	  fi; }
 
-test: install browser
+# The rendered-corpus tests (tests/test_rendered.py) play generated scores through FluidSynth
+# with Debian's General MIDI soundfont (FluidR3_GM, MIT licence). Installed here when missing
+# and possible (root with apt-get, as in CI); elsewhere those tests skip, saying why.
+SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
+renderer:
+	@{ command -v fluidsynth >/dev/null 2>&1 && test -f $(SOUNDFONT); } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's fluidsynth and fluid-soundfont-gm for the rendered-corpus tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; } \
+	      || echo "could not install fluidsynth: the rendered-corpus tests will be skipped"; \
+	  else \
+	    echo "no fluidsynth and no root apt-get: the rendered-corpus tests will be skipped (apt-get install fluidsynth fluid-soundfont-gm)"; \
+	  fi; }
+
+test: install browser renderer
 	$(PY) -m pytest -q -ra
 
 test-fast: install
