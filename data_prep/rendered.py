@@ -35,12 +35,12 @@ import argparse
 import csv
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from mdsim.errors import InputError, MdsimError
+from data_prep import write_manifest_or_fail
+from mdsim.errors import InputError
 from mdsim.labels import key_name
 
 #: The rate the corpus is rendered at (mdsim's analysis rate: prep does not resample).
@@ -314,16 +314,10 @@ def main(argv=None) -> int:
 
         def progress(rows):
             return tqdm(rows, desc="render", unit="track")
-    try:
-        manifest = generate_corpus(args.out, scores=args.scores, keys=args.keys, seed=args.seed,
-                                   seconds=args.seconds, min_bpm=args.min_bpm, max_bpm=args.max_bpm,
-                                   tempo_changes=args.tempo_changes, ensembles=tuple(args.ensembles.split(",")),
-                                   soundfont=args.soundfont, progress=progress)
-    except MdsimError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(manifest)
-    return 0
+    return write_manifest_or_fail(lambda: generate_corpus(
+        args.out, scores=args.scores, keys=args.keys, seed=args.seed, seconds=args.seconds, min_bpm=args.min_bpm,
+        max_bpm=args.max_bpm, tempo_changes=args.tempo_changes, ensembles=tuple(args.ensembles.split(",")),
+        soundfont=args.soundfont, progress=progress))
 
 
 if __name__ == "__main__":

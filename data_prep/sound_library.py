@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from mdsim.errors import InputError, MdsimError
+from data_prep import write_manifest_or_fail
+from mdsim.errors import InputError
 from mdsim.labels import pitch_name
 from mdsim.synth.voices import LEADS, _length, envelope, midi_to_hz
 
@@ -150,15 +150,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        manifest = generate_library(args.out, seed=args.seed, low=args.low, high=args.high, gate=args.gate,
-                                    instruments=tuple(args.instruments.split(",")),
-                                    dynamics=tuple(args.dynamics.split(",")))
-    except MdsimError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(manifest)
-    return 0
+    return write_manifest_or_fail(lambda: generate_library(
+        args.out, seed=args.seed, low=args.low, high=args.high, gate=args.gate,
+        instruments=tuple(args.instruments.split(",")), dynamics=tuple(args.dynamics.split(","))))
 
 
 if __name__ == "__main__":
