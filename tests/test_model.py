@@ -454,7 +454,7 @@ def test_input_summaries_reach_the_representation_and_round_trip(tmp_path):
     config = ModelConfig(dimensions=("tempo", "key"), embedding_size=16, width=0.25, summaries=("cens", "tempogram"))
     model = build_model(config)
     flat = model.get_layer("head_flatten").output.shape[-1]
-    assert model.get_layer("head_with_summaries").output.shape[-1] == flat + 2 * SUMMARY_UNITS
+    assert model.get_layer("head_summaries").output.shape[-1] == flat + 2 * SUMMARY_UNITS
     assert sorted(layer.name for layer in model.layers if layer.name.endswith("_standardize")) == [
         "cens_standardize", "mel_standardize", "tempogram_standardize"]
     rng = np.random.default_rng(0)

@@ -158,7 +158,7 @@ def pool_time(x, config: ModelConfig, prefix: str = ""):
     # mean the same in both.
     x = layers.Flatten(data_format=config.data_format, name=f"{prefix}head_flatten")(x)
     if summary is not None:
-        x = layers.Concatenate(name=f"{prefix}head_with_summaries")([x, summary])
+        x = layers.Concatenate(name=f"{prefix}head_summaries")([x, summary])
     return x
 
 
