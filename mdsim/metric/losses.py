@@ -153,6 +153,7 @@ def triplet_order_counts(distances, positive, negative):
     the ranks of the anchor's row (two sorts, ``S * B**2 * log B``). Distances tied between
     a positive and a negative are ordered either way.
     """
+    distances = ops.cast(distances, "float32")
     positive = ops.cast(positive, "float32")
     negative = ops.cast(negative, "float32")
     member = positive + negative  # disjoint masks
