@@ -80,10 +80,18 @@ def test_pool_plan_of_the_paper_inputs():
 
 def test_output_is_layer_normalised_embedding(multi, baseline, rng):
     for model, config in ((multi, TINY_MULTI), (baseline, TINY_BASELINE)):
-        emb = keras.ops.convert_to_numpy(model(features(config, rng, batch=3)))
+        x = features(config, rng, batch=3)
+        emb = keras.ops.convert_to_numpy(model(x))
         assert emb.shape == (3, config.embedding_size)
         np.testing.assert_allclose(emb.mean(axis=1), 0.0, atol=1e-4)
-        np.testing.assert_allclose(emb.std(axis=1), 1.0, atol=1e-2)
+        # exactly the layer normalisation of head_dense's output (epsilon 1e-5, untrained scale 1
+        # and offset 0); a plain "std close to 1" fails now and then on a tiny untrained model,
+        # whose pre-norm variance is small enough for the epsilon to matter
+        dense = keras.Model(model.inputs, model.get_layer("head_dense").output)
+        h = keras.ops.convert_to_numpy(dense(x)).astype(np.float64)
+        expected = (h - h.mean(axis=1, keepdims=True)) / np.sqrt(h.var(axis=1, keepdims=True) + 1e-5)
+        np.testing.assert_allclose(emb, expected, atol=2e-4, rtol=1e-3)
+        assert np.all(emb.std(axis=1) > 0.5)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
