@@ -37,10 +37,15 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 from synthetic_disentanglement import DIMS, add_run_arguments, markdown, prepare, subspace_matrix  # noqa: E402
 
+def pretrain_suffix(args) -> str:
+    """Run-folder suffix of the non-default pretraining options (``_track``, ``_summaries``)."""
+    return ("_track" if args.variant_negatives == "track" else "") + ("_summaries" if args.summaries else "")
+
+
 def pretrain_runs(args, store, mdsim) -> dict:
     runs = {}
     for objective in args.objectives:
-        run = args.out / f"pre_{objective.replace('+', 'p')}"
+        run = args.out / f"pre_{objective.replace('+', 'p')}{pretrain_suffix(args)}"
         if (run / "state.json").exists():
             status = mdsim(["pretrain", str(store), "--resume", str(run), "--epochs", str(args.pretrain_epochs),
                             "--quiet"])
@@ -51,7 +56,8 @@ def pretrain_runs(args, store, mdsim) -> dict:
                             "--epochs", str(args.pretrain_epochs), "--steps-per-epoch", str(args.pretrain_steps),
                             "--batch-size", str(args.pretrain_batch), "--learning-rate",
                             str(args.pretrain_learning_rate), "--validation-fraction", str(args.validation_fraction),
-                            "--seed", str(args.seed), "--quiet"])
+                            "--seed", str(args.seed), "--variant-negatives", args.variant_negatives, "--quiet"]
+                           + (["--summaries", args.summaries] if args.summaries else []))
         assert status == 0, f"pretraining {objective} failed"
         runs[objective] = run
     return runs
@@ -78,7 +84,7 @@ def label_efficiency(args, store, pool, held, pretrained, mdsim, common) -> dict
         tracks = args.out / f"tracks_{fraction:g}.txt"
         tracks.write_text("\n".join(subset) + "\n")
         for start in ("scratch", "loev++"):
-            run = args.out / f"csn_{fraction:g}_{start.replace('+', 'p')}"
+            run = args.out / f"csn_{fraction:g}_{start.replace('+', 'p')}{pretrain_suffix(args)}"
             if (run / "state.json").exists():
                 status = mdsim(["train", str(store), "--resume", str(run), "--epochs", str(args.epochs), "--quiet"])
             else:
@@ -111,6 +117,8 @@ def main(argv=None) -> int:
     add_run_arguments(p, epochs=12, triplets=200)
     p.add_argument("--objectives", default="loev,loev++", help="pretraining objectives (default loev,loev++)")
     p.add_argument("--variants", default="pitch,tempo", help="mdsim pretrain --variants (default pitch,tempo)")
+    p.add_argument("--variant-negatives", choices=("all", "track"), default="all",
+                   help="mdsim pretrain --variant-negatives (default all)")
     p.add_argument("--pretrain-epochs", type=int, default=20)
     p.add_argument("--pretrain-steps", type=int, default=15, help="pretraining steps per epoch")
     p.add_argument("--pretrain-batch", type=int, default=16, help="tracks per pretraining step")

@@ -706,6 +706,9 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--width", type=float, help="multiplier of every filter count (default 1.0)")
     p.add_argument("--tempo-axis", choices=("lag", "log"), help="as for `mdsim train` (default lag)")
     p.add_argument("--chroma-padding", choices=("zero", "circular"), help="as for `mdsim train` (default zero)")
+    p.add_argument("--summaries", type=_name_list, metavar="INPUTS",
+                   help="as for `mdsim train`: inputs (cens, tempogram) whose time average also reaches every "
+                        "subspace's representation (default none; docs/loev.md)")
     p.add_argument("--epochs", type=_positive_int, help="epochs in total (default 50)")
     p.add_argument("--steps-per-epoch", type=_positive_int, help="steps per epoch (default: each track once)")
     p.add_argument("--batch-size", type=_positive_int, help="tracks per step, each seen as 2 + K views (default 32)")
@@ -746,7 +749,7 @@ def _run_pretrain(args) -> int:
     changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.variants is not None:
         changes["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-    model_names = ("backbone", "embedding_size", "width", "tempo_axis", "chroma_padding")
+    model_names = ("backbone", "embedding_size", "width", "tempo_axis", "chroma_padding", "summaries")
     model_changes = {n: getattr(args, n) for n in model_names if getattr(args, n) is not None}
     verbose = 0 if args.quiet else 1
     if args.resume:
