@@ -19,10 +19,19 @@ Configurations (``--runs``, separated by ``;``), each ``name=backbone:dims``:
   network with the CENS and tempogram summaries (``mdsim train --summaries``);
 - ``chroma_summary=chroma:key:cens`` -- the CENS branch with its summary, on key.
 
-A third field after the dimensions names the inputs of ``--summaries``.
+A third field after the dimensions names the inputs of ``--summaries``, a fourth the mode of
+``--augment`` (``label``: pitch-shift and time-stretch that transform the key and tempo labels;
+``invariance``), e.g. ``multi_label=multi_input:genre,mood,instrument,tempo,key:cens,tempogram:label``.
+
+``--truth STORE``: train on ``store`` (e.g. the rendered audio prepped with ``--annotate madmom``
+from a manifest without the key and tempo cells: the labels a user without ground truth has)
+and draw the triplets from ``STORE``'s labels (the same tracks with the written key and tempo),
+so a recipe is scored on what the music is, not on what the annotator said.
 
     python experiments/key_tempo.py rendered.h5 --out runs/kt --epochs 20 --steps 20
     python experiments/key_tempo.py rendered.h5 --out runs/kt --runs 'chroma=chroma:key' --epochs 5
+    python experiments/key_tempo.py madmom.h5 --truth rendered.h5 --out runs/kt_madmom --epochs 60 \
+        --runs 'multi_summaries=multi_input:genre,mood,instrument,tempo,key:cens,tempogram'
 """
 
 from __future__ import annotations
@@ -51,12 +60,13 @@ def _mdsim(*args) -> None:
 
 
 def parse_runs(text: str) -> dict:
-    """``"name=backbone:dims[:summaries];..."`` -> ``{name: (backbone, dims, summaries)}``."""
+    """``"name=backbone:dims[:summaries[:augment]];..."`` -> ``{name: (backbone, dims, summaries, augment)}``."""
     runs = {}
     for item in filter(None, (t.strip() for t in text.split(";"))):
         name, value = item.split("=", 1)
         backbone, dims, *rest = value.split(":")
-        runs[name.strip()] = (backbone.strip(), dims.strip(), rest[0].strip() if rest else "")
+        rest = [r.strip() for r in rest] + ["", ""]
+        runs[name.strip()] = (backbone.strip(), dims.strip(), rest[0], rest[1] or "none")
     return runs
 
 
@@ -76,6 +86,8 @@ def main(argv=None) -> int:
     p.add_argument("--chroma-padding", choices=("zero", "circular"), default="zero")
     p.add_argument("--tempo-axis", choices=("lag", "log"), default="lag")
     p.add_argument("--bootstrap", type=int, default=500)
+    p.add_argument("--truth", type=Path, metavar="STORE",
+                   help="draw the triplets from this store's labels (same tracks and features; default: store's)")
     args = p.parse_args(argv)
 
     from key_tempo_baselines import baseline_embeddings
@@ -89,7 +101,8 @@ def main(argv=None) -> int:
     results_path = args.out / "key_tempo.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     split = None
-    for name, (backbone, dims, summaries) in runs.items():
+    truth = args.truth or args.store
+    for name, (backbone, dims, summaries, augment) in runs.items():
         run = args.out / name
         if not (run / "state.json").exists() or json.loads((run / "state.json").read_text())["epochs_done"] < args.epochs:
             resume = ["--resume", run] if (run / "state.json").exists() else ["--out", run]
@@ -99,7 +112,8 @@ def main(argv=None) -> int:
                 "--batch-size", args.batch_size, "--learning-rate", args.learning_rate,
                 "--steps-per-epoch", args.steps, "--validation-fraction", args.validation_fraction,
                 "--chroma-padding", args.chroma_padding, "--tempo-axis", args.tempo_axis] + (
-                ["--summaries", summaries] if summaries else [])
+                ["--summaries", summaries] if summaries else []) + (
+                ["--augment", augment] if augment != "none" else [])
             _mdsim("train", args.store, *resume, "--epochs", args.epochs, *extra, "--quiet")
         split = split or run / "split.json"
     # the same split for every run: check it, then draw the triplets on both sides
@@ -114,7 +128,7 @@ def main(argv=None) -> int:
         for dim in ("key", "tempo"):
             path = args.out / f"{dim}_{side}.csv"
             if not path.exists():
-                _mdsim("triplets", args.store, "--dimension", dim, "--tracks", tracks, "--n", args.triplets,
+                _mdsim("triplets", truth, "--dimension", dim, "--tracks", tracks, "--n", args.triplets,
                        "--out", path)
             triplets[(side, dim)] = load_triplets(path, min_agreement=0.0)
 

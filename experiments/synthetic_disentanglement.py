@@ -99,14 +99,17 @@ def add_run_arguments(p, *, epochs: int = 30, triplets: int = 100) -> None:
     p.add_argument("--tempo-axis", choices=("lag", "log"), default="lag", help="mdsim train --tempo-axis")
     p.add_argument("--chroma-padding", choices=("zero", "circular"), default="zero",
                    help="mdsim train --chroma-padding")
+    p.add_argument("--summaries", default="", metavar="INPUTS",
+                   help="mdsim train --summaries, e.g. cens,tempogram (default none; runs get a _summaries suffix)")
     p.add_argument("--chroma-n-fft", type=int, help="mdsim prep --chroma-n-fft (the store in --out keeps it)")
     p.add_argument("--eager", action="store_true", help="train op by op (mdsim train --eager)")
     p.add_argument("--seed", type=int, default=0)
 
 
 def model_suffix(args) -> str:
-    """Run-folder suffix of the non-default model options (``_log``, ``_circular``)."""
-    return ("_log" if args.tempo_axis == "log" else "") + ("_circular" if args.chroma_padding == "circular" else "")
+    """Run-folder suffix of the non-default model options (``_log``, ``_circular``, ``_summaries``)."""
+    return ("_log" if args.tempo_axis == "log" else "") + ("_circular" if args.chroma_padding == "circular" else "") \
+        + ("_summaries" if args.summaries else "")
 
 
 def prepare(args, mdsim) -> tuple[Path, list]:
@@ -125,7 +128,8 @@ def prepare(args, mdsim) -> tuple[Path, list]:
               "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps), "--batch-size",
               str(args.batch_size), "--learning-rate", str(args.learning_rate), "--validation-fraction",
               str(args.validation_fraction), "--seed", str(args.seed), "--tempo-axis", args.tempo_axis,
-              "--chroma-padding", args.chroma_padding, "--quiet"] + (["--eager"] if args.eager else [])
+              "--chroma-padding", args.chroma_padding, "--quiet"] + (["--eager"] if args.eager else []) \
+        + (["--summaries", args.summaries] if args.summaries else [])
     return store, common
 
 
@@ -195,7 +199,7 @@ def main(argv=None) -> int:
             # The same network before training: `mdsim train` seeds Keras with --seed right
             # before building, so this draws the run's initial weights again.
             keras.utils.set_random_seed(args.seed)
-            fresh = build_model(ModelConfig.from_dict(model.config.to_dict()))
+            fresh = build_model(ModelConfig.from_dict(model.config.to_dict()), feature_config=model.feature_config)
             for layer in fresh.layers:  # same input normalisation, initial weights elsewhere
                 if layer.name.endswith("_standardize"):
                     layer.set_weights(model.keras_model.get_layer(layer.name).get_weights())
