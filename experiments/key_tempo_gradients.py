@@ -7,7 +7,7 @@ with respect to each part of the network: the ``mel``, ``cens`` and ``tempogram`
 the shared ``trunk``, the ``head`` (the representation layers), and the input ``summaries``
 (``mdsim train --summaries``). Reports the mean L2 norm per (dimension, part), for the
 run's initial weights (``--initial``: the network rebuilt with the run's seed, as training
-started) and its ``best.keras``. A dimension whose loss hardly reaches its own input's branch
+started, ``synthetic_disentanglement.initial_network``) and its ``best.keras``. A dimension whose loss hardly reaches its own input's branch
 (key and CENS) shows it here: the table says where the gradient goes, not only that a score
 stays at chance. Uses TensorFlow's ``GradientTape`` (the suite's backend).
 
@@ -70,13 +70,9 @@ def gradient_norms(keras_model, layout, subspaces, items) -> dict:
 
     from mdsim.metric.losses import conditional_triplet_loss
 
-    groups: dict = {}
-    for v in keras_model.trainable_variables:
-        part = part_of(v.path)
-        if part is not None:
-            groups.setdefault(part, []).append(v)
-    variables = [v for vs in groups.values() for v in vs]
-    sums = {d: {p: [] for p in groups} for d in layout.dimensions}
+    variables = [v for v in keras_model.trainable_variables if part_of(v.path) is not None]
+    parts = [part_of(v.path) for v in variables]
+    sums = {d: {p: [] for p in dict.fromkeys(parts)} for d in layout.dimensions}
     for inputs, labels in items:
         with tf.GradientTape(persistent=True) as tape:
             emb = keras_model({k: tf.convert_to_tensor(v, tf.float32) for k, v in inputs.items()}, training=True)
@@ -88,27 +84,13 @@ def gradient_norms(keras_model, layout, subspaces, items) -> dict:
                 continue
             grads = tape.gradient(losses[i], [v.value for v in variables],
                                   unconnected_gradients="zero")
-            by_var = dict(zip([id(v) for v in variables], grads))
-            for part, vs in groups.items():
-                sums[d][part].append(float(np.sqrt(sum(float(tf.reduce_sum(by_var[id(v)] ** 2)) for v in vs))))
+            squares = {}
+            for part, g in zip(parts, grads):
+                squares[part] = squares.get(part, 0.0) + float(tf.reduce_sum(g ** 2))
+            for part, total in squares.items():
+                sums[d][part].append(float(np.sqrt(total)))
         del tape
     return {d: {p: float(np.mean(v)) if v else float("nan") for p, v in parts.items()} for d, parts in sums.items()}
-
-
-def initial_model(run: Path, trained):
-    """The run's network as training started: rebuilt with its seed, its input normalisation."""
-    import keras
-
-    from mdsim.model import ModelConfig, build_model
-    from mdsim.training.config import read_run_config
-
-    model_config, train_config = read_run_config(run / "config.toml")
-    keras.utils.set_random_seed(train_config.seed)
-    fresh = build_model(ModelConfig.from_dict(model_config.to_dict()))
-    for layer in fresh.layers:
-        if layer.name.endswith("_standardize"):
-            layer.set_weights(trained.get_layer(layer.name).get_weights())
-    return fresh
 
 
 def markdown(norms: dict, title: str) -> str:
@@ -130,13 +112,17 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, help="write the tables (markdown) and the numbers (.json) here")
     args = p.parse_args(argv)
 
+    from synthetic_disentanglement import initial_network
+
     import mdsim
 
     text, results = [], {}
     for run in args.runs:
-        _, _, layout, subspaces, items = batches(run, args.store, args.batches, args.batch_size)
-        trained = mdsim.load_model(run / "best.keras").keras_model
-        models = ([("initial", initial_model(run, trained))] if args.initial else []) + [("best.keras", trained)]
+        _, train_config, layout, subspaces, items = batches(run, args.store, args.batches, args.batch_size)
+        trained = mdsim.load_model(run / "best.keras")
+        models = [("best.keras", trained.keras_model)]
+        if args.initial:
+            models.insert(0, ("initial", initial_network(trained, train_config.seed)))
         for name, model in models:
             norms = gradient_norms(model, layout, subspaces, items)
             results[f"{run.name} ({name})"] = norms

@@ -64,6 +64,8 @@ def sampler_check(store_path, *, batches: int = 200, batch_size: int = 32, seed:
 
 def madmom_check(truth_path, madmom_path) -> dict:
     """madmom's key and tempo on the same tracks against the written ones."""
+    from bench_annotate import key_scores
+
     from mdsim.features.store import FeatureStore
     from mdsim.labels import tempo_similar
 
@@ -73,14 +75,12 @@ def madmom_check(truth_path, madmom_path) -> dict:
     key = [(a["key"], b["key"]) for a, b in pairs if a["key"] is not None and b["key"] is not None]
     tempo = [(a["tempo"], b["tempo"]) for a, b in pairs if a["tempo"] is not None and b["tempo"] is not None]
 
-    def relative(k):  # major k (0..11) <-> minor k + 12 three semitones below, and back
-        return (k + 9) % 12 + 12 if k < 12 else (k - 12 + 3) % 12
-
+    scores = [key_scores(b, a) for a, b in key]  # (estimate, truth)
     return {
         "tracks": len(ids), "key_labelled": len(key), "tempo_labelled": len(tempo),
-        "key_exact": sum(a == b for a, b in key),
-        "key_exact_or_relative": sum(a == b or relative(a) == b for a, b in key),
-        "key_same_tonic": sum(a % 12 == b % 12 for a, b in key),
+        "key_exact": sum(k["key_exact"] for k in scores),
+        "key_exact_or_relative": sum(k["key_exact"] or k["key_relative"] for k in scores),
+        "key_same_tonic": sum(k["key_exact"] or k["key_parallel"] for k in scores),
         "tempo_within_5bpm": sum(abs(a - b) <= 5 for a, b in tempo),
         "tempo_similar": sum(bool(tempo_similar(a, b)) for a, b in tempo),
         "tempo_metrical": sum(any(abs(b / (a * f) - 1) <= 0.04 for f in METRICAL) for a, b in tempo),

@@ -13,7 +13,7 @@ the four combinations of
 
 and on the tracks the pretraining held out reports, per subspace, the share of each query's
 ``--k`` nearest neighbours (cosine) with the query's tonic (and key, and tempo by
-:func:`mdsim.labels.tempo_similar`), with the standard error over queries and the standard
+:func:`mdsim.labels.similarity_matrix`), with the standard error over queries and the standard
 error of the paired pitch-minus-invariant difference. ``--seeds`` repeats every combination
 with other pretraining seeds (split, views, weights). Writes ``loev_key.md`` and
 ``loev_key.json`` to ``--out``; finished runs are reused.
@@ -41,12 +41,11 @@ COMBINATIONS = (("plain", []), ("track", ["--variant-negatives", "track"]),
 def neighbour_shares(emb, labels: dict, k: int) -> dict:
     """Per subspace: per-query shares of neighbours with the query's tonic, key and similar tempo."""
     from mdsim.analysis.locality import nearest_neighbours
-    from mdsim.labels import tempo_similar
+    from mdsim.labels import similarity_matrix
 
     ids = emb.track_ids.tolist()
     keys = np.array([labels[t]["key"] for t in ids])
-    tempi = [labels[t]["tempo"] for t in ids]
-    same_tempo = np.array([[tempo_similar(a, b) for b in tempi] for a in tempi])
+    same_tempo = similarity_matrix("tempo", [labels[t]["tempo"] for t in ids])[0]
     out = {}
     for name, (a, b) in zip(emb.dimensions, emb.slices):
         nb = nearest_neighbours(emb.embeddings[:, a:b], k)

@@ -83,6 +83,25 @@ def heatmap(matrices: dict, path) -> None:
     plt.close(fig)
 
 
+def initial_network(model, seed: int):
+    """The Keras network of a trained :class:`mdsim.api.Model` as its training started.
+
+    `mdsim train` seeds Keras with its ``--seed`` right before building, so building again
+    after the same seed draws the run's initial weights; the input normalisation (the
+    ``*_standardize`` layers, fitted before the first step) is copied from ``model``.
+    """
+    import keras
+
+    from mdsim.model import ModelConfig, build_model
+
+    keras.utils.set_random_seed(seed)
+    fresh = build_model(ModelConfig.from_dict(model.config.to_dict()), feature_config=model.feature_config)
+    for layer in fresh.layers:
+        if layer.name.endswith("_standardize"):
+            layer.set_weights(model.keras_model.get_layer(layer.name).get_weights())
+    return fresh
+
+
 def add_run_arguments(p, *, epochs: int = 30, triplets: int = 100) -> None:
     """The corpus, budget and model options shared with ``experiments/augmentation.py``."""
     p.add_argument("--out", type=Path, required=True)
@@ -185,25 +204,15 @@ def main(argv=None) -> int:
         runs[backbone] = run
     triplet_files = split_triplets(runs.values(), args.triplet_tracks, store, args, mdsim)[1]
 
-    import keras
-
     import mdsim as api
     from mdsim.api import Model
-    from mdsim.model import ModelConfig, build_model
 
     matrices = {}
     for backbone, run in runs.items():
         model = api.load_model(run / "best.keras")
         matrices[f"{backbone} (trained)"] = subspace_matrix(model, store, triplet_files, model_name=backbone)
         if backbone == backbones[0]:
-            # The same network before training: `mdsim train` seeds Keras with --seed right
-            # before building, so this draws the run's initial weights again.
-            keras.utils.set_random_seed(args.seed)
-            fresh = build_model(ModelConfig.from_dict(model.config.to_dict()), feature_config=model.feature_config)
-            for layer in fresh.layers:  # same input normalisation, initial weights elsewhere
-                if layer.name.endswith("_standardize"):
-                    layer.set_weights(model.keras_model.get_layer(layer.name).get_weights())
-            untrained = Model(fresh, model.config)
+            untrained = Model(initial_network(model, args.seed), model.config)
             matrices[f"{backbone} (untrained)"] = subspace_matrix(untrained, store, triplet_files,
                                                                   model_name="untrained")
     (out / "matrix.json").write_text(json.dumps(matrices, indent=1))
