@@ -22,6 +22,8 @@ Configurations (``--runs``, separated by ``;``), each ``name=backbone:dims``:
 A third field after the dimensions names the inputs of ``--summaries``, a fourth the mode of
 ``--augment`` (``label``: pitch-shift and time-stretch that transform the key and tempo labels;
 ``invariance``), e.g. ``multi_label=multi_input:genre,mood,instrument,tempo,key:cens,tempogram:label``.
+``--key-profiles K`` gives the runs with a CENS summary K learned key profiles (``mdsim train
+--key-profiles``).
 
 ``--truth STORE``: train on ``store`` (e.g. the rendered audio prepped with ``--annotate madmom``
 from a manifest without the key and tempo cells: the labels a user without ground truth has)
@@ -85,6 +87,12 @@ def main(argv=None) -> int:
     p.add_argument("--triplets", type=int, default=1000, help="triplets per dimension and side")
     p.add_argument("--chroma-padding", choices=("zero", "circular"), default="zero")
     p.add_argument("--tempo-axis", choices=("lag", "log"), default="lag")
+    p.add_argument("--key-profiles", type=int, default=0, metavar="K",
+                   help="mdsim train --key-profiles for the runs with a CENS summary (default 0)")
+    p.add_argument("--min-key-probability", type=float, default=0.0, metavar="P",
+                   help="mdsim train --min-key-probability (default 0: every key)")
+    p.add_argument("--stretch-probability", type=float, metavar="P",
+                   help="mdsim train --stretch-probability for the augmented runs (0: pitch-shifts only)")
     p.add_argument("--bootstrap", type=int, default=500)
     p.add_argument("--truth", type=Path, metavar="STORE",
                    help="draw the triplets from this store's labels (same tracks and features; default: store's)")
@@ -113,7 +121,11 @@ def main(argv=None) -> int:
                 "--steps-per-epoch", args.steps, "--validation-fraction", args.validation_fraction,
                 "--chroma-padding", args.chroma_padding, "--tempo-axis", args.tempo_axis] + (
                 ["--summaries", summaries] if summaries else []) + (
-                ["--augment", augment] if augment != "none" else [])
+                ["--key-profiles", args.key_profiles] if args.key_profiles and "cens" in summaries else []) + (
+                ["--augment", augment] if augment != "none" else []) + (
+                ["--stretch-probability", args.stretch_probability]
+                if augment != "none" and args.stretch_probability is not None else []) + (
+                ["--min-key-probability", args.min_key_probability] if args.min_key_probability else [])
             _mdsim("train", args.store, *resume, "--epochs", args.epochs, *extra, "--quiet")
         split = split or run / "split.json"
     # the same split for every run: check it, then draw the triplets on both sides

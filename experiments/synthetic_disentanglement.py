@@ -120,15 +120,18 @@ def add_run_arguments(p, *, epochs: int = 30, triplets: int = 100) -> None:
                    help="mdsim train --chroma-padding")
     p.add_argument("--summaries", default="", metavar="INPUTS",
                    help="mdsim train --summaries, e.g. cens,tempogram (default none; runs get a _summaries suffix)")
+    p.add_argument("--key-profiles", type=int, default=0, metavar="K",
+                   help="mdsim train --key-profiles, with --summaries cens (default 0; runs get a _profiles suffix)")
     p.add_argument("--chroma-n-fft", type=int, help="mdsim prep --chroma-n-fft (the store in --out keeps it)")
     p.add_argument("--eager", action="store_true", help="train op by op (mdsim train --eager)")
     p.add_argument("--seed", type=int, default=0)
 
 
 def model_suffix(args) -> str:
-    """Run-folder suffix of the non-default model options (``_log``, ``_circular``, ``_summaries``)."""
+    """Run-folder suffix of the non-default model options (``_log``, ``_circular``, ``_summaries``,
+    ``_profiles``)."""
     return ("_log" if args.tempo_axis == "log" else "") + ("_circular" if args.chroma_padding == "circular" else "") \
-        + ("_summaries" if args.summaries else "")
+        + ("_summaries" if args.summaries else "") + ("_profiles" if args.key_profiles else "")
 
 
 def prepare(args, mdsim) -> tuple[Path, list]:
@@ -148,7 +151,8 @@ def prepare(args, mdsim) -> tuple[Path, list]:
               str(args.batch_size), "--learning-rate", str(args.learning_rate), "--validation-fraction",
               str(args.validation_fraction), "--seed", str(args.seed), "--tempo-axis", args.tempo_axis,
               "--chroma-padding", args.chroma_padding, "--quiet"] + (["--eager"] if args.eager else []) \
-        + (["--summaries", args.summaries] if args.summaries else [])
+        + (["--summaries", args.summaries] if args.summaries else []) \
+        + (["--key-profiles", str(args.key_profiles)] if args.key_profiles else [])
     return store, common
 
 
@@ -181,6 +185,9 @@ def main(argv=None) -> int:
                    help="comma-separated backbones to train (default multi_input,baseline)")
     p.add_argument("--augment", choices=("none", "invariance", "label"), default="none",
                    help="mdsim train --augment; other modes than none train into run_<backbone>_<mode>")
+    p.add_argument("--stretch-probability", type=float, metavar="P",
+                   help="mdsim train --stretch-probability with --augment (0: pitch-shifts only; runs get a "
+                        "_stretchP suffix; default the command's)")
     p.add_argument("--smoke", action="store_true", help="tiny corpus and budget: runs in minutes")
     args = p.parse_args(argv)
     if args.smoke:
@@ -192,14 +199,16 @@ def main(argv=None) -> int:
     store, common = prepare(args, mdsim)
     runs = {}
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
-    suffix = ("" if args.augment == "none" else f"_{args.augment}") + model_suffix(args)
+    suffix = ("" if args.augment == "none" else f"_{args.augment}") + model_suffix(args) + (
+        "" if args.stretch_probability is None else f"_stretch{args.stretch_probability:g}")
     for backbone in backbones:
         run = out / f"run_{backbone}{suffix}"
         if (run / "state.json").exists():
             status = mdsim(["train", str(store), "--resume", str(run), "--epochs", str(args.epochs)])
         else:
             status = mdsim(["train", str(store), "--out", str(run), "--backbone", backbone, *common,
-                            "--augment", args.augment])
+                            "--augment", args.augment] + ([] if args.stretch_probability is None else [
+                                "--stretch-probability", str(args.stretch_probability)]))
         assert status == 0
         runs[backbone] = run
     triplet_files = split_triplets(runs.values(), args.triplet_tracks, store, args, mdsim)[1]

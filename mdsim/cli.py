@@ -171,6 +171,10 @@ def _add_train(sub) -> None:
                    help="comma-separated inputs (cens, tempogram) whose time average also reaches the "
                         "embedding directly, past the trunk's pooling (default none, the paper; "
                         "docs/key_tempo.md)")
+    p.add_argument("--key-profiles", type=int, metavar="K",
+                   help="with --summaries cens: K learned pitch-class profiles, correlated with the window's "
+                        "mean chroma at all 12 transpositions, also feed the CENS summary (default 0, none; "
+                        "docs/key_tempo.md)")
     p.add_argument("--epochs", type=_positive_int, help="epochs in total (default 100)")
     p.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default: each track once)")
     p.add_argument("--batch-size", type=_positive_int, help="windows per batch (default 64)")
@@ -182,6 +186,9 @@ def _add_train(sub) -> None:
     p.add_argument("--pad-short", action=argparse.BooleanOptionalAction, default=None,
                    help="train on tracks shorter than one 3 s window, zero-padded as embedding pads "
                         "them (default); --no-pad-short leaves them out")
+    p.add_argument("--min-key-probability", type=float, metavar="P",
+                   help="do not train on estimated keys (madmom, fast) less sure than P: the track sits out the "
+                        "key pairs (default 0: every key; keys from the manifest are always kept)")
     p.add_argument("--workers", type=int, help="loader worker processes (default 0: in process)")
     p.add_argument("--seed", type=int, help="seed of the split, sampler and weights (default 0)")
     p.add_argument("--eager", action="store_true", default=None,
@@ -229,7 +236,8 @@ def _train_configs(args):
     model_changes = {k: v for k, v in (("backbone", args.backbone), ("embedding_size", args.embedding_size),
                                        ("width", args.width), ("tempo_axis", args.tempo_axis),
                                        ("chroma_padding", args.chroma_padding),
-                                       ("summaries", args.summaries)) if v is not None}
+                                       ("summaries", args.summaries),
+                                       ("key_profiles", args.key_profiles)) if v is not None}
     if args.dims:
         model_changes["dimensions"] = check_dimensions(args.dims)
     training_changes = {k: v for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
@@ -238,6 +246,7 @@ def _train_configs(args):
                                           ("validation_fraction", args.validation_fraction),
                                           ("seed", args.seed), ("eager", args.eager),
                                           ("pad_short", args.pad_short), ("augment", args.augment),
+                                          ("min_key_probability", args.min_key_probability),
                                           ("stretch_probability", args.stretch_probability),
                                           ("stretch_range", args.stretch_range),
                                           ("pitch_probability", args.pitch_probability),
@@ -258,7 +267,7 @@ def _run_train(args) -> int:
     if args.resume:
         unsupported = sorted(set(changes) - {"epochs", "eager", "devices"})
         if unsupported or args.config or args.backbone or args.dims or args.embedding_size or args.width \
-                or args.tempo_axis or args.chroma_padding or args.summaries:
+                or args.tempo_axis or args.chroma_padding or args.summaries or args.key_profiles is not None:
             print("mdsim train: note: --resume keeps the run's own settings; only --epochs, --eager and "
                   "--devices are applied",
                   file=sys.stderr)
@@ -709,6 +718,8 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--summaries", type=_name_list, metavar="INPUTS",
                    help="as for `mdsim train`: inputs (cens, tempogram) whose time average also reaches every "
                         "subspace's representation (default none; docs/loev.md)")
+    p.add_argument("--key-profiles", type=int, metavar="K",
+                   help="as for `mdsim train`: with --summaries cens, K learned pitch-class profiles (default 0)")
     p.add_argument("--epochs", type=_positive_int, help="epochs in total (default 50)")
     p.add_argument("--steps-per-epoch", type=_positive_int, help="steps per epoch (default: each track once)")
     p.add_argument("--batch-size", type=_positive_int, help="tracks per step, each seen as 2 + K views (default 32)")
@@ -749,7 +760,8 @@ def _run_pretrain(args) -> int:
     changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.variants is not None:
         changes["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-    model_names = ("backbone", "embedding_size", "width", "tempo_axis", "chroma_padding", "summaries")
+    model_names = ("backbone", "embedding_size", "width", "tempo_axis", "chroma_padding", "summaries",
+                   "key_profiles")
     model_changes = {n: getattr(args, n) for n in model_names if getattr(args, n) is not None}
     verbose = 0 if args.quiet else 1
     if args.resume:

@@ -112,3 +112,20 @@ def test_help_texts_print_percent_signs_once():
     for name, parser in sub.choices.items():
         assert "%%" not in parser.format_help(), name
     assert "bootstrap 95 % intervals" in " ".join(sub.choices["evaluate"].format_help().split())
+
+
+def test_train_key_options_reach_the_configs_and_refuse_with_one_line(tmp_path, capsys):
+    """``--key-profiles`` and ``--min-key-probability`` land in the run's model and training
+    settings; a key profile without the CENS summary, or a probability out of range, is one
+    error line naming the fix, before any store is opened."""
+    from mdsim.cli import _train_configs
+
+    args = build_parser().parse_args(["train", "s.h5", "--out", "r", "--summaries", "cens,tempogram",
+                                      "--key-profiles", "8", "--min-key-probability", "0.6"])
+    model, training, _ = _train_configs(args)
+    assert (model.summaries, model.key_profiles, training.min_key_probability) == (("cens", "tempogram"), 8, 0.6)
+    for options, message in ((["--key-profiles", "4"], "add cens to summaries (--summaries cens)"),
+                             (["--min-key-probability", "3"], "min_key_probability must be a number in [-1, 1]")):
+        assert main(["train", str(tmp_path / "none.h5"), "--out", str(tmp_path / "run"), *options]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err

@@ -482,3 +482,48 @@ def test_input_summaries_reach_the_representation_and_round_trip(tmp_path):
                                atol=1e-5)
     with pytest.raises(InputError, match="summary of 'cens': the baseline backbone reads mel"):
         ModelConfig(backbone="baseline", summaries=("cens",))
+
+
+def test_key_profiles_are_rotated_correlations_and_follow_a_transposition(tmp_path):
+    """``key_profiles``: with the Krumhansl-Kessler profiles as its weights the layer gives, for
+    each profile and rotation r, the Pearson correlation of the chroma with the profile moved to
+    tonic r (the key finder's numbers, computed here with numpy); transposing the audio's chroma
+    by s semitones rolls them by s; the CENS summary reads them, and the model saves and loads
+    with them. A key profile needs the CENS summary."""
+    from mdsim.model import ModelConfig, build_model, load_model_file, save_model
+    from mdsim.model.backbones import KeyProfiles
+
+    major = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+    minor = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+    layer = KeyProfiles(2)
+    rng = np.random.default_rng(0)
+    chroma = rng.random((5, 12)).astype(np.float32)
+    layer(chroma)
+    layer.set_weights([np.stack([major, minor]).astype(np.float32)])
+    z = keras.ops.convert_to_numpy(layer(chroma)).reshape(5, 2, 12)
+    oracle = np.array([[[np.corrcoef(np.roll(p, r), c)[0, 1] for r in range(12)] for p in (major, minor)]
+                       for c in chroma])
+    np.testing.assert_allclose(z, oracle, atol=1e-5)
+    # a C major scale: the major profile's best rotation is C, and a fifth up it is G
+    scale = np.zeros((1, 12), np.float32)
+    scale[0, [0, 2, 4, 5, 7, 9, 11]] = 1.0
+    assert int(np.argmax(keras.ops.convert_to_numpy(layer(scale))[0, :12])) == 0
+    assert int(np.argmax(keras.ops.convert_to_numpy(layer(np.roll(scale, 7, axis=1)))[0, :12])) == 7
+    for s in (1, 5, 11):
+        moved = keras.ops.convert_to_numpy(layer(np.roll(chroma, s, axis=1))).reshape(5, 2, 12)
+        np.testing.assert_allclose(moved, np.roll(z, s, axis=2), atol=1e-5)
+
+    config = ModelConfig(backbone="chroma", dimensions=("key",), embedding_size=8, width=0.25, summaries=("cens",),
+                         key_profiles=3)
+    model = build_model(config)
+    assert model.get_layer("cens_summary_concat").output.shape[-1] == 12 + 3 * 12
+    inputs = {"cens": rng.random((2, 12, 259), dtype=np.float32)}
+    save_model(model, tmp_path / "m.keras")
+    loaded, saved = load_model_file(tmp_path / "m.keras")
+    assert saved.key_profiles == 3
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(inputs)), keras.ops.convert_to_numpy(model(inputs)),
+                               atol=1e-5)
+    with pytest.raises(InputError, match="add cens to summaries"):
+        ModelConfig(key_profiles=4)
+    with pytest.raises(InputError, match="key_profiles must be a whole number"):
+        ModelConfig(summaries=("cens",), key_profiles=-1)

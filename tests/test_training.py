@@ -593,3 +593,32 @@ def test_two_processes_give_the_one_process_loss_curve(tiny_store, tmp_path):
     # the chief wrote the run folder; the other process wrote nothing in its own
     assert (tmp_path / "two0" / "last.keras").exists() and (tmp_path / "two0" / "split.json").exists()
     assert not any((tmp_path / "two1").iterdir())
+
+
+def test_unsure_estimated_keys_are_not_trained_on(tmp_path):
+    """``min_key_probability``: an estimated key less sure than the bar leaves the track's key
+    labels (the track keeps its others and its place); a key from the manifest is kept whatever
+    the bar; 0 keeps every key."""
+    folder = tmp_path / "keys"
+    rows = []
+    for i in range(8):
+        y = clicks(bpm=80 + 10 * i, seconds=6.0) + 0.3 * sine(220 * 2 ** (i / 12), seconds=6.0)
+        write_wav(folder / f"k{i}.wav", y)
+        rows.append({"track_id": f"k{i}", "path": f"k{i}.wav", "genre": ["rock", "jazz"][i % 2], "tempo": 80 + 10 * i,
+                     "key": "D major" if i < 2 else ""})
+    prep(write_manifest(folder / "m.csv", rows), tmp_path / "keys.h5", workers=1, progress=False, annotate="fast")
+    with FeatureStore(tmp_path / "keys.h5") as store:
+        attrs = {t: store.attrs(t) for t in store.track_ids()}
+        assert {t for t, a in attrs.items() if a["key_source"] == "manifest"} == {"k0", "k1"}
+        estimated = {t: float(a["key_probability"]) for t, a in attrs.items() if a["key_source"] == "fast"}
+        assert len(estimated) == 6 and all(attrs[t]["key_index"] >= 0 for t in estimated)
+        bar = float(np.median(list(estimated.values())))
+        table, _ = TrackTable.from_store(store, min_frames=259, min_key_probability=bar)
+        kept = {t for t, labels in zip(table.track_ids, table.labels) if labels["key"] is not None}
+        assert kept == {"k0", "k1"} | {t for t, p in estimated.items() if p >= bar}
+        assert table.unsure_keys == sum(p < bar for p in estimated.values()) > 0
+        assert len(table) == 8 and all(labels["genre"] for labels in table.labels)
+        everything, _ = TrackTable.from_store(store, min_frames=259)
+        assert all(labels["key"] is not None for labels in everything.labels) and everything.unsure_keys == 0
+    with pytest.raises(InputError, match="min_key_probability must be a number"):
+        TrainConfig(min_key_probability=2.0)

@@ -107,6 +107,40 @@ class CircularPad(layers.Layer):
         return {**super().get_config(), "before": self.before, "after": self.after}
 
 
+@keras.saving.register_keras_serializable(package="mdsim")
+class KeyProfiles(layers.Layer):
+    """``(B, 12)`` mean chroma -> ``(B, K * 12)``: its correlation with each of K learned
+    pitch-class profiles at each of the 12 rotations (``[k, r]``: profile k with its first
+    weight on pitch class r). Chroma and profiles are centred and scaled to unit norm, so each
+    number is a Pearson correlation, as in the Krumhansl-Kessler key finder; transposing the
+    input by s semitones rolls every profile's 12 numbers by s."""
+
+    def __init__(self, n_profiles: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_profiles = int(n_profiles)
+        # rotation r, position j -> pitch class (j + r) mod 12
+        self._index = [[(j + r) % 12 for j in range(12)] for r in range(12)]
+
+    def build(self, input_shape):
+        self.profiles = self.add_weight(shape=(self.n_profiles, 12), initializer="glorot_uniform",
+                                        name="profiles")
+
+    def call(self, chroma):
+        def unit(v):
+            v = v - keras.ops.mean(v, axis=-1, keepdims=True)
+            return v / (keras.ops.sqrt(keras.ops.sum(v * v, axis=-1, keepdims=True)) + 1e-6)
+
+        rotated = keras.ops.take(unit(chroma), keras.ops.convert_to_tensor(self._index, dtype="int32"), axis=1)
+        z = keras.ops.einsum("brj,kj->bkr", rotated, keras.ops.cast(unit(self.profiles), chroma.dtype))
+        return keras.ops.reshape(z, (-1, self.n_profiles * 12))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n_profiles * 12)
+
+    def get_config(self):
+        return {**super().get_config(), "n_profiles": self.n_profiles}
+
+
 def branch(x, config: ModelConfig, name: str, *, n_bins: int):
     """Stem convolution and two Inception blocks, each followed by max-pooling
     (:func:`~mdsim.model.config.pool_plan`), ending as a 16 x 16 map."""
@@ -162,13 +196,21 @@ def pool_time(x, config: ModelConfig, prefix: str = ""):
     return x
 
 
-def summaries(standardized: dict, config: ModelConfig):
+def summaries(standardized: dict, config: ModelConfig, inputs: dict | None = None):
     """The ``config.summaries`` inputs' z-scores averaged over time, each through a dense layer
-    of :data:`~mdsim.model.config.SUMMARY_UNITS` with ReLU, concatenated: ``(B, 64 k)``."""
+    of :data:`~mdsim.model.config.SUMMARY_UNITS` with ReLU, concatenated: ``(B, 64 k)``. With
+    ``config.key_profiles``, the CENS summary's dense layer also reads the :class:`KeyProfiles`
+    correlations of the raw mean chroma (``inputs["cens"]``, before standardisation, which
+    would weigh the pitch classes unequally and break the rotation)."""
     parts = []
     for name in config.summaries:
         mean = layers.GlobalAveragePooling1D(data_format="channels_first", name=f"{name}_summary_mean")(
             standardized[name])
+        if name == "cens" and config.key_profiles:
+            chroma = layers.GlobalAveragePooling1D(data_format="channels_first", name="cens_chroma_mean")(
+                inputs["cens"])
+            profiles = KeyProfiles(config.key_profiles, name="cens_key_profiles")(chroma)
+            mean = layers.Concatenate(name="cens_summary_concat")([mean, profiles])
         parts.append(layers.Dense(SUMMARY_UNITS, activation="relu", name=f"{name}_summary_dense")(mean))
     return parts[0] if len(parts) == 1 else layers.Concatenate(name="summary_concat")(parts)
 
@@ -252,4 +294,4 @@ def body(config: ModelConfig) -> tuple[dict, object]:
         x = layers.Concatenate(axis=channel_axis(config.data_format), name="trunk_concat")(maps)
     # the loev++ head builds the last trunk block once per subspace
     x = trunk(x, config, last_block=config.head != "loev++")
-    return inputs, ((x, summaries(standardized, config)) if config.summaries else x)
+    return inputs, ((x, summaries(standardized, config, inputs)) if config.summaries else x)

@@ -164,6 +164,13 @@ class ModelConfig:
         trunk pools the CENS axis 2:1, which merges neighbouring pitch classes,
         and a key is told from its neighbours by one semitone; the summary of
         ``cens`` keeps them apart (docs/key_tempo.md).
+    key_profiles : int
+        With ``cens`` in ``summaries``: the number K of learned pitch-class
+        profiles (12 weights each) correlated with the window's mean chroma at
+        each of the 12 rotations (K x 12 numbers, a learned generalisation of
+        the Krumhansl-Kessler key profiles), read by the CENS summary's dense
+        layer beside the mean z-scores. One profile serves every key, so it is
+        learned from the tracks of all keys at once. 0 (default): none.
     head : {"csn", "loev", "loev++"}
         ``"csn"``: dense to D, layer normalisation, the label dimensions' slices.
         ``"loev"``: the same dense and normalisation make the superspace V (D wide),
@@ -191,6 +198,7 @@ class ModelConfig:
     tempo_axis: str = "lag"
     chroma_padding: str = "zero"
     summaries: tuple = ()
+    key_profiles: int = 0
     head: str = "csn"
 
     def __post_init__(self):
@@ -267,6 +275,11 @@ class ModelConfig:
                                  f"{', '.join(self.inputs)}")
         if len(set(self.summaries)) != len(self.summaries):
             raise InputError(f"summaries {', '.join(self.summaries)} name an input twice")
+        if isinstance(self.key_profiles, bool) or not isinstance(self.key_profiles, int) or self.key_profiles < 0:
+            raise InputError(f"key_profiles must be a whole number >= 0, got {self.key_profiles!r}")
+        if self.key_profiles and "cens" not in self.summaries:
+            raise InputError(f"key_profiles {self.key_profiles} are read by the CENS summary: add cens to "
+                             f"summaries (--summaries cens)")
 
     # ---- derived values -------------------------------------------------------
 

@@ -67,6 +67,12 @@ class TrainConfig:
         Train on tracks shorter than one 3 s window too, zero-padded at the
         end exactly as embedding pads them (default). ``False`` leaves them
         out, as runs before this option did.
+    min_key_probability : float
+        An estimated key (``key_source`` madmom or fast) whose ``key_probability``
+        is below this is not trained on: the track keeps its other labels and
+        sits out the key pairs. madmom's probability is the key network's
+        (0..1), fast's the key-profile correlation. Keys from the manifest are
+        always kept. 0 (default): every key is kept (docs/key_tempo.md).
     seed : int
         Seeds the split, the sampler and the weights.
     workers : int
@@ -105,6 +111,7 @@ class TrainConfig:
     validation_fraction: float = 0.1
     normalization_windows: int = 512
     pad_short: bool = True
+    min_key_probability: float = 0.0
     seed: int = 0
     workers: int = 0
     eager: bool = False
@@ -133,6 +140,9 @@ class TrainConfig:
             raise InputError(f"devices must be a positive integer, got {self.devices!r}")
         if self.batch_size % self.devices:
             raise InputError(f"batch_size {self.batch_size} does not split evenly over {self.devices} devices")
+        if isinstance(self.min_key_probability, bool) or not isinstance(self.min_key_probability, (int, float)) \
+                or not -1.0 <= self.min_key_probability <= 1.0:
+            raise InputError(f"min_key_probability must be a number in [-1, 1], got {self.min_key_probability!r}")
         for name in ("eager", "pad_short"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")

@@ -39,16 +39,21 @@ class TrackTable:
     n_frames: np.ndarray
     labels: list
     groups: list
+    #: Estimated keys dropped by ``from_store``'s ``min_key_probability``.
+    unsure_keys: int = 0
 
     @classmethod
-    def from_store(cls, store: FeatureStore, *, min_frames: int,
-                   pad_short: bool = False) -> tuple["TrackTable", int]:
+    def from_store(cls, store: FeatureStore, *, min_frames: int, pad_short: bool = False,
+                   min_key_probability: float | None = None) -> tuple["TrackTable", int]:
         """The store's tracks and how many have fewer than ``min_frames`` frames.
 
         Those short tracks are left out, unless ``pad_short``: then they are kept,
         and :class:`WindowBatches` zero-pads their one window as embedding does.
+        ``min_key_probability``: an estimated key (not the manifest's) with a lower
+        (or no) ``key_probability`` is dropped from the track's labels
+        (:attr:`TrainConfig.min_key_probability`); how many is :attr:`unsure_keys`.
         """
-        ids, frames, labels, groups, short = [], [], [], [], 0
+        ids, frames, labels, groups, short, unsure = [], [], [], [], 0, 0
         for tid in store.track_ids():
             a = store.attrs(tid)
             if int(a["n_frames"]) < min_frames:
@@ -58,8 +63,13 @@ class TrackTable:
             ids.append(tid)
             frames.append(int(a["n_frames"]))
             labels.append(store.labels(tid))
+            if min_key_probability is not None and labels[-1]["key"] is not None \
+                    and a.get("key_source", "manifest") not in ("manifest", "none") \
+                    and not float(a.get("key_probability", np.nan)) >= min_key_probability:
+                labels[-1]["key"] = None
+                unsure += 1
             groups.append(a.get("group") or "")
-        return cls(ids, np.array(frames, dtype=np.int64), labels, groups), short
+        return cls(ids, np.array(frames, dtype=np.int64), labels, groups, unsure), short
 
     def subset(self, index) -> "TrackTable":
         return TrackTable([self.track_ids[i] for i in index], self.n_frames[index],

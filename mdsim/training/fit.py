@@ -49,7 +49,11 @@ class TrainResult:
 def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, run_dir: Path, resume: bool,
                   log, tracks=None, write: bool = True):
     table, n_short = TrackTable.from_store(store, min_frames=model_config.n_frames,
-                                           pad_short=train_config.pad_short)
+                                           pad_short=train_config.pad_short,
+                                           min_key_probability=train_config.min_key_probability or None)
+    if table.unsure_keys:
+        print(f"train: {table.unsure_keys} estimated keys with a probability below "
+              f"{train_config.min_key_probability} are not trained on (min_key_probability)", file=log)
     if tracks is not None and not resume:
         wanted = set(tracks)
         unknown = sorted(wanted - set(table.track_ids))
