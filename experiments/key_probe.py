@@ -8,7 +8,8 @@ averaged over time after a random rotation of the pitch classes per window (the 
 information destroyed, everything else kept). It then scores the held-out key triplets (track
 embedding: the mean over the track's windows) beside the key-profile baseline.
 
-    python experiments/key_probe.py STORE.h5 --split RUN/split.json --triplets KEY_HELD_OUT.csv
+    python experiments/key_probe.py STORE.h5 --split RUN/split.json --triplets KEY_HELD_OUT.csv \
+        [--steps 1500 --key-profiles 8]
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--key-profiles", type=int, default=0, metavar="K",
+                   help="also train the probe with K learned key profiles before its dense layers "
+                        "(mdsim train --key-profiles; default 0: not)")
     args = p.parse_args(argv)
 
     import keras
@@ -43,6 +47,7 @@ def main(argv=None) -> int:
     from mdsim.features.store import FeatureStore
     from mdsim.labels import LabelLayout
     from mdsim.metric import ConditionalTripletLoss
+    from mdsim.model.backbones import KeyProfiles
     from mdsim.training.data import TrackTable, WindowBatches
 
     split = json.loads(args.split.read_text())
@@ -60,10 +65,16 @@ def main(argv=None) -> int:
         triplets = load_triplets(args.triplets, min_agreement=0.0)
         held = sorted(set(triplets.anchor) | set(triplets.positive) | set(triplets.negative))
         results = {}
-        for name, rotate in (("probe: mean CENS -> dense", False), ("control: pitch classes rotated", True)):
+        variants = [("probe: mean CENS -> dense", False, 0), ("control: pitch classes rotated", True, 0)]
+        if args.key_profiles:
+            variants.append((f"probe: {args.key_profiles} key profiles -> dense", False, args.key_profiles))
+        for name, rotate, n_profiles in variants:
             keras.utils.set_random_seed(args.seed)
             rng = np.random.default_rng(args.seed)
-            model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(64, activation="relu"),
+            # the key profiles read the raw mean chroma, as in the network (mdsim train --key-profiles)
+            first = [KeyProfiles(n_profiles)] if n_profiles else []
+            shift, scale = (0.0, 1.0) if n_profiles else (mean, std)
+            model = keras.Sequential([keras.Input((12,)), *first, keras.layers.Dense(64, activation="relu"),
                                       keras.layers.Dense(32), keras.layers.UnitNormalization()])
             model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                           loss=ConditionalTripletLoss(layout=layout, subspaces=[(0, 32)]))
@@ -72,13 +83,13 @@ def main(argv=None) -> int:
                 c = x["cens"].mean(axis=2)
                 if rotate:
                     c = np.stack([np.roll(v, int(rng.integers(12))) for v in c])
-                model.train_on_batch((c - mean) / std, y)
+                model.train_on_batch((c - shift) / scale, y)
             vectors = []
             for t in held:
                 cens = store.features(t, names=("cens",))["cens"]
                 starts = range(0, max(cens.shape[1] - 259, 0) + 1, 130)
                 windows = np.stack([cens[:, s:s + 259].mean(axis=1) for s in starts])
-                vectors.append(np.asarray(model.predict((windows - mean) / std, verbose=0)).mean(axis=0))
+                vectors.append(np.asarray(model.predict((windows - shift) / scale, verbose=0)).mean(axis=0))
             emb = EmbeddingSet(np.array(held), np.array(vectors, dtype=np.float32), name=name)
             r = evaluate(triplets, emb, n_bootstrap=500)["full"]
             results[name] = (r["score"], r["ci_low"], r["ci_high"])

@@ -7,8 +7,8 @@ with respect to each part of the network: the ``mel``, ``cens`` and ``tempogram`
 the shared ``trunk``, the ``head`` (the representation layers), and the input ``summaries``
 (``mdsim train --summaries``). Reports the mean L2 norm per (dimension, part), for the
 run's initial weights (``--initial``: the network rebuilt with the run's seed, as training
-started, ``synthetic_disentanglement.initial_network``) and its ``best.keras``. A dimension whose loss hardly reaches its own input's branch
-(key and CENS) shows it here: the table says where the gradient goes, not only that a score
+started, ``synthetic_disentanglement.initial_network``) and its ``best.keras``. A dimension
+whose loss hardly reaches its own input's branch (key and CENS) shows it here: the table says where the gradient goes, not only that a score
 stays at chance. Uses TensorFlow's ``GradientTape`` (the suite's backend).
 
     python experiments/key_tempo_gradients.py runs/kt/multi_input runs/kt/multi_summaries \\

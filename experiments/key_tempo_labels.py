@@ -62,6 +62,10 @@ def sampler_check(store_path, *, batches: int = 200, batch_size: int = 32, seed:
             for d, o in out.items()}
 
 
+#: Bars of madmom's key probability reported by :func:`madmom_check` (``mdsim train --min-key-probability``).
+PROBABILITY_BARS = (0.6, 0.9)
+
+
 def madmom_check(truth_path, madmom_path) -> dict:
     """madmom's key and tempo on the same tracks against the written ones."""
     from bench_annotate import key_scores
@@ -72,7 +76,10 @@ def madmom_check(truth_path, madmom_path) -> dict:
     with FeatureStore(truth_path) as truth, FeatureStore(madmom_path) as est:
         ids = sorted(set(truth.track_ids()) & set(est.track_ids()))
         pairs = [(truth.labels(t), est.labels(t)) for t in ids]
-    key = [(a["key"], b["key"]) for a, b in pairs if a["key"] is not None and b["key"] is not None]
+        probability = [float(est.attrs(t).get("key_probability", np.nan)) for t in ids]
+    keyed = [(a["key"], b["key"], q) for (a, b), q in zip(pairs, probability)
+             if a["key"] is not None and b["key"] is not None]
+    key = [(a, b) for a, b, _ in keyed]
     tempo = [(a["tempo"], b["tempo"]) for a, b in pairs if a["tempo"] is not None and b["tempo"] is not None]
 
     scores = [key_scores(b, a) for a, b in key]  # (estimate, truth)
@@ -84,6 +91,11 @@ def madmom_check(truth_path, madmom_path) -> dict:
         "tempo_within_5bpm": sum(abs(a - b) <= 5 for a, b in tempo),
         "tempo_similar": sum(bool(tempo_similar(a, b)) for a, b in tempo),
         "tempo_metrical": sum(any(abs(b / (a * f) - 1) <= 0.04 for f in METRICAL) for a, b in tempo),
+        # how sure madmom was of its right and wrong keys: (keys at or above the bar, of them same tonic)
+        "key_same_tonic_by_probability": {
+            bar: (sum(q >= bar for *_, q in keyed),
+                  sum(q >= bar and (k["key_exact"] or k["key_parallel"]) for (*_, q), k in zip(keyed, scores)))
+            for bar in PROBABILITY_BARS},
     }
 
 
@@ -108,6 +120,9 @@ def main(argv=None) -> int:
               f"exact or relative, {r['key_same_tonic']}/{k} same tonic; tempo {r['tempo_within_5bpm']}/{t} "
               f"within 5 BPM, {r['tempo_similar']}/{t} similar (5 BPM, octaves folded), {r['tempo_metrical']}/{t} "
               f"within 4 % up to octave and 3:2 errors")
+        for bar, (n, right) in r["key_same_tonic_by_probability"].items():
+            print(f"madmom keys with probability >= {bar}: {n}/{k}, {right} of them same tonic "
+                  f"({right / max(n, 1):.2f})")
     return 0
 
 

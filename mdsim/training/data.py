@@ -44,13 +44,13 @@ class TrackTable:
 
     @classmethod
     def from_store(cls, store: FeatureStore, *, min_frames: int, pad_short: bool = False,
-                   min_key_probability: float | None = None) -> tuple["TrackTable", int]:
+                   min_key_probability: float = 0.0) -> tuple["TrackTable", int]:
         """The store's tracks and how many have fewer than ``min_frames`` frames.
 
         Those short tracks are left out, unless ``pad_short``: then they are kept,
         and :class:`WindowBatches` zero-pads their one window as embedding does.
-        ``min_key_probability``: an estimated key (not the manifest's) with a lower
-        (or no) ``key_probability`` is dropped from the track's labels
+        ``min_key_probability`` (0: off): an estimated key (not the manifest's) with a
+        lower (or no) ``key_probability`` is dropped from the track's labels
         (:attr:`TrainConfig.min_key_probability`); how many is :attr:`unsure_keys`.
         """
         ids, frames, labels, groups, short, unsure = [], [], [], [], 0, 0
@@ -63,8 +63,8 @@ class TrackTable:
             ids.append(tid)
             frames.append(int(a["n_frames"]))
             labels.append(store.labels(tid))
-            if min_key_probability is not None and labels[-1]["key"] is not None \
-                    and a.get("key_source", "manifest") not in ("manifest", "none") \
+            if min_key_probability and labels[-1]["key"] is not None \
+                    and a.get("key_source", "manifest") != "manifest" \
                     and not float(a.get("key_probability", np.nan)) >= min_key_probability:
                 labels[-1]["key"] = None
                 unsure += 1

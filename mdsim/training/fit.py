@@ -50,7 +50,7 @@ def _build_tables(store: FeatureStore, model_config, train_config: TrainConfig, 
                   log, tracks=None, write: bool = True):
     table, n_short = TrackTable.from_store(store, min_frames=model_config.n_frames,
                                            pad_short=train_config.pad_short,
-                                           min_key_probability=train_config.min_key_probability or None)
+                                           min_key_probability=train_config.min_key_probability)
     if table.unsure_keys:
         print(f"train: {table.unsure_keys} estimated keys with a probability below "
               f"{train_config.min_key_probability} are not trained on (min_key_probability)", file=log)
