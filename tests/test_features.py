@@ -41,6 +41,21 @@ def test_shapes_on_the_common_grid(music):
     assert all(v.dtype == np.float32 and np.all(np.isfinite(v)) for v in F.values())
 
 
+def test_the_same_audio_gives_the_same_bytes_whatever_the_blas_threads(music):
+    """Prep in this process (all BLAS threads), in worker processes or on a Dask worker (one
+    thread each) must store the same features: two BLAS threads round the mel product differently
+    (1 ulp, seen on a two-core machine), so the extractor runs with one. (Where the machine has
+    one core the two calls are the same and this cannot fail.)"""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        a = extract_features(music)
+    with threadpool_limits(limits=1, user_api="blas"):
+        b = extract_features(music)
+    for name in a:
+        assert a[name].tobytes() == b[name].tobytes(), name
+
+
 def test_frame_t_is_centred_on_sample_t_times_hop():
     """A click at sample 100 * hop is loudest in frame 100 (a non-centred STFT puts it in 99)."""
     y = np.zeros(3 * SR, dtype=np.float32)

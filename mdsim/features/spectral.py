@@ -284,7 +284,21 @@ def extract_features(y, *, config: FeatureConfig = FeatureConfig()) -> dict:
         onset envelope the tempogram is computed from (what a compact store keeps).
         A constant-Q config (:meth:`FeatureConfig.constant_q`) gives ``{"cqt": (n_bins, T)}``
         instead (:func:`mdsim.features.cqt.log_cqt`).
+
+    Notes
+    -----
+    Computed with one BLAS thread: a multi-threaded matrix product rounds differently
+    (seen: 1 ulp in the mel and onset values with two threads), so the same audio gives the
+    same bytes whether it is prepped in this process, in worker processes or on a Dask worker,
+    or embedded from audio.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _extract_features(y, config)
+
+
+def _extract_features(y, config: FeatureConfig) -> dict:
     if config.features == CQT_FEATURES:  # the deep-manifold store: constant-Q only
         from mdsim.features.cqt import log_cqt
 
