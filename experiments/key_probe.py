@@ -8,8 +8,13 @@ averaged over time after a random rotation of the pitch classes per window (the 
 information destroyed, everything else kept). It then scores the held-out key triplets (track
 embedding: the mean over the track's windows) beside the key-profile baseline.
 
+``--key-profiles K`` adds the probe with K learned key profiles before its dense layers
+(``mdsim train --key-profiles``); ``--tonic`` (with ``--key-profiles K``) adds the tonic key
+head itself (``mdsim.model.backbones.tonic_subspace``, ``mdsim train --key-head tonic``) on the
+same mean chroma, so the head is measured apart from the network it joins.
+
     python experiments/key_probe.py STORE.h5 --split RUN/split.json --triplets KEY_HELD_OUT.csv \
-        [--steps 1500 --key-profiles 8]
+        [--steps 1500 --key-profiles 8 --tonic]
 """
 
 from __future__ import annotations
@@ -38,7 +43,11 @@ def main(argv=None) -> int:
     p.add_argument("--key-profiles", type=int, default=0, metavar="K",
                    help="also train the probe with K learned key profiles before its dense layers "
                         "(mdsim train --key-profiles; default 0: not)")
+    p.add_argument("--tonic", action="store_true",
+                   help="also train the tonic key head (mdsim train --key-head tonic) with --key-profiles K")
     args = p.parse_args(argv)
+    if args.tonic and not args.key_profiles:
+        p.error("--tonic needs --key-profiles K (the tonic head's profiles), e.g. --key-profiles 8")
 
     import keras
 
@@ -47,7 +56,8 @@ def main(argv=None) -> int:
     from mdsim.features.store import FeatureStore
     from mdsim.labels import LabelLayout
     from mdsim.metric import ConditionalTripletLoss
-    from mdsim.model.backbones import KeyProfiles
+    from mdsim.model.backbones import KeyProfiles, tonic_subspace
+    from mdsim.model.config import ModelConfig
     from mdsim.training.data import TrackTable, WindowBatches
 
     split = json.loads(args.split.read_text())
@@ -65,17 +75,29 @@ def main(argv=None) -> int:
         triplets = load_triplets(args.triplets, min_agreement=0.0)
         held = sorted(set(triplets.anchor) | set(triplets.positive) | set(triplets.negative))
         results = {}
-        variants = [("probe: mean CENS -> dense", False, 0), ("control: pitch classes rotated", True, 0)]
+        # (name, pitch classes rotated, key profiles, head)
+        variants = [("probe: mean CENS -> dense", False, 0, "dense"),
+                    ("control: pitch classes rotated", True, 0, "dense")]
         if args.key_profiles:
-            variants.append((f"probe: {args.key_profiles} key profiles -> dense", False, args.key_profiles))
-        for name, rotate, n_profiles in variants:
+            variants.append((f"probe: {args.key_profiles} key profiles -> dense", False, args.key_profiles, "dense"))
+        if args.tonic:
+            variants.append((f"probe: tonic key head, {args.key_profiles} profiles", False, args.key_profiles,
+                             "tonic"))
+        for name, rotate, n_profiles, head in variants:
             keras.utils.set_random_seed(args.seed)
             rng = np.random.default_rng(args.seed)
             # the key profiles read the raw mean chroma, as in the network (mdsim train --key-profiles)
-            first = [KeyProfiles(n_profiles)] if n_profiles else []
             shift, scale = (0.0, 1.0) if n_profiles else (mean, std)
-            model = keras.Sequential([keras.Input((12,)), *first, keras.layers.Dense(64, activation="relu"),
-                                      keras.layers.Dense(32), keras.layers.UnitNormalization()])
+            if head == "tonic":  # the network's tonic head, on the mean chroma as a one-frame window
+                config = ModelConfig(dimensions=("key",), embedding_size=32, key_profiles=n_profiles,
+                                     key_head="tonic")
+                inp = keras.Input((12,))
+                out = tonic_subspace(keras.layers.Reshape((12, 1))(inp), config, 32)
+                model = keras.Model(inp, keras.layers.UnitNormalization()(out))
+            else:
+                first = [KeyProfiles(n_profiles)] if n_profiles else []
+                model = keras.Sequential([keras.Input((12,)), *first, keras.layers.Dense(64, activation="relu"),
+                                          keras.layers.Dense(32), keras.layers.UnitNormalization()])
             model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                           loss=ConditionalTripletLoss(layout=layout, subspaces=[(0, 32)]))
             for i in range(args.steps):

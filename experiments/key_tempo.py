@@ -23,7 +23,8 @@ A third field after the dimensions names the inputs of ``--summaries``, a fourth
 ``--augment`` (``label``: pitch-shift and time-stretch that transform the key and tempo labels;
 ``invariance``), e.g. ``multi_label=multi_input:genre,mood,instrument,tempo,key:cens,tempogram:label``.
 ``--key-profiles K`` gives the runs with a CENS summary K learned key profiles (``mdsim train
---key-profiles``).
+--key-profiles``); ``--key-head tonic --key-profiles K`` makes the key subspace of the runs with
+key a tonic posterior (``mdsim train --key-head tonic``).
 
 ``--truth STORE``: train on ``store`` (e.g. the rendered audio prepped with ``--annotate madmom``
 from a manifest without the key and tempo cells: the labels a user without ground truth has)
@@ -89,6 +90,8 @@ def main(argv=None) -> int:
     p.add_argument("--tempo-axis", choices=("lag", "log"), default="lag")
     p.add_argument("--key-profiles", type=int, default=0, metavar="K",
                    help="mdsim train --key-profiles for the runs with a CENS summary (default 0)")
+    p.add_argument("--key-head", choices=("dense", "tonic"), default="dense",
+                   help="mdsim train --key-head for the runs with key (tonic: with --key-profiles K)")
     p.add_argument("--min-key-probability", type=float, default=0.0, metavar="P",
                    help="mdsim train --min-key-probability (default 0: every key)")
     p.add_argument("--stretch-probability", type=float, metavar="P",
@@ -121,7 +124,9 @@ def main(argv=None) -> int:
                 "--steps-per-epoch", args.steps, "--validation-fraction", args.validation_fraction,
                 "--chroma-padding", args.chroma_padding, "--tempo-axis", args.tempo_axis] + (
                 ["--summaries", summaries] if summaries else []) + (
-                ["--key-profiles", args.key_profiles] if args.key_profiles and "cens" in summaries else []) + (
+                ["--key-profiles", args.key_profiles] if args.key_profiles and (
+                    "cens" in summaries or args.key_head == "tonic" and "key" in dims) else []) + (
+                ["--key-head", args.key_head] if args.key_head == "tonic" and "key" in dims else []) + (
                 ["--augment", augment] if augment != "none" else []) + (
                 ["--stretch-probability", args.stretch_probability]
                 if augment != "none" and args.stretch_probability is not None else []) + (

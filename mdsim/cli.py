@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mdsim import __version__
 from mdsim.errors import MdsimError
-from mdsim.model.config import BACKBONES
+from mdsim.model.config import BACKBONES, KEY_HEADS
 
 
 def _name_list(text: str) -> tuple:
@@ -172,9 +172,13 @@ def _add_train(sub) -> None:
                         "embedding directly, past the trunk's pooling (default none, the paper; "
                         "docs/key_tempo.md)")
     p.add_argument("--key-profiles", type=int, metavar="K",
-                   help="with --summaries cens: K learned pitch-class profiles, correlated with the window's "
-                        "mean chroma at all 12 transpositions, also feed the CENS summary (default 0, none; "
-                        "docs/key_tempo.md)")
+                   help="K learned pitch-class profiles, correlated with the window's mean chroma at all 12 "
+                        "transpositions: with --summaries cens they also feed the CENS summary, and --key-head "
+                        "tonic reads its own K (default 0, none; docs/key_tempo.md)")
+    p.add_argument("--key-head", choices=KEY_HEADS,
+                   help="how the key subspace is made: a slice of the shared dense layer (default dense, the "
+                        "paper) or tonic: a tonic posterior from the mean chroma and --key-profiles K, the same "
+                        "for every key (transposition-equivariant; docs/key_tempo.md)")
     p.add_argument("--epochs", type=_positive_int, help="epochs in total (default 100)")
     p.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default: each track once)")
     p.add_argument("--batch-size", type=_positive_int, help="windows per batch (default 64)")
@@ -237,7 +241,8 @@ def _train_configs(args):
                                        ("width", args.width), ("tempo_axis", args.tempo_axis),
                                        ("chroma_padding", args.chroma_padding),
                                        ("summaries", args.summaries),
-                                       ("key_profiles", args.key_profiles)) if v is not None}
+                                       ("key_profiles", args.key_profiles),
+                                       ("key_head", args.key_head)) if v is not None}
     if args.dims:
         model_changes["dimensions"] = check_dimensions(args.dims)
     training_changes = {k: v for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
@@ -267,7 +272,8 @@ def _run_train(args) -> int:
     if args.resume:
         unsupported = sorted(set(changes) - {"epochs", "eager", "devices"})
         if unsupported or args.config or args.backbone or args.dims or args.embedding_size or args.width \
-                or args.tempo_axis or args.chroma_padding or args.summaries or args.key_profiles is not None:
+                or args.tempo_axis or args.chroma_padding or args.summaries or args.key_profiles is not None \
+                or args.key_head:
             print("mdsim train: note: --resume keeps the run's own settings; only --epochs, --eager and "
                   "--devices are applied",
                   file=sys.stderr)

@@ -42,14 +42,18 @@ def test_python_dash_m_and_version(capsys):
     assert "the following arguments are required: --out" in capsys.readouterr().err
 
 
-def test_configs_of_table_1_load():
+def test_shipped_configs_load():
     from mdsim.training.config import read_run_config
 
-    configs = sorted((ROOT / "experiments" / "configs").glob("*.toml"))
-    assert len(configs) == 5
-    seen = {(m.backbone, len(m.dimensions), m.embedding_size) for m, _ in map(read_run_config, configs)}
+    configs = {p.name: read_run_config(p) for p in sorted((ROOT / "experiments" / "configs").glob("*.toml"))}
+    seen = {(m.backbone, len(m.dimensions), m.embedding_size) for name, (m, _) in configs.items()
+            if name.startswith(("baseline_", "multi_input_"))}
     assert seen == {("baseline", 4, 256), ("multi_input", 4, 256), ("baseline", 6, 258),
                     ("baseline", 6, 384), ("multi_input", 6, 384)}
+    # docs/key_tempo.md's tonic key head run: the learning rate held (no plateau cut in 200 epochs)
+    model, training = configs["key_tonic_5dim_80.toml"]
+    assert (model.key_head, model.key_profiles, training.epochs, training.lr_patience) == ("tonic", 8, 200, 1000)
+    assert len(configs) == 6
 
 
 @pytest.mark.parametrize("source", ["manifest", "store"])

@@ -22,9 +22,10 @@ import keras
 from keras import layers
 
 from mdsim.model import blocks
-from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, SUMMARY_UNITS, ModelConfig, channel_axis,
+from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, SUMMARY_UNITS, TONIC_UNITS, ModelConfig, channel_axis,
                                 check_feature_config, padded_bins, pool_plan, scale_filters)
 from mdsim.model.head import SubspaceHead
+from mdsim.model.subspaces import subspace_slices
 from mdsim.model.normalization import Standardize
 
 
@@ -141,6 +142,55 @@ class KeyProfiles(layers.Layer):
         return {**super().get_config(), "n_profiles": self.n_profiles}
 
 
+@keras.saving.register_keras_serializable(package="mdsim")
+class Splice(layers.Layer):
+    """``(x, y)`` -> ``x`` with ``y``'s columns inserted before column ``position``: a
+    subspace made apart (the tonic key head) put in its place in the embedding."""
+
+    def __init__(self, position: int, **kwargs):
+        super().__init__(**kwargs)
+        self.position = int(position)
+
+    def call(self, inputs):
+        x, y = inputs
+        return keras.ops.concatenate([x[:, :self.position], y, x[:, self.position:]], axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        (b, n), (_, m) = input_shapes
+        return (b, None if n is None or m is None else n + m)
+
+    def get_config(self):
+        return {**super().get_config(), "position": self.position}
+
+
+def chroma_key_profiles(cens, n_profiles: int, prefix: str):
+    """:class:`KeyProfiles` correlations ``(B, 12 n_profiles)`` of the raw CENS input ``(B, 12, T)``
+    averaged over time (layers ``{prefix}_chroma_mean`` and ``{prefix}_key_profiles``): read by
+    the CENS summary (``prefix="cens"``) and by the tonic key head (``"tonic"``), each with its own
+    profiles."""
+    chroma = layers.GlobalAveragePooling1D(data_format="channels_first", name=f"{prefix}_chroma_mean")(cens)
+    return KeyProfiles(n_profiles, name=f"{prefix}_key_profiles")(chroma)
+
+
+def tonic_subspace(cens, config: ModelConfig, size: int):
+    """The ``key_head = "tonic"`` subspace ``(B, size)`` from the raw CENS input ``(B, 12, T)``.
+
+    The window's mean chroma meets K learned key profiles at the 12 rotations
+    (:class:`KeyProfiles`, ``(B, 12 tonics, K)``); a network shared by the tonics (dense
+    :data:`~mdsim.model.config.TONIC_UNITS` with ReLU, dense 1) scores each tonic, a softmax
+    makes the tonic posterior, and a linear map (no bias) and a layer normalisation the
+    subspace. Transposing the input rolls the posterior, so one set of weights serves every key.
+    """
+    k = config.key_profiles
+    z = chroma_key_profiles(cens, k, "tonic")
+    z = layers.Permute((2, 1), name="tonic_by_rotation")(layers.Reshape((k, 12), name="tonic_profiles_grid")(z))
+    h = layers.Dense(TONIC_UNITS, activation="relu", name="tonic_hidden")(z)
+    logits = layers.Reshape((12,), name="tonic_logits")(layers.Dense(1, name="tonic_score")(h))
+    posterior = layers.Softmax(name="tonic_posterior")(logits)
+    x = layers.Dense(size, use_bias=False, name="tonic_embedding")(posterior)
+    return layers.LayerNormalization(epsilon=1e-5, name="tonic_norm")(x)
+
+
 def branch(x, config: ModelConfig, name: str, *, n_bins: int):
     """Stem convolution and two Inception blocks, each followed by max-pooling
     (:func:`~mdsim.model.config.pool_plan`), ending as a 16 x 16 map."""
@@ -207,32 +257,40 @@ def summaries(standardized: dict, config: ModelConfig, inputs: dict | None = Non
         mean = layers.GlobalAveragePooling1D(data_format="channels_first", name=f"{name}_summary_mean")(
             standardized[name])
         if name == "cens" and config.key_profiles:
-            chroma = layers.GlobalAveragePooling1D(data_format="channels_first", name="cens_chroma_mean")(
-                inputs["cens"])
-            profiles = KeyProfiles(config.key_profiles, name="cens_key_profiles")(chroma)
+            profiles = chroma_key_profiles(inputs["cens"], config.key_profiles, "cens")
             mean = layers.Concatenate(name="cens_summary_concat")([mean, profiles])
         parts.append(layers.Dense(SUMMARY_UNITS, activation="relu", name=f"{name}_summary_dense")(mean))
     return parts[0] if len(parts) == 1 else layers.Concatenate(name="summary_concat")(parts)
 
 
-def representation(x, config: ModelConfig, prefix: str = ""):
-    """:func:`pool_time`, dense to D, layer normalisation (``prefix``: a ``loev++`` subspace's copy)."""
-    x = layers.Dense(config.embedding_size, name=f"{prefix}head_dense")(pool_time(x, config, prefix))
+def representation(x, config: ModelConfig, prefix: str = "", units: int | None = None):
+    """:func:`pool_time`, dense to D (or ``units``), layer normalisation (``prefix``: a ``loev++``
+    subspace's copy)."""
+    x = layers.Dense(config.embedding_size if units is None else units, name=f"{prefix}head_dense")(pool_time(x, config, prefix))
     # Keras' default epsilon (1e-3) is large next to the variance of an untrained
     # dense output and would shrink it; 1e-5 is PyTorch's and Ba et al.'s scale.
     return layers.LayerNormalization(epsilon=1e-5, name=f"{prefix}head_norm")(x)
 
 
-def head(x, config: ModelConfig, *, feature_config: dict | None = None):
+def head(x, config: ModelConfig, *, feature_config: dict | None = None, inputs: dict | None = None):
     """The embedding from the trunk's map: :func:`representation`, then the subspace head.
 
-    ``"csn"``: the representation is the embedding, cut into the dimensions' slices.
+    ``"csn"``: the representation is the embedding, cut into the dimensions' slices; with
+    ``config.key_head == "tonic"`` the key slice is :func:`tonic_subspace` of
+    ``inputs["cens"]`` instead, and the representation holds the other dimensions.
     ``"loev"``: the representation is the superspace V, and each subspace a
     projection of it. ``"loev++"``: the trunk's last block and the representation
     are built per subspace (the invariant one keeps the plain layer names, so a
     CSN initialised from it finds its weights), each followed by its projection.
     """
-    if config.head == "csn":
+    if config.head == "csn" and config.key_head == "tonic":
+        key = subspace_slices(config)["key"]
+        size = key.stop - key.start
+        tonic = tonic_subspace(inputs["cens"], config, size)
+        # the key alone: the tonic head is the embedding
+        x = tonic if size == config.embedding_size else Splice(key.start, name="tonic_splice")(
+            [representation(x, config, units=config.embedding_size - size), tonic])
+    elif config.head == "csn":
         x = representation(x, config)
     else:
         superspace = representation(x, config) if config.head == "loev" else None
@@ -269,7 +327,8 @@ def build_model(config: ModelConfig | None = None, *, feature_config=None) -> ke
         check_feature_config(config, feature_config)
         feature_config = feature_config.to_dict()
     inputs, x = body(config)
-    return keras.Model(inputs, head(x, config, feature_config=feature_config), name=f"mdsim_{config.backbone}")
+    return keras.Model(inputs, head(x, config, feature_config=feature_config, inputs=inputs),
+                       name=f"mdsim_{config.backbone}")
 
 
 def body(config: ModelConfig) -> tuple[dict, object]:

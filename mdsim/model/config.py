@@ -38,6 +38,11 @@ BACKBONE_INPUTS = {"baseline": ("mel",), "multi_input": ("mel", "cens", "tempogr
                    "rhythm": ("tempogram",)}
 #: Width of the dense layer of each input summary (``ModelConfig.summaries``).
 SUMMARY_UNITS = 64
+#: How the key subspace is made (``ModelConfig.key_head``): ``"dense"``, a slice of the
+#: shared dense layer; ``"tonic"``, a transposition-equivariant tonic posterior.
+KEY_HEADS = ("dense", "tonic")
+#: Hidden units of the tonic key head's network, shared by the 12 tonics.
+TONIC_UNITS = 16
 #: The log tempo axis (``ModelConfig.tempo_axis = "log"``): this many bins, log-spaced
 #: between these lags (4 octaves; 430 to 27 BPM at 22 050 Hz, hop 256).
 LOG_TEMPO_BINS = 128
@@ -171,6 +176,17 @@ class ModelConfig:
         the Krumhansl-Kessler key profiles), read by the CENS summary's dense
         layer beside the mean z-scores. One profile serves every key, so it is
         learned from the tracks of all keys at once. 0 (default): none.
+    key_head : {"dense", "tonic"}
+        How the ``key`` subspace is made. ``"dense"`` (default, the paper): a
+        slice of ``head_dense``, like every dimension. ``"tonic"`` (needs
+        ``key_profiles`` and the CSN head): from the window's mean chroma alone,
+        transposition-equivariant: its own K learned key profiles give, for each
+        of the 12 tonics, K correlations; one small network shared by the 12
+        tonics (dense :data:`TONIC_UNITS`, ReLU, dense 1) scores each tonic, a
+        softmax over the 12 makes a tonic posterior, and a linear map without
+        bias and a layer normalisation make the subspace. Every training window
+        teaches every tonic; transposing the input rolls the posterior
+        (docs/key_tempo.md).
     head : {"csn", "loev", "loev++"}
         ``"csn"``: dense to D, layer normalisation, the label dimensions' slices.
         ``"loev"``: the same dense and normalisation make the superspace V (D wide),
@@ -199,6 +215,7 @@ class ModelConfig:
     chroma_padding: str = "zero"
     summaries: tuple = ()
     key_profiles: int = 0
+    key_head: str = "dense"
     head: str = "csn"
 
     def __post_init__(self):
@@ -277,9 +294,19 @@ class ModelConfig:
             raise InputError(f"summaries {', '.join(self.summaries)} name an input twice")
         if isinstance(self.key_profiles, bool) or not isinstance(self.key_profiles, int) or self.key_profiles < 0:
             raise InputError(f"key_profiles must be a whole number >= 0, got {self.key_profiles!r}")
-        if self.key_profiles and "cens" not in self.summaries:
-            raise InputError(f"key_profiles {self.key_profiles} are read by the CENS summary: add cens to "
-                             f"summaries (--summaries cens)")
+        if self.key_head not in KEY_HEADS:
+            raise InputError(f"unknown key_head {self.key_head!r} (valid: {', '.join(KEY_HEADS)})")
+        if self.key_profiles and "cens" not in self.summaries and self.key_head != "tonic":
+            raise InputError(f"key_profiles {self.key_profiles} are read by the CENS summary or the tonic key "
+                             f"head: add cens to summaries (--summaries cens) or use key_head 'tonic'")
+        if self.key_head == "tonic":
+            if self.head != "csn" or "key" not in self.dimensions:
+                raise InputError("key_head 'tonic' makes the key subspace of the csn head: add key to the dimensions")
+            if "cens" not in self.inputs:
+                raise InputError(f"key_head 'tonic' reads the chroma; the {self.backbone} backbone reads "
+                                 f"{', '.join(self.inputs)}")
+            if not self.key_profiles:
+                raise InputError("key_head 'tonic' needs key_profiles K >= 1 (--key-profiles 8)")
 
     # ---- derived values -------------------------------------------------------
 

@@ -106,7 +106,9 @@ def fit_normalization(model: keras.Model, batches) -> dict[str, dict[str, np.nda
     -------
     dict
         ``{input: {"mean": (n_bins,), "std": (n_bins,), "count": frames}}``
-        for every input fitted.
+        for every input fitted; ``{}`` for a model that standardises no input (the
+        tonic key head alone, ``key_head="tonic"`` with key the only dimension, reads
+        the raw chroma).
 
     Raises
     ------
@@ -115,6 +117,8 @@ def fit_normalization(model: keras.Model, batches) -> dict[str, dict[str, np.nda
         number of bins.
     """
     layers = standardize_layers(model)
+    if not layers:
+        return {}
     moments: dict[str, _RunningMoments] = {}
     if isinstance(batches, (np.ndarray, Mapping)):
         batches = [batches]
