@@ -22,11 +22,11 @@ import keras
 from keras import layers
 
 from mdsim.model import blocks
-from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, SUMMARY_UNITS, TONIC_UNITS, ModelConfig, channel_axis,
-                                check_feature_config, padded_bins, pool_plan, scale_filters)
+from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, SUMMARY_UNITS, TONIC_UNITS, ModelConfig,
+                                channel_axis, check_feature_config, padded_bins, pool_plan, scale_filters)
 from mdsim.model.head import SubspaceHead
-from mdsim.model.subspaces import subspace_slices
 from mdsim.model.normalization import Standardize
+from mdsim.model.subspaces import subspace_slices
 
 
 def prepare_input(inputs, name: str, *, n_bins: int, n_frames: int, data_format: str, config=None,
@@ -266,7 +266,8 @@ def summaries(standardized: dict, config: ModelConfig, inputs: dict | None = Non
 def representation(x, config: ModelConfig, prefix: str = "", units: int | None = None):
     """:func:`pool_time`, dense to D (or ``units``), layer normalisation (``prefix``: a ``loev++``
     subspace's copy)."""
-    x = layers.Dense(config.embedding_size if units is None else units, name=f"{prefix}head_dense")(pool_time(x, config, prefix))
+    units = config.embedding_size if units is None else units
+    x = layers.Dense(units, name=f"{prefix}head_dense")(pool_time(x, config, prefix))
     # Keras' default epsilon (1e-3) is large next to the variance of an untrained
     # dense output and would shrink it; 1e-5 is PyTorch's and Ba et al.'s scale.
     return layers.LayerNormalization(epsilon=1e-5, name=f"{prefix}head_norm")(x)
