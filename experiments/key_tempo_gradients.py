@@ -8,8 +8,8 @@ the shared ``trunk``, the ``head`` (the representation layers), and the input ``
 (``mdsim train --summaries``). Reports the mean L2 norm per (dimension, part), for the
 run's initial weights (``--initial``: the network rebuilt with the run's seed, as training
 started, ``synthetic_disentanglement.initial_network``) and its ``best.keras``. A dimension
-whose loss hardly reaches its own input's branch (key and CENS) shows it here: the table says where the gradient goes, not only that a score
-stays at chance. Uses TensorFlow's ``GradientTape`` (the suite's backend).
+whose loss hardly reaches its own input's branch (key and CENS) shows it here: the table says
+where the gradient goes, not only that a score stays at chance. Uses TensorFlow's ``GradientTape`` (the suite's backend).
 
     python experiments/key_tempo_gradients.py runs/kt/multi_input runs/kt/multi_summaries \\
         --store rendered.h5 --batches 8 --initial
