@@ -5,7 +5,9 @@ with ``--annotate none`` for exact labels), trains each configuration with ``mds
 same split for all: by group, so every transposition of a score is on one side), draws key and
 tempo triplets on the held-out tracks and, to tell fitting from generalising, on the training
 tracks, and scores each network in its own key and tempo subspaces beside the key-profile and
-tempogram-peak baselines (``key_tempo_baselines.py``) on the same triplets. Writes
+tempogram-peak baselines (``key_tempo_baselines.py``) on the same triplets, and each network's
+held-out score minus its baseline's with a paired bootstrap interval (both resampled together,
+so an interval above zero says the network beats the baseline on these triplets). Writes
 ``key_tempo.md`` and ``key_tempo.json`` to ``--out``; every step resumes.
 
 Configurations (``--runs``, separated by ``;``), each ``name=backbone:dims``:
@@ -24,7 +26,8 @@ A third field after the dimensions names the inputs of ``--summaries``, a fourth
 ``invariance``), e.g. ``multi_label=multi_input:genre,mood,instrument,tempo,key:cens,tempogram:label``.
 ``--key-profiles K`` gives the runs with a CENS summary K learned key profiles (``mdsim train
 --key-profiles``); ``--key-head tonic --key-profiles K`` makes the key subspace of the runs with
-key a tonic posterior (``mdsim train --key-head tonic``).
+key a tonic posterior (``mdsim train --key-head tonic``). ``--pair-shares key=3`` gives key three
+turns of the sampler's pairs where each other dimension has one (``mdsim train --pair-shares``).
 
 ``--truth STORE``: train on ``store`` (e.g. the rendered audio prepped with ``--annotate madmom``
 from a manifest without the key and tempo cells: the labels a user without ground truth has)
@@ -45,6 +48,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -60,6 +65,12 @@ def _mdsim(*args) -> None:
     cmd = [sys.executable, "-m", "mdsim.cli", *map(str, args)]
     print("$ mdsim " + " ".join(map(str, args)), flush=True)
     subprocess.run(cmd, check=True)
+
+
+def _shares_of(shares: str, dims: str) -> str:
+    """The items of ``--pair-shares`` (``"key=3,tempo=2"``) whose dimension a run trains."""
+    trained = set(dims.split(","))
+    return ",".join(s.strip() for s in shares.split(",") if s.split("=")[0].strip() in trained)
 
 
 def parse_runs(text: str) -> dict:
@@ -94,6 +105,8 @@ def main(argv=None) -> int:
                    help="mdsim train --key-head for the runs with key (tonic: with --key-profiles K)")
     p.add_argument("--min-key-probability", type=float, default=0.0, metavar="P",
                    help="mdsim train --min-key-probability (default 0: every key)")
+    p.add_argument("--pair-shares", metavar="DIM=N,...",
+                   help="mdsim train --pair-shares for every run (e.g. key=3; default: the dimensions in turn)")
     p.add_argument("--stretch-probability", type=float, metavar="P",
                    help="mdsim train --stretch-probability for the augmented runs (0: pitch-shifts only)")
     p.add_argument("--bootstrap", type=int, default=500)
@@ -105,7 +118,8 @@ def main(argv=None) -> int:
 
     from mdsim import load_model
     from mdsim.embed import store_embedding_set
-    from mdsim.evaluation import evaluate, load_triplets
+    from mdsim.evaluation import bootstrap_ci, check_layout, combination_correct, evaluate, load_triplets, validate
+    from mdsim.evaluation.embeddings import gather
 
     args.out.mkdir(parents=True, exist_ok=True)
     runs = parse_runs(args.runs)
@@ -130,7 +144,9 @@ def main(argv=None) -> int:
                 ["--augment", augment] if augment != "none" else []) + (
                 ["--stretch-probability", args.stretch_probability]
                 if augment != "none" and args.stretch_probability is not None else []) + (
-                ["--min-key-probability", args.min_key_probability] if args.min_key_probability else [])
+                ["--min-key-probability", args.min_key_probability] if args.min_key_probability else []) + (
+                ["--pair-shares", _shares_of(args.pair_shares, dims)] if args.pair_shares and _shares_of(
+                    args.pair_shares, dims) else [])
             _mdsim("train", args.store, *resume, "--epochs", args.epochs, *extra, "--quiet")
         split = split or run / "split.json"
     # the same split for every run: check it, then draw the triplets on both sides
@@ -149,6 +165,15 @@ def main(argv=None) -> int:
                        "--out", path)
             triplets[(side, dim)] = load_triplets(path, min_agreement=0.0)
 
+    def correct(emb, side, dim, subspace=None):
+        """Each held-out triplet right (1) or not (0) in ``subspace`` (default: the whole
+        embedding, as :func:`evaluate`'s ``full``), in the triplets' order."""
+        kept, _ = validate(triplets[(side, dim)], emb)
+        a, p, n = (gather(emb, ids) for ids in (kept.anchor, kept.positive, kept.negative))
+        dims, slices = check_layout(emb.dimensions, emb.slices, a.shape[1])
+        every = [slices[dims.index(subspace)]] if subspace else (slices or ((0, a.shape[1]),))
+        return combination_correct(a, p, n, every, np.ones((1, len(every))))[:, 0], kept
+
     def score(emb, side, dim, subspace=None):
         r = evaluate(triplets[(side, dim)], emb, n_bootstrap=args.bootstrap)
         if subspace is not None:
@@ -157,15 +182,30 @@ def main(argv=None) -> int:
             r = r["full"]
         return [round(r["score"], 4), round(r["ci_low"], 4), round(r["ci_high"], 4)]
 
+    baseline_of = {"key": "key profile", "tempo": "tempo (tempogram peak)"}
+    baseline_correct = {}
     for name, emb in baseline_embeddings(args.store).items():
-        if name in ("key profile", "tempo (tempogram peak)"):
+        if name in baseline_of.values():
             results[name] = {f"{side} {dim}": score(emb, side, dim) for side in ("held-out", "training")
                              for dim in ("key", "tempo")}
+            for dim in ("key", "tempo"):
+                if baseline_of[dim] == name:
+                    baseline_correct[dim] = correct(emb, "held-out", dim)
     for name in runs:
         model = load_model(args.out / name / "best.keras")
         emb = store_embedding_set(model, args.store, progress=False, name=name)
         results[name] = {f"{side} {dim}": score(emb, side, dim, dim) for side in ("held-out", "training")
                          for dim in ("key", "tempo") if dim in model.dimensions}
+        for dim in ("key", "tempo"):
+            if dim in model.dimensions:
+                # paired: the network and the baseline on the same triplets, resampled together
+                mine, kept = correct(emb, "held-out", dim, dim)
+                base, base_kept = baseline_correct[dim]
+                assert list(kept.anchor) == list(base_kept.anchor) and len(mine) == len(base)
+                diff = mine.astype(np.float64) - base
+                low, high = bootstrap_ci(diff[:, None], n_resamples=args.bootstrap)
+                results[name][f"held-out {dim} minus baseline"] = [round(float(diff.mean()), 4),
+                                                                   round(float(low[0]), 4), round(float(high[0]), 4)]
     results_path.write_text(json.dumps(results, indent=1))
 
     cols = ["held-out key", "held-out tempo", "training key", "training tempo"]
@@ -173,6 +213,13 @@ def main(argv=None) -> int:
     for name, r in results.items():
         cells = [f"{r[c][0]:.3f} [{r[c][1]:.3f}, {r[c][2]:.3f}]" if c in r else "" for c in cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Held-out, each network minus the baseline on the same triplets (paired bootstrap):", "",
+              "| network | key minus key profile | tempo minus tempogram peak |", "|---|---:|---:|"]
+    for name, r in results.items():
+        cells = [f"{r[c][0]:+.3f} [{r[c][1]:+.3f}, {r[c][2]:+.3f}]" if c in r else ""
+                 for c in ("held-out key minus baseline", "held-out tempo minus baseline")]
+        if any(cells):
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     (args.out / "key_tempo.md").write_text(table + "\n")
     print(table)

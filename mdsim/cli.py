@@ -29,6 +29,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _pair_shares(text: str) -> dict:
+    """``"key=3,tempo=2"`` as ``{"key": 3, "tempo": 2}``."""
+    out = {}
+    for item in _name_list(text):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected DIM=N, got {item!r} (e.g. key=3)")
+        out[name.strip()] = _positive_int(value.strip())
+    return out
+
+
 # -- prep ----------------------------------------------------------------------------------
 def _add_prep(sub) -> None:
     p = sub.add_parser(
@@ -193,6 +204,10 @@ def _add_train(sub) -> None:
     p.add_argument("--min-key-probability", type=float, metavar="P",
                    help="do not train on estimated keys (madmom, fast) less sure than P: the track sits out the "
                         "key pairs (default 0: every key; keys from the manifest are always kept)")
+    p.add_argument("--pair-shares", type=_pair_shares, metavar="DIM=N,...",
+                   help="draw N turns of pairs for DIM where the other dimensions get one, e.g. key=3: about 7 key "
+                        "pairs in a batch of 32 of five dimensions instead of 3 (default: the dimensions in turn; "
+                        "docs/key_tempo.md)")
     p.add_argument("--workers", type=int, help="loader worker processes (default 0: in process)")
     p.add_argument("--seed", type=int, help="seed of the split, sampler and weights (default 0)")
     p.add_argument("--eager", action="store_true", default=None,
@@ -252,6 +267,7 @@ def _train_configs(args):
                                           ("seed", args.seed), ("eager", args.eager),
                                           ("pad_short", args.pad_short), ("augment", args.augment),
                                           ("min_key_probability", args.min_key_probability),
+                                          ("pair_shares", args.pair_shares),
                                           ("stretch_probability", args.stretch_probability),
                                           ("stretch_range", args.stretch_range),
                                           ("pitch_probability", args.pitch_probability),

@@ -53,7 +53,10 @@ def test_shipped_configs_load():
     # docs/key_tempo.md's tonic key head run: the learning rate held (no plateau cut in 200 epochs)
     model, training = configs["key_tonic_5dim_80.toml"]
     assert (model.key_head, model.key_profiles, training.epochs, training.lr_patience) == ("tonic", 8, 200, 1000)
-    assert len(configs) == 6
+    # the same with three turns of the sampler's pairs for key
+    shares_model, shares_training = configs["key_tonic_shares_5dim_80.toml"]
+    assert shares_model == model and shares_training == training.replace(pair_shares={"key": 3})
+    assert len(configs) == 7
 
 
 @pytest.mark.parametrize("source", ["manifest", "store"])
@@ -119,17 +122,26 @@ def test_help_texts_print_percent_signs_once():
 
 
 def test_train_key_options_reach_the_configs_and_refuse_with_one_line(tmp_path, capsys):
-    """``--key-profiles`` and ``--min-key-probability`` land in the run's model and training
-    settings; a key profile without the CENS summary, or a probability out of range, is one
-    error line naming the fix, before any store is opened."""
+    """``--key-profiles``, ``--min-key-probability`` and ``--pair-shares`` land in the run's model
+    and training settings; a key profile without the CENS summary, a probability out of range or
+    a share of a dimension the model lacks is one error line naming the fix, before any store is
+    opened; a malformed share is argparse's usage error."""
     from mdsim.cli import _train_configs
 
     args = build_parser().parse_args(["train", "s.h5", "--out", "r", "--summaries", "cens,tempogram",
                                       "--key-profiles", "8", "--min-key-probability", "0.6"])
     model, training, _ = _train_configs(args)
     assert (model.summaries, model.key_profiles, training.min_key_probability) == (("cens", "tempogram"), 8, 0.6)
+    args = build_parser().parse_args(["train", "s.h5", "--out", "r", "--pair-shares", "key=3, tempo=2"])
+    assert _train_configs(args)[1].pair_shares == {"key": 3, "tempo": 2}
     for options, message in ((["--key-profiles", "4"], "add cens to summaries (--summaries cens)"),
-                             (["--min-key-probability", "3"], "min_key_probability must be a number in [-1, 1]")):
+                             (["--min-key-probability", "3"], "min_key_probability must be a number in [-1, 1]"),
+                             (["--dims", "tempo,key", "--pair-shares", "era=2"],
+                              "pair_shares name 'era', which the model does not have")):
         assert main(["train", str(tmp_path / "none.h5"), "--out", str(tmp_path / "run"), *options]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+    for value, message in (("key", "expected DIM=N, got 'key'"), ("key=0", "expected 1 or more, got 0")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", "s.h5", "--out", "r", "--pair-shares", value])
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]

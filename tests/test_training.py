@@ -43,6 +43,33 @@ def test_every_batch_gives_every_dimension_positives(rng):
             assert (sim & ~np.eye(16, dtype=bool)).any(), d
 
 
+def test_pair_shares_give_a_dimension_more_pairs_and_shares_of_one_change_nothing(rng):
+    """``shares={"key": 3}`` triples key's turns in the cycle (about 3 / (n + 2) of the pairs,
+    measured over many batches); shares of 1 draw the very same batches as none; a share
+    of a dimension not trained or not a whole number >= 1 is refused."""
+    table = _table(rng)
+    plain = ConditionalSampler(table, DIMS, batch_size=16)
+    ones = ConditionalSampler(table, DIMS, batch_size=16, shares={d: 1 for d in DIMS})
+    for seed in range(20):
+        a, b = plain.batch_pairs(np.random.default_rng(seed)), ones.batch_pairs(np.random.default_rng(seed))
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    shared = ConditionalSampler(table, DIMS, batch_size=16, shares={"key": 3})
+    counts = {d: 0 for d in DIMS}
+    for seed in range(400):
+        for d in shared.batch_pairs(np.random.default_rng(seed))[1][::2]:
+            counts[d] += 1
+    share = counts["key"] / sum(counts.values())
+    assert abs(share - 3 / 6) < 0.02, counts  # in turn: 1 / 4
+    expected = shared.pairs_per_batch()
+    assert abs(expected["key"] - counts["key"] / 400) < 0.2 and sum(expected.values()) == 8
+    assert plain.pairs_per_batch() == {d: 2.0 for d in DIMS}
+    for shares, message in (({"era": 2}, "pair shares name 'era', not trained here"),
+                            ({"key": 0}, "pair share of 'key' must be a whole number of at least 1"),
+                            ({"key": 1.5}, "pair share of 'key' must be a whole number")):
+        with pytest.raises(InputError, match=message):
+            ConditionalSampler(table, DIMS, batch_size=16, shares=shares)
+
+
 def test_pairs_are_drawn_label_first(rng):
     """A rare tag gets as many pairs as a common one; key pairs share a tonic."""
     from mdsim.training.data import _PositiveIndex
@@ -79,6 +106,13 @@ def test_config_round_trip(tmp_path):
     m, t = ModelConfig(backbone="baseline", dimensions=DIMS, embedding_size=256), TrainConfig(epochs=3)
     write_run_config(tmp_path / "c.toml", m, t)
     assert read_run_config(tmp_path / "c.toml") == (m, t)
+    shared = t.replace(pair_shares={"tempo": 2, "key": 3})
+    write_run_config(tmp_path / "s.toml", m, shared)
+    assert read_run_config(tmp_path / "s.toml")[1].pair_shares == {"key": 3, "tempo": 2}
+    (tmp_path / "old.toml").write_text("[training]\nepochs = 3\n")  # a run from before pair_shares
+    assert read_run_config(tmp_path / "old.toml")[1].pair_shares == {}
+    with pytest.raises(InputError, match="pair_shares must be a table"):
+        TrainConfig(pair_shares=["key"])
     (tmp_path / "bad.toml").write_text("[training]\nbatchsize = 3\n")
     with pytest.raises(InputError, match="unknown training settings: batchsize"):
         read_run_config(tmp_path / "bad.toml")

@@ -18,7 +18,7 @@ config (every key) to ``RUN_DIR/config.toml``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mdsim.config import _known_fields, read_toml, write_toml
 from mdsim.errors import InputError
@@ -29,6 +29,14 @@ _AUGMENT = AugmentConfig()
 
 #: Values of ``TrainConfig.mixed_precision``.
 MIXED_PRECISION = ("off", "auto", "mixed_float16", "mixed_bfloat16")
+
+
+def check_pair_shares(shares: dict) -> dict:
+    """``shares`` if every value is a whole number of at least 1, else :class:`InputError`."""
+    for name, n in shares.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InputError(f"pair share of {name!r} must be a whole number of at least 1, got {n!r}")
+    return shares
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,14 @@ class TrainConfig:
         sits out the key pairs. madmom's probability is the key network's
         (0..1), fast's the key-profile correlation. Keys from the manifest are
         always kept. 0 (default): every key is kept (docs/key_tempo.md).
+    pair_shares : dict
+        ``{dimension: n}``: the sampler puts the dimension ``n`` times in its
+        cycle, so its anchor-positive pairs take ``n`` turns where the others
+        take one (the key head learns from key pairs alone; ``{"key": 3}``
+        gives it about 7 pairs of a batch of 32 in a five-dimension network
+        instead of 3). Every dimension left out has 1; ``{}`` (default): the
+        dimensions in turn, as the paper. The loss is still the mean over
+        dimensions of each one's mean over its triplets (docs/key_tempo.md).
     seed : int
         Seeds the split, the sampler and the weights.
     workers : int
@@ -112,6 +128,7 @@ class TrainConfig:
     normalization_windows: int = 512
     pad_short: bool = True
     min_key_probability: float = 0.0
+    pair_shares: dict = field(default_factory=dict)
     seed: int = 0
     workers: int = 0
     eager: bool = False
@@ -143,6 +160,9 @@ class TrainConfig:
         if isinstance(self.min_key_probability, bool) or not isinstance(self.min_key_probability, (int, float)) \
                 or not -1.0 <= self.min_key_probability <= 1.0:
             raise InputError(f"min_key_probability must be a number in [-1, 1], got {self.min_key_probability!r}")
+        if not isinstance(self.pair_shares, dict):
+            raise InputError(f"pair_shares must be a table of dimension = whole number, got {self.pair_shares!r}")
+        object.__setattr__(self, "pair_shares", dict(sorted(check_pair_shares(dict(self.pair_shares)).items())))
         for name in ("eager", "pad_short"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -160,7 +180,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        out.update(stretch_range=list(self.stretch_range), pitch_range=list(self.pitch_range))
+        out.update(pair_shares=dict(self.pair_shares), stretch_range=list(self.stretch_range), pitch_range=list(self.pitch_range))
         return out
 
     @classmethod

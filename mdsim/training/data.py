@@ -29,6 +29,7 @@ from mdsim.errors import InputError, StoreError
 from mdsim.features.store import FeatureStore, stored_names
 from mdsim.labels import (MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled,
                           similarity_matrix)
+from mdsim.training.config import check_pair_shares
 
 
 @dataclass
@@ -198,15 +199,35 @@ class _PositiveIndex:
 
 
 class ConditionalSampler:
-    """Seeded track indices for batches in which every dimension has positives."""
+    """Seeded track indices for batches in which every dimension has positives.
 
-    def __init__(self, table: TrackTable, dimensions, *, batch_size: int):
+    The pairs of a batch are drawn for the dimensions in turn, from a random
+    place in the cycle. ``shares`` (``{dimension: n}``, default 1 each) puts a
+    dimension ``n`` times in the cycle: with five dimensions and ``{"key": 3}``
+    a batch of 32 holds about 7 key pairs instead of 3 (``TrainConfig.pair_shares``).
+    Shares of 1 draw exactly what no shares draw.
+    """
+
+    def __init__(self, table: TrackTable, dimensions, *, batch_size: int, shares=None):
         self.table, self.dimensions, self.batch_size = table, list(dimensions), batch_size
+        shares = dict(shares or {})
+        unknown = sorted(set(shares) - set(self.dimensions))
+        if unknown:
+            raise InputError(f"pair shares name {', '.join(map(repr, unknown))}, not trained here "
+                             f"(dimensions: {', '.join(self.dimensions)})")
+        check_pair_shares(shares)
         self._index = {d: _PositiveIndex(d, table.labels) for d in self.dimensions}
         usable = [d for d in self.dimensions if self._index[d].anchors.size]
         if not usable:
             raise InputError("no dimension has two similar tracks to form a positive pair")
-        self._usable = usable
+        self._usable = [d for d in usable for _ in range(shares.get(d, 1))]
+
+    def pairs_per_batch(self) -> dict:
+        """The mean number of anchor-positive pairs a batch holds for each dimension."""
+        pairs = self.batch_size // 2  # :meth:`batch_pairs` draws B // 2 pairs (and one filler when B is odd)
+        cycle = len(self._usable)
+        return {d: sum(sum(self._usable[(s + k) % cycle] == d for k in range(pairs)) for s in range(cycle)) / cycle
+                for d in dict.fromkeys(self._usable)}
 
     def batch(self, rng) -> np.ndarray:
         """``batch_size`` track indices (anchor-positive pairs, dimensions in turn)."""
@@ -295,14 +316,14 @@ class WindowBatches(StoreBatches):
 
     def __init__(self, store_path, table: TrackTable, layout: LabelLayout, *, inputs, batch_size: int,
                  steps: int, segment_frames: int, seed: int, fixed: bool = False, workers: int = 0,
-                 augment=None):
+                 augment=None, pair_shares=None):
         super().__init__(store_path, steps=steps, seed=seed, fixed=fixed, workers=workers)
         self.table, self.layout, self.inputs = table, layout, tuple(inputs)
         self.batch_size, self.segment_frames = batch_size, segment_frames
         #: :class:`mdsim.features.augment.AugmentConfig` or ``None``; may be set after
         #: construction (training fits its input statistics on plain windows first).
         self.augment = augment
-        self.sampler = ConditionalSampler(table, layout.dimensions, batch_size=batch_size)
+        self.sampler = ConditionalSampler(table, layout.dimensions, batch_size=batch_size, shares=pair_shares)
         self._labels = layout.encode(table.labels)
         self._unlabelled = layout.encode([{}])[0]
         #: ``(index, count)`` of this process among the processes of a multi-process run: each

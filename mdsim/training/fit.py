@@ -122,6 +122,10 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
                              "or choose another --out")
         model_config = model_config or ModelConfig()
         train_config = train_config or TrainConfig()
+    unknown = sorted(set(train_config.pair_shares) - set(model_config.dimensions))
+    if unknown:
+        raise InputError(f"pair_shares name {', '.join(map(repr, unknown))}, which the model does not have "
+                         f"(dimensions: {', '.join(model_config.dimensions)}); drop it or add it to --dims")
     run_dir.mkdir(parents=True, exist_ok=True)
 
     from mdsim.model import check_feature_config
@@ -152,13 +156,20 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     if chief:
         write_run_config(run_dir / "config.toml", model_config, train_config)
 
+    # a dimension left untrained (no pairs) takes no share
+    shares = {d: n for d, n in train_config.pair_shares.items() if d in layout.dimensions}
     slices = dict(zip(model_config.dimensions, _slices(model_config)))
     subspaces = [slices[d] for d in layout.dimensions]
     seg = model_config.n_frames
     steps = train_config.steps_per_epoch or default_steps(len(train_t), train_config.batch_size)
     train_data = WindowBatches(store.path, train_t, layout, inputs=model_config.inputs,
                                batch_size=train_config.batch_size, steps=steps, segment_frames=seg,
-                               seed=train_config.seed, workers=train_config.workers)
+                               seed=train_config.seed, workers=train_config.workers,
+                               pair_shares=shares)
+    if shares:
+        per_batch = train_data.sampler.pairs_per_batch()
+        print("train: pairs per batch (pair_shares " + ", ".join(f"{d}={n}" for d, n in shares.items())
+              + "): " + ", ".join(f"{d} {n:.1f}" for d, n in per_batch.items()), file=log)
     val_data = None
     if len(val_t) >= 2 and not can_form_triplets(val_t, layout.dimensions):
         print(f"train: the {len(val_t)} validation tracks are similar in every trained dimension, so no "
@@ -168,7 +179,8 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
             vsteps = train_config.validation_steps or default_steps(len(val_t), train_config.batch_size)
             val_data = WindowBatches(store.path, val_t, layout, inputs=model_config.inputs,
                                      batch_size=train_config.batch_size, steps=vsteps, segment_frames=seg,
-                                     seed=train_config.seed + 1, fixed=True, workers=train_config.workers)
+                                     seed=train_config.seed + 1, fixed=True, workers=train_config.workers,
+                                     pair_shares=shares)
         except InputError:
             print("train: validation tracks have no similar pairs; monitoring the training loss", file=log)
     state = read_state(run_dir) if resume else {"epochs_done": 0, "best_val_loss": None, "plateau_wait": 0}
