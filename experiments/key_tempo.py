@@ -145,8 +145,7 @@ def main(argv=None) -> int:
                 ["--stretch-probability", args.stretch_probability]
                 if augment != "none" and args.stretch_probability is not None else []) + (
                 ["--min-key-probability", args.min_key_probability] if args.min_key_probability else []) + (
-                ["--pair-shares", _shares_of(args.pair_shares, dims)] if args.pair_shares and _shares_of(
-                    args.pair_shares, dims) else [])
+                ["--pair-shares", shares] if (shares := _shares_of(args.pair_shares or "", dims)) else [])
             _mdsim("train", args.store, *resume, "--epochs", args.epochs, *extra, "--quiet")
         split = split or run / "split.json"
     # the same split for every run: check it, then draw the triplets on both sides

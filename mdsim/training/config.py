@@ -180,7 +180,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        out.update(pair_shares=dict(self.pair_shares), stretch_range=list(self.stretch_range), pitch_range=list(self.pitch_range))
+        out.update(stretch_range=list(self.stretch_range), pitch_range=list(self.pitch_range))
         return out
 
     @classmethod
