@@ -47,6 +47,17 @@ def clicks(bpm=120.0, seconds=6.0, sr=SR):
     return 0.5 * y / np.abs(y).max()
 
 
+def sigint_at_default() -> None:
+    """``preexec_fn`` for a child that a test interrupts: SIGINT back at its default.
+
+    A process started in the background (``cmd &`` from a script, ``nohup``, some CI wrappers)
+    runs with SIGINT ignored, and its children inherit that, so Python in the child would never
+    raise KeyboardInterrupt and a Ctrl-C test would measure how the suite was launched."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def write_wav(path, y, sr=SR):
     import soundfile as sf
 

@@ -23,7 +23,7 @@ from mdsim.features.pipeline import prep
 from mdsim.features.spectral import extract_features
 from mdsim.features.store import FeatureStore, StoreWriter, shard_paths, shards_dir
 
-from conftest import SR, clicks, sine, write_manifest, write_wav
+from conftest import SR, clicks, sigint_at_default, sine, write_manifest, write_wav
 
 DATA = Path(__file__).parent / "data"
 #: float16 storage: relative rounding 2**-11 on values of order 1.
@@ -444,8 +444,10 @@ def test_kill_9_of_prep_leaves_no_worker_running(tmp_path):
 def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path, when):
     manifest = _corpus(tmp_path / "c", 200, seconds=3.0)
     out = tmp_path / "s.h5"
+    # SIGINT at its default in the child: a suite started with `&`, nohup or a CI wrapper runs with
+    # SIGINT ignored, which the child would inherit (and rightly not be interrupted by Ctrl-C)
     proc = subprocess.Popen([sys.executable, "-m", "mdsim", "prep", str(manifest), "--out", str(out),
-                             "--workers", "1"], stderr=subprocess.PIPE, text=True)
+                             "--workers", "1"], stderr=subprocess.PIPE, text=True, preexec_fn=sigint_at_default)
     if when == "at once":
         time.sleep(1.0)
     else:  # once the first shard is being filled (a track is finished)
