@@ -13,6 +13,7 @@ subspaces (:class:`EmbeddingSource`). Two are provided:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -259,6 +260,8 @@ def write_embeddings(path, track_ids, embeddings, *, dimensions=None, slices=Non
     es = EmbeddingSet(track_ids, embeddings, dimensions=tuple(dimensions or ()), slices=tuple(slices or ()),
                       metadata=metadata or {})
     meta = json.dumps(es.metadata)
+    layout = (json.dumps(list(es.dimensions)), json.dumps([list(s) for s in es.slices])) if es.dimensions else None
+    digest = content_digest(es.track_ids, es.embeddings, layout, meta)
     if path.suffix.lower() in _HDF5_SUFFIXES:
         import h5py
 
@@ -271,9 +274,10 @@ def write_embeddings(path, track_ids, embeddings, *, dimensions=None, slices=Non
                 f.attrs["dimensions"] = json.dumps(list(es.dimensions))
                 f.attrs["slices"] = json.dumps([list(s) for s in es.slices])
             f.attrs["metadata"] = meta
+            f.attrs["sha256"] = digest
     elif path.suffix.lower() == ".npz":
         arrays = {"format": np.array(FORMAT_NAME), "format_version": np.array(FORMAT_VERSION),
-                  "track_ids": es.track_ids, "embeddings": es.embeddings, "metadata": np.array(meta)}
+                  "track_ids": es.track_ids, "embeddings": es.embeddings, "metadata": np.array(meta), "sha256": np.array(digest)}
         if es.dimensions:
             arrays["dimensions"] = np.array(es.dimensions, dtype=str)
             arrays["slices"] = np.array(es.slices, dtype=np.int64).reshape(-1, 2)
@@ -306,6 +310,7 @@ def read_embeddings(path, *, name: str | None = None) -> EmbeddingSet:
             fields = _read_npz(path)
         else:
             raise StoreError(f"{path} is neither HDF5 nor NPZ")
+        _check_digest(path, fields)
         version = fields.pop("format_version")
         if version is not None and int(version) > FORMAT_VERSION:
             raise StoreError(f"{path} has embeddings format version {int(version)}; "
@@ -317,6 +322,34 @@ def read_embeddings(path, *, name: str | None = None) -> EmbeddingSet:
         raise StoreError(f"{path} is not a valid embeddings file: {detail} (format: docs/evaluation.md)") from e
 
 
+def content_digest(track_ids, embeddings, layout, metadata: str) -> str:
+    """SHA-256 of what an embeddings file holds: its ids, float32 vectors, layout and metadata.
+
+    ``layout`` is ``(dimensions, slices)`` as the JSON text the file stores, or
+    ``None`` for an embedding without named subspaces. Computed from the values,
+    not the file's bytes, so HDF5 and NPZ files of the same embeddings agree.
+    """
+    h = hashlib.sha256()
+    for part in (json.dumps([str(t) for t in track_ids]), json.dumps(layout), metadata or ""):
+        h.update(part.encode())
+        h.update(b"\0")
+    h.update(np.ascontiguousarray(embeddings, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def _check_digest(path, fields: dict) -> None:
+    """Refuse a file whose content differs from the checksum written with it (files
+    written before checksums, without ``sha256``, are read as they are)."""
+    expected = fields.pop("sha256", None)
+    if expected is None:
+        return
+    dims, slices = fields["dimensions"], fields["slices"]
+    layout = (json.dumps(list(dims)), json.dumps([list(s) for s in slices])) if len(dims) else None
+    if content_digest(fields["track_ids"], fields["embeddings"], layout, fields["metadata"]) != str(expected):
+        raise StoreError(f"{path} is damaged: its content does not match the checksum written with it; "
+                         "embed again into a new file (`mdsim embed ... --overwrite`)")
+
+
 def _read_hdf5(path) -> dict:
     import h5py
 
@@ -325,7 +358,8 @@ def _read_hdf5(path) -> dict:
         return {"track_ids": f["track_ids"].asstr()[()], "embeddings": f["embeddings"][()],
                 "dimensions": json.loads(attrs["dimensions"]) if "dimensions" in attrs else (),
                 "slices": json.loads(attrs["slices"]) if "slices" in attrs else (),
-                "metadata": attrs.get("metadata"), "format_version": attrs.get("format_version")}
+                "metadata": attrs.get("metadata"), "format_version": attrs.get("format_version"),
+                "sha256": attrs.get("sha256")}
 
 
 def _read_npz(path) -> dict:
@@ -334,4 +368,5 @@ def _read_npz(path) -> dict:
                 "dimensions": z["dimensions"].tolist() if "dimensions" in z else (),
                 "slices": z["slices"].tolist() if "slices" in z else (),
                 "metadata": str(z["metadata"]) if "metadata" in z else None,
-                "format_version": z["format_version"] if "format_version" in z else None}
+                "format_version": z["format_version"] if "format_version" in z else None,
+                "sha256": str(z["sha256"]) if "sha256" in z else None}

@@ -27,6 +27,7 @@ each track; :class:`Filters` use them. A catalog is saved as a folder
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -47,6 +48,27 @@ NORM_FLOOR = 1e-12
 #: With filters leaving at most this many rows, the allowed rows are scored exactly in
 #: NumPy instead of asking the index (exact even for an approximate index, and faster).
 SMALL_SUBSET = 4096
+
+
+#: The catalog's data files; ``catalog.json`` records the SHA-256 of each.
+CHECKSUMMED = ("index.faiss", "tracks.h5")
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_files(path: Path, expected: dict | None) -> None:
+    """Refuse a catalog whose data files differ from the checksums its ``catalog.json``
+    records (a catalog written before checksums, without them, is read as it is)."""
+    for name, digest in (expected or {}).items():
+        if name in CHECKSUMMED and _file_sha256(path / name) != digest:
+            raise StoreError(f"{path / name} is damaged: it does not match the checksum in {path / 'catalog.json'}; "
+                             f"rebuild the catalog with `mdsim index EMBEDDINGS.h5 --out {path}`")
 
 
 @dataclass(frozen=True)
@@ -454,7 +476,8 @@ class Catalog:
                 f.create_dataset("source_path", data=self._source.astype(object), dtype=text)
             head = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "n_tracks": len(self),
                     "dimensions": list(self.dimensions), "slices": [list(s) for s in self.slices.values()],
-                    "index": self.spec.to_dict(), "metadata": self.metadata}
+                    "index": self.spec.to_dict(), "metadata": self.metadata,
+                    "sha256": {name: _file_sha256(tmp / name) for name in CHECKSUMMED}}
             (tmp / "catalog.json").write_text(json.dumps(head, indent=2) + "\n")
             old = None
             if path.exists():
@@ -491,6 +514,7 @@ class Catalog:
             self.slices = {d: tuple(s) for d, s in zip(self.dimensions, head["slices"])}
             self.spec = faiss_index.IndexSpec(**head["index"])
             self.metadata = head.get("metadata", {})
+            _check_files(path, head.get("sha256"))
             self._index = faiss_index.read(path / "index.faiss")
             with h5py.File(path / "tracks.h5", "r") as f:
                 self._ids = np.array(f["track_ids"].asstr()[()], dtype=str)
