@@ -534,13 +534,10 @@ def _run_index(args) -> int:
     if args.source is None and (args.add or not args.remove):
         raise InputError("give the SOURCE to index: an embeddings file or a features store")
     if args.add or args.remove:
-        from mdsim.search import Catalog, extend_catalog
+        from mdsim.search import update_catalog
 
-        catalog = Catalog.load(args.out)
-        added = extend_catalog(catalog, args.source, model=args.model, info=args.info,
-                               progress=not args.quiet) if args.add else []
-        catalog.remove(args.remove)
-        catalog.save(args.out)
+        added, catalog = update_catalog(args.out, args.source if args.add else None, remove=args.remove,
+                                        model=args.model, info=args.info, progress=not args.quiet)
         print(f"index: added {len(added)}, removed {len(set(args.remove))}; {args.out} holds {len(catalog)} tracks")
         return 0
     spec = IndexSpec(kind=args.index, hnsw_m=args.hnsw_m, ef_construction=args.ef_construction,

@@ -97,3 +97,51 @@ def test_a_damaged_catalog_is_refused_and_an_old_one_still_opens(tmp_path, rng, 
     del head["sha256"]
     (folder / "catalog.json").write_text(json.dumps(head))
     assert Catalog.load(folder).search("t1", k=1)[0].score <= 1.0 + 1e-5
+
+
+def run_mdsim(*args, cwd):
+    """``python -m mdsim ARGS`` in a child process (this checkout's mdsim), started now."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return subprocess.Popen([sys.executable, "-m", "mdsim", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_index_add_waits_for_no_one_and_loses_nothing(tmp_path, rng):
+    """Two `mdsim index --add` runs on one catalog: each one that exits 0 keeps its tracks;
+    a run that finds the catalog being written fails at once, saying by whom."""
+    import os
+
+    from mdsim.evaluation import write_embeddings
+    from mdsim.locking import exclusive_lock
+    from mdsim.search import Catalog
+
+    x = vectors(rng, 400)
+    meta = {"model": "m.keras", "model_sha256": "aaa"}
+    write_embeddings(tmp_path / "base.h5", ["b0"], x[:1], dimensions=DIMENSIONS, metadata=meta)
+    cat = tmp_path / "cat"
+    Catalog.from_embeddings(tmp_path / "base.h5").save(cat)
+    with exclusive_lock(cat, what="test"):  # a writer at work: --add is refused, the catalog unchanged
+        child = run_mdsim("index", tmp_path / "base.h5", "--out", cat, "--add", cwd=tmp_path)
+        out, err = child.communicate(timeout=120)
+    assert child.returncode == 2, out + err
+    assert f"being written by another mdsim index (process {os.getpid()})" in err
+    for trial in range(3):
+        runs = []
+        for side in "ab":
+            ids = [f"{side}{trial}-{i}" for i in range(100)]
+            write_embeddings(tmp_path / f"{side}.h5", ids, x[:100] if side == "a" else x[100:200],
+                             dimensions=DIMENSIONS, metadata=meta)
+            runs.append((ids, run_mdsim("index", tmp_path / f"{side}.h5", "--out", cat, "--add", cwd=tmp_path)))
+        results = [(ids, child.wait(timeout=120), child.communicate()[1]) for ids, child in runs]
+        held = set(Catalog.load(cat).track_ids)
+        for ids, code, err in results:
+            assert code in (0, 2), err
+            if code == 0:
+                assert set(ids) <= held, f"trial {trial}: a run exited 0 and its tracks are gone"
+            else:
+                assert "being written by another mdsim index" in err and not set(ids) & held

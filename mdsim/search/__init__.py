@@ -5,13 +5,15 @@
   ``save``/``load`` a catalog folder; ``add``/``remove`` tracks.
 - :class:`Filters`, :class:`Hit`: what a search may return, and what it returns.
 - :func:`build_catalog`: from an embeddings file or a features store + model;
-  :func:`extend_catalog` adds a source's new tracks to a catalog.
+  :func:`extend_catalog` adds a source's new tracks to a catalog, :func:`update_catalog`
+  does that (and removals) to a catalog folder under its write lock.
 
 ``faiss`` is imported by :mod:`mdsim.search.index` only, when an index is built
 or read: ``import mdsim.search`` stays light.
 """
 
-from mdsim.search.build import build_catalog, extend_catalog, query_embedding
+from mdsim.search.build import build_catalog, extend_catalog, query_embedding, update_catalog
 from mdsim.search.catalog import Catalog, Filters, Hit, normalise_blocks
 
-__all__ = ["Catalog", "Filters", "Hit", "build_catalog", "extend_catalog", "query_embedding", "normalise_blocks"]
+__all__ = ["Catalog", "Filters", "Hit", "build_catalog", "extend_catalog", "query_embedding", "normalise_blocks",
+           "update_catalog"]

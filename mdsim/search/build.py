@@ -91,6 +91,32 @@ def extend_catalog(catalog: Catalog, source, *, model=None, info=None, progress:
     return ids
 
 
+def update_catalog(path, source=None, *, remove=(), model=None, info=None, progress: bool = True,
+                   log=sys.stderr) -> tuple[list, Catalog]:
+    """Add ``source``'s new tracks to the catalog folder ``path`` and remove the ids in
+    ``remove``, under the catalog's write lock (``PATH.lock``, as ``mdsim prep`` and
+    ``mdsim embed`` take theirs): two updates at once would each save the catalog they
+    loaded, and the first one's tracks would be lost. ``source``, ``model`` and ``info``
+    as for :func:`extend_catalog`.
+
+    Returns ``(added ids, the saved catalog)``.
+
+    Raises
+    ------
+    InputError
+        When another process is writing the catalog (it fails at once, naming that process).
+    """
+    from mdsim.locking import exclusive_lock
+
+    with exclusive_lock(path, what="mdsim index"):
+        catalog = Catalog.load(path)
+        added = (extend_catalog(catalog, source, model=model, info=info, progress=progress, log=log)
+                 if source is not None else [])
+        catalog.remove(list(remove))
+        catalog.save(path)
+    return added, catalog
+
+
 def _read_source(source, *, model, info, progress, log, skip=None):
     """``(EmbeddingSet, info)`` of an embeddings file, or of a store embedded by ``model``
     (tracks in ``skip`` left out), whose ``info`` defaults to the store itself."""
