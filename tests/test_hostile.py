@@ -145,3 +145,45 @@ def test_index_add_waits_for_no_one_and_loses_nothing(tmp_path, rng):
                 assert set(ids) <= held, f"trial {trial}: a run exited 0 and its tracks are gone"
             else:
                 assert "being written by another mdsim index" in err and not set(ids) & held
+
+
+def write_store(path, ids, *, shard_tracks=2):
+    from mdsim.config import FeatureConfig
+    from mdsim.features.store import StoreWriter
+
+    with StoreWriter(path, FeatureConfig(), shard_tracks=shard_tracks) as w:
+        for tid in ids:
+            w.add_track(tid, {"mel": np.zeros((128, 10)), "cens": np.zeros((12, 10)), "onset": np.zeros((1, 10))},
+                        {"duration": 0.1, "n_frames": 10, "tempo": 120.0, "key": ""})
+
+
+@pytest.mark.parametrize("which", ["middle", "last"])
+def test_a_deleted_shard_is_reported_by_readers_inspect_and_verify(tmp_path, capsys, which):
+    from mdsim.cli import main
+    from mdsim.features.store import FeatureStore, shard_paths
+
+    store = tmp_path / "s.h5"
+    write_store(store, [f"t{i}" for i in range(6)])
+    shards = shard_paths(store)
+    assert [s.name[:8] for s in shards] == ["00000001", "00000002", "00000003"]
+    gone = shards[1] if which == "middle" else shards[2]
+    gone.unlink()
+    number = int(gone.name[:8])
+    with pytest.warns(UserWarning, match=rf"1 shard\(s\) missing .*{gone.name[:8]}-\*\.h5.*not served"):
+        with FeatureStore(store) as fs:
+            assert fs.missing_shards == [number] and len(fs) == 4
+    with pytest.warns(UserWarning, match="missing") as caught:
+        assert main(["inspect", str(store), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert len(caught) == 1  # one line, once
+    assert f"DAMAGED shard {number:08d}" in out and "verify: 1 of 4" in out
+    # a new run computes the lost tracks again and records the gap as known: readers are quiet again
+    with pytest.warns(UserWarning, match="missing"):
+        write_store(store, ["t2", "t3"] if which == "middle" else ["t4", "t5"])
+    assert [s.name[:8] for s in shard_paths(store)][-1] == "00000004"  # a lost number is never reused
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with FeatureStore(store) as fs:
+            assert fs.missing_shards == [] and len(fs) == 6 and fs.verify() == []

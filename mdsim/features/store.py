@@ -154,7 +154,8 @@ def _read_root(path: Path) -> dict:
         raise StoreError(f"{path}: damaged root attributes ({e}); the shards in {shards_dir(path)} are "
                          "intact: rebuild the root with `mdsim prep` and --overwrite only if they are not") from None
     layout = _attr_str(attrs.get("layout", "compact"))
-    return {"config": config, "layout": layout}
+    return {"config": config, "layout": layout, "last_shard": int(attrs.get("last_shard", 0)),
+            "lost_shards": [int(n) for n in json.loads(_attr_str(attrs.get("lost_shards", "[]")))]}
 
 
 class _ShardIndex:
@@ -208,6 +209,33 @@ def shard_paths(path) -> list[Path]:
     """Committed shards of a store, oldest first."""
     d = shards_dir(path)
     return sorted(d.glob("*.h5")) if d.is_dir() else []
+
+
+def _shard_number(shard: Path) -> int | None:
+    """The sequence number a shard's name starts with (``00000003-<pid>.h5`` -> 3)."""
+    head = shard.name.split("-")[0]
+    return int(head) if head.isdigit() else None
+
+
+def missing_shards(path, root: dict | None = None) -> list[int]:
+    """Sequence numbers of committed shards that are gone from the shards folder.
+
+    Shards are numbered 1, 2, 3, ... as they are committed, and the root records
+    the last number (``last_shard``), so a shard deleted from the middle leaves a
+    gap and the last one a number past the end. Numbers a later ``mdsim prep``
+    took note of (``lost_shards``) are not listed again.
+    """
+    root = _read_root(Path(path)) if root is None else root
+    present = {n for n in map(_shard_number, shard_paths(path)) if n is not None}
+    last = max(present | {root["last_shard"]})
+    return sorted(set(range(1, last + 1)) - present - set(root["lost_shards"]))
+
+
+def _missing_message(path, numbers) -> str:
+    names = ", ".join(f"{n:08d}-*.h5" for n in numbers)
+    return (f"{path}: {len(numbers)} shard(s) missing from {shards_dir(path)} ({names}): the tracks they held "
+            "are not served; restore them, or run `mdsim prep` on the store's input again to compute those "
+            "tracks anew")
 
 
 def read_shard_index(shard: Path) -> tuple:
@@ -351,6 +379,12 @@ class FeatureStore:
         self._index = _ShardIndex()
         for shard in shard_paths(self.path):
             self._index.add_shard(shard, *read_shard_index(shard))
+        #: Sequence numbers of shards deleted from the store (their tracks are not served).
+        self.missing_shards = missing_shards(self.path, root)
+        if self.missing_shards:
+            import warnings
+
+            warnings.warn(_missing_message(self.path, self.missing_shards), stacklevel=2)
 
     # -- handles -----------------------------------------------------------
     def _file(self, shard: Path):
@@ -554,10 +588,11 @@ class FeatureStore:
         return len(shard_paths(self.path))
 
     def verify(self, track_ids=None, *, progress=None) -> list[tuple[str, str]]:
-        """Read every feature matrix through its checksums; ``[(track_id, reason)]`` of damaged ones."""
+        """Read every feature matrix through its checksums; ``[(track_id, reason)]`` of damaged ones,
+        after ``("shard NNNNNNNN", reason)`` for each shard missing from the store."""
         ids = self.track_ids() if track_ids is None else list(track_ids)
         names = stored_names(self.layout, self._config)
-        bad = []
+        bad = [(f"shard {n:08d}", _missing_message(self.path, [n])) for n in self.missing_shards]
         for tid in (progress(ids) if progress else ids):
             try:
                 self.features(tid, names=names)
@@ -648,6 +683,16 @@ class StoreWriter:
         shards_dir(self.path).mkdir(parents=True, exist_ok=True)
         for stale in shards_dir(self.path).glob("*.tmp"):
             stale.unlink()  # a shard a killed writer was filling: never committed
+        root = _read_root(self.path)
+        self._last_shard, self._lost = root["last_shard"], root["lost_shards"]
+        gone = missing_shards(self.path, root)
+        if gone:
+            import warnings
+
+            # This run computes again the tracks of its input the store lacks; its first commit
+            # records the numbers as known, so readers stop reporting them.
+            warnings.warn(_missing_message(self.path, gone), stacklevel=2)
+            self._lost = sorted(set(self._lost) | set(gone))
 
     # -- writing -----------------------------------------------------------
     def add_track(self, track_id: str, features: dict, attrs: dict) -> None:
@@ -686,7 +731,11 @@ class StoreWriter:
         if self._shard is None:
             return None
         shard, self._shard = self._shard, None
-        return shard.commit()
+        final = shard.commit(after=self._last_shard)
+        if final is not None:
+            self._last_shard = _shard_number(final)
+            _update_root(self.path, last_shard=self._last_shard, lost_shards=json.dumps(self._lost))
+        return final
 
 
 class _ShardBuilder:
@@ -730,7 +779,9 @@ class _ShardBuilder:
         self.rows["n_frames"].append(n)
         self.n += 1
 
-    def commit(self) -> Path | None:
+    def commit(self, *, after: int = 0) -> Path | None:
+        """Close, fsync and rename the shard to the next sequence number (past ``after``,
+        the last number the root records, so a deleted last shard's number is never reused)."""
         h5py = _h5py()
         if self.n == 0:
             self.f.close()
@@ -746,8 +797,8 @@ class _ShardBuilder:
             g.create_dataset(name, data=np.array(self.rows[name], dtype=np.int64), fletcher32=True, chunks=True)
         self.f.close()
         _fsync(self.tmp)
-        existing = sorted(self.folder.glob("*.h5"))
-        seq = int(existing[-1].name.split("-")[0]) + 1 if existing else 1
+        numbers = [n for n in map(_shard_number, self.folder.glob("*.h5")) if n is not None]
+        seq = max(numbers + [after]) + 1
         final = self.folder / f"{seq:08d}-{os.getpid()}.h5"
         os.replace(self.tmp, final)
         del h5py
@@ -767,6 +818,20 @@ def _write_root(path: Path, config: FeatureConfig, layout: str) -> None:
         f.attrs["mdsim_version"] = __version__
         f.attrs["feature_config"] = json.dumps(config.to_dict(), sort_keys=True)
         f.attrs["layout"] = layout
+    _fsync(tmp)
+    os.replace(tmp, path)
+
+
+def _update_root(path: Path, **attrs) -> None:
+    """Set attributes of a store's root file (a copy under a temporary name, fsync, rename)."""
+    import shutil
+
+    h5py = _h5py()
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.copyfile(path, tmp)
+    with h5py.File(tmp, "a") as f:
+        for name, value in attrs.items():
+            f.attrs[name] = value
     _fsync(tmp)
     os.replace(tmp, path)
 
