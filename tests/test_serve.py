@@ -51,10 +51,15 @@ def site(tmp_path, rng, audio_dir):
     return cat, root, x
 
 
+def local_client(app, host="127.0.0.1:8000"):
+    """A test client whose requests name the served address as Host (the app refuses others)."""
+    return TestClient(app, base_url=f"http://{host}")
+
+
 @pytest.fixture
 def client(site):
     cat, root, _ = site
-    return TestClient(create_app(cat, audio_root=root))
+    return local_client(create_app(cat, audio_root=root))
 
 
 def test_page_and_static_files_are_package_data(client):
@@ -149,8 +154,78 @@ def test_serve_warns_off_localhost(monkeypatch):
 
 def test_several_audio_roots(site, tmp_path):
     cat, root, _ = site
-    both = TestClient(create_app(cat, audio_root=[root, tmp_path]))  # tmp_path holds secret.ogg
+    both = local_client(create_app(cat, audio_root=[root, tmp_path]))  # tmp_path holds secret.ogg
     assert both.get("/audio/escape").status_code == 200
     assert both.get("/audio/brahms").status_code == 200
-    only = TestClient(create_app(cat, audio_root=[root / "sub"]))
+    only = local_client(create_app(cat, audio_root=[root / "sub"]))
     assert only.get("/audio/brahms").status_code == 403 and only.get("/audio/fishin").status_code == 200
+
+
+def test_bad_parameters_are_400_and_k_is_capped_at_the_catalog(client, site):
+    n = len(site[0])
+    for params, words in [({"k": "abc"}, "k must be a whole number"), ({"k": "0"}, "k must be 1 or more"),
+                          ({"k": "1e23"}, "k must be a whole number"), ({"min_score": "abc"}, "min_score must be"),
+                          ({"min_score": "2"}, "from -1 to 1"), ({"min_score": "nan"}, "from -1 to 1")]:
+        r = client.get("/api/search", params={"track": "brahms", **params})
+        assert r.status_code == 400 and words in r.json()["error"], (params, r.status_code, r.text)
+    for k in (10**12, 10**23):
+        r = client.get("/api/search", params={"track": "brahms", "k": str(k)})
+        assert r.status_code == 200 and len(r.json()["results"]) == n - 1
+
+
+def test_uploads_are_streamed_to_disk_with_the_limit_and_no_temporary_path_is_told(site, monkeypatch, tmp_path):
+    import tempfile
+
+    from starlette.requests import Request
+
+    from mdsim.errors import AudioError
+    from mdsim.serve import app as app_module
+
+    class Unreadable:  # a model whose decoder fails, naming the file it was given
+        fingerprint = None
+
+        def embed(self, path):
+            raise AudioError(f"{path}: cannot decode this file")
+
+    async def whole_body(self):
+        raise AssertionError("the upload was read into memory whole")
+
+    monkeypatch.setattr(Request, "body", whole_body)
+    monkeypatch.setattr(app_module, "MAX_UPLOAD", 10_000)
+    (tmp_path / "t").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t"))
+    cat, root, _ = site
+    client = local_client(create_app(cat, audio_root=root, model=Unreadable()))
+
+    def chunks(n):  # no Content-Length: only counting while reading can stop it
+        for _ in range(n):
+            yield b"x" * 1000
+
+    big = client.post("/api/search", content=chunks(50))
+    assert big.status_code == 413 and "limited to" in big.json()["error"]
+    declared = client.post("/api/search", content=b"x" * 20_000)
+    assert declared.status_code == 413
+    bad = client.post("/api/search", content=chunks(3), headers={"x-filename": "mine.ogg"})
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["error"] == "the uploaded file: cannot decode this file"
+    assert client.post("/api/search", content=b"").status_code == 400
+    assert list((tmp_path / "t").iterdir()) == []  # every temporary file removed
+
+
+def test_only_the_served_address_is_answered_and_no_cors(site):
+    cat, root, _ = site
+    app = create_app(cat, audio_root=root, host="127.0.0.1", port=8000)
+    for host in ("127.0.0.1:8000", "localhost:8000", "LOCALHOST:8000"):
+        assert local_client(app, host).get("/api/catalog").status_code == 200, host
+    for host in ("evil.example:8000", "evil.example", "127.0.0.1:9999", "127.0.0.1.evil.example:8000"):
+        r = local_client(app, host).get("/api/catalog")
+        assert r.status_code == 400 and "Host" in r.json()["error"], host
+    lan = create_app(cat, audio_root=root, host="192.168.1.5", port=8000)
+    assert local_client(lan, "192.168.1.5:8000").get("/").status_code == 200
+    v6 = create_app(cat, audio_root=root, host="::1", port=8000)
+    assert local_client(v6, "[::1]:8000").get("/api/catalog").status_code == 200
+    r = local_client(app).get("/api/catalog", headers={"Origin": "http://evil.example"})
+    assert r.status_code == 200 and not any(h.lower().startswith("access-control-") for h in r.headers)
+    pre = local_client(app).options("/api/search", headers={"Origin": "http://evil.example",
+                                                            "Access-Control-Request-Method": "POST"})
+    assert not any(h.lower().startswith("access-control-") for h in pre.headers)

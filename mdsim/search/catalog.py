@@ -115,6 +115,11 @@ class Filters:
             if index is None:
                 raise InputError(f"cannot filter by an empty key {self.key!r}: give e.g. 'A minor'")
             object.__setattr__(self, "key", index)
+        if self.min_score is not None:
+            score = float(self.min_score)
+            if not -1 <= score <= 1:  # NaN fails too
+                raise InputError(f"a minimum score is a weighted mean cosine, from -1 to 1; got {self.min_score}")
+            object.__setattr__(self, "min_score", score)
 
 
 @dataclass
@@ -392,15 +397,16 @@ class Catalog:
     def search_vectors(self, queries, *, dims=None, weights=None, k: int = 10, allowed=None):
         """Batch search with normalised ``(n, D)`` query vectors (the benchmark's entry).
 
-        Returns ``(scores, positions)``, ``(n, k)`` each, best first; scores
-        are weighted mean cosines, position -1 where fewer than ``k`` rows
-        are allowed.
+        Returns ``(scores, positions)``, ``(n, k)`` each (``k`` at most the
+        catalog's size), best first; scores are weighted mean cosines,
+        position -1 where fewer than ``k`` rows are allowed.
         """
         from mdsim.search import index as faiss_index
 
         k = int(k)
         if k < 1:
             raise InputError(f"k must be 1 or more, got {k}")
+        k = min(k, max(len(self), 1))  # more results than rows is the whole catalog, not a huge allocation
         q = self.scale(queries, self.weights(dims=dims, weights=weights))
         if allowed is not None and allowed.sum() <= SMALL_SUBSET:
             rows = np.flatnonzero(allowed)
@@ -413,7 +419,7 @@ class Catalog:
                 scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
                 positions = np.pad(positions, ((0, 0), (0, pad)), constant_values=-1)
             return scores.astype(np.float32), positions.astype(np.int64)
-        return faiss_index.search(self.spec, self._index, q, min(k, max(len(self), 1)), allowed=allowed)
+        return faiss_index.search(self.spec, self._index, q, k, allowed=allowed)
 
     def search(self, query, *, dims=None, weights=None, k: int = 10, filters: Filters | None = None) -> list:
         """The ``k`` tracks most similar to ``query`` by the weighted mean of per-subspace cosines.

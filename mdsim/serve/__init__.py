@@ -23,7 +23,7 @@ def serve(catalog, *, audio_root, host: str = "127.0.0.1", port: int = 8000, mod
     if host not in LOCALHOST:
         warnings.warn(f"serving on {host}: anyone who can reach this address can browse and play "
                       "the catalog (there is no login)", stacklevel=2)
-    app = create_app(catalog, audio_root=audio_root, model=model)
+    app = create_app(catalog, audio_root=audio_root, model=model, host=host, port=port)
     print(f"serve: http://{'[' + host + ']' if ':' in host else host}:{port}/  (Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
@@ -42,8 +42,8 @@ def serve_manifold(points: dict, *, audio_root, host: str = "127.0.0.1", port: i
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def create_app(catalog, *, audio_root, model=None):
+def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port: int | None = None):
     """See :func:`mdsim.serve.app.create_app`."""
     from mdsim.serve.app import create_app as _create
 
-    return _create(catalog, audio_root=audio_root, model=model)
+    return _create(catalog, audio_root=audio_root, model=model, host=host, port=port)

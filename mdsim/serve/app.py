@@ -89,19 +89,71 @@ def projection(catalog: Catalog, weights: np.ndarray) -> np.ndarray:
     return (xy / max(float(np.abs(xy).max()), 1e-12)).astype(np.float32)
 
 
+def _number(params, name: str, *, whole: bool = False):
+    """A query parameter as a number (``None`` when absent); 400 when it is not one."""
+    text = params.get(name)
+    if not text:
+        return None
+    try:
+        return int(text) if whole else float(text)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise HTTPException(400, f"{name} must be {kind}, got {text[:40]!r}") from None
+
+
 def _filters(params, *, track: str | None) -> Filters:
     flag = lambda name: params.get(name, "") in ("1", "true", "on")  # noqa: E731
     return Filters(exclude_query=track is not None, exclude_group=flag("exclude_group"),
                    tempo_range=parse_range(params.get("tempo")), key=params.get("key") or None,
-                   key_compatible=flag("key_compatible"),
-                   min_score=float(params["min_score"]) if params.get("min_score") else None)
+                   key_compatible=flag("key_compatible"), min_score=_number(params, "min_score"))
 
 
-def create_app(catalog, *, audio_root, model=None) -> Starlette:
+def local_names(host: str = "127.0.0.1") -> frozenset:
+    """The host names the page answers to: the bound ``host``, ``127.0.0.1`` and ``localhost``
+    (an IPv6 address in brackets, as a Host header writes it)."""
+    names = {host.lower(), "127.0.0.1", "localhost"}
+    return frozenset(f"[{n}]" if ":" in n and not n.startswith("[") else n for n in names)
+
+
+def _split_host(value: str) -> tuple[str, str]:
+    """``"name:port"`` (or ``"[v6]:port"``) to ``(name, port)``; port ``""`` when absent."""
+    if value.startswith("["):
+        name, _, rest = value.partition("]")
+        return name + "]", rest[1:] if rest.startswith(":") else ""
+    name, _, port = value.partition(":")
+    return name, port
+
+
+class HostCheck:
+    """ASGI middleware: answer only requests whose Host header names the address served.
+
+    A page on another site can point a name it controls at 127.0.0.1 (DNS
+    rebinding) and then read this one as same-origin; its requests still carry
+    that name as Host, so they get a 400 instead. ``port`` None accepts any
+    port (tests, or a port chosen by the system)."""
+
+    def __init__(self, app, *, names: frozenset, port: int | None):
+        self.app, self.names, self.port = app, names, port
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            value = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+            name, port = _split_host(value)
+            if name not in self.names or (self.port is not None and port != str(self.port)):
+                response = JSONResponse({"error": "unknown Host header: open the address mdsim serve printed"},
+                                        status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port: int | None = None):
     """The ASGI app over ``catalog`` (a :class:`~mdsim.search.Catalog` or a catalog
     folder), serving audio from under ``audio_root`` (a folder or a list of folders).
     ``model`` (path or
-    :class:`mdsim.Model`, default: the catalog's) embeds uploaded queries."""
+    :class:`mdsim.Model`, default: the catalog's) embeds uploaded queries. Requests
+    whose Host header is not ``host``, ``127.0.0.1`` or ``localhost`` (with ``port``,
+    unless None) are refused (:class:`HostCheck`)."""
     catalog = catalog if isinstance(catalog, Catalog) else Catalog.load(catalog)
     roots = [audio_root] if isinstance(audio_root, (str, Path)) else list(audio_root)
     audio_roots = [Path(r).resolve() for r in roots]
@@ -128,7 +180,8 @@ def create_app(catalog, *, audio_root, model=None) -> Starlette:
 
     async def search(request: Request):
         params = request.query_params
-        k = int(params.get("k", 10))
+        k = _number(params, "k", whole=True)  # the catalog caps it at its size
+        k = 10 if k is None else k
         if request.method == "POST":
             query = await _embed_upload(request)
             track = None
@@ -146,16 +199,21 @@ def create_app(catalog, *, audio_root, model=None) -> Starlette:
 
         from mdsim.search import query_embedding
 
-        body = await request.body()
-        if not body:
-            raise HTTPException(400, "the request body is empty: send the audio file")
-        if len(body) > MAX_UPLOAD:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_UPLOAD:
             raise HTTPException(413, f"uploads are limited to {MAX_UPLOAD >> 20} MiB")
         suffix = Path(request.headers.get("x-filename", "upload.wav")).suffix[:8] or ".wav"
         fd, tmp = tempfile.mkstemp(suffix=suffix)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
+            size = 0
+            with os.fdopen(fd, "wb") as f:  # streamed to disk; the limit holds whatever the header said
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_UPLOAD:
+                        raise HTTPException(413, f"uploads are limited to {MAX_UPLOAD >> 20} MiB")
+                    f.write(chunk)
+            if not size:
+                raise HTTPException(400, "the request body is empty: send the audio file")
             if state["model"] is None or isinstance(state["model"], (str, Path)):
                 import mdsim
 
@@ -163,7 +221,10 @@ def create_app(catalog, *, audio_root, model=None) -> Starlette:
                 if not path or not Path(path).is_file():
                     raise HTTPException(400, "uploads need the catalog's model: start mdsim serve with --model")
                 state["model"] = await run_in_threadpool(mdsim.load_model, path)
-            return await run_in_threadpool(query_embedding, catalog, tmp, model=state["model"])
+            try:
+                return await run_in_threadpool(query_embedding, catalog, tmp, model=state["model"])
+            except MdsimError as e:  # the server's temporary path is no business of the page
+                raise HTTPException(400, str(e).replace(tmp, "the uploaded file")) from None
         finally:
             os.unlink(tmp)
 
@@ -184,7 +245,8 @@ def create_app(catalog, *, audio_root, model=None) -> Starlette:
               Route("/api/search", search, methods=["GET", "POST"]),
               Route("/audio/{track_id:path}", audio),
               Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
-    return Starlette(routes=routes, exception_handlers={MdsimError: user_error, HTTPException: http_error})
+    app = Starlette(routes=routes, exception_handlers={MdsimError: user_error, HTTPException: http_error})
+    return HostCheck(app, names=local_names(host), port=port)
 
 
 def _key_name(index):
