@@ -7,6 +7,7 @@ and ``mdsim prep`` stay light; only subcommands that run a network load it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -1024,6 +1025,9 @@ def main(argv=None) -> int:
         print(f"mdsim {args.command}: interrupted; finished work is kept, run the same command to resume",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`mdsim inspect STORE | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141
 
 
 if __name__ == "__main__":

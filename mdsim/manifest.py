@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,17 @@ class TrackEntry:
     metadata: dict = field(default_factory=dict)
 
 
+def control_character(text: str) -> str | None:
+    """The first character of ``text`` that breaks a line or is invisible control
+    (Unicode categories Cc, Zl, Zp: newline, tab, NUL, escape, U+2028, ...), described
+    as ``"'\\n' (U+000A)"``; ``None`` when there is none. Track ids are one line of text:
+    they are printed in tables and logs and written one per line in the store's index."""
+    for c in text:
+        if unicodedata.category(c) in ("Cc", "Zl", "Zp"):
+            return f"{c!r} (U+{ord(c):04X})"
+    return None
+
+
 def _decode_text(path: Path) -> str:
     """The manifest's text; a file that is not UTF-8 is an error naming the line and the fix."""
     try:
@@ -65,7 +77,8 @@ def read_manifest(path) -> list[TrackEntry]:
     ------
     InputError
         A file that is not UTF-8; missing or duplicate columns; a row with
-        more or fewer fields than the header; an empty or duplicate track id;
+        more or fewer fields than the header; an empty or duplicate track id, or one
+        holding a control character (newline, tab, ...: :func:`control_character`);
         a tempo that is not a finite BPM in 20..400 (an empty cell means
         "estimate it") or an unknown key name: naming the file, row and column.
     """
@@ -97,6 +110,10 @@ def read_manifest(path) -> list[TrackEntry]:
             track_id = row["track_id"]
             if not track_id:
                 raise InputError(f"{where}: empty track_id")
+            bad = control_character(track_id)
+            if bad:
+                raise InputError(f"{where}: track_id {track_id!r} holds the control character {bad}; "
+                                 "a track id is one line of printable text: remove it")
             if track_id in seen:
                 raise InputError(f"{where}: duplicate track_id {track_id!r} (first in row {seen[track_id]})")
             seen[track_id] = row_number
@@ -138,6 +155,13 @@ def entries_from_folder(folder) -> list[TrackEntry]:
     entries, seen = [], {}
     for p in files:
         track_id = p.relative_to(folder).with_suffix("").as_posix()
+        bad = control_character(track_id)
+        if bad:  # a file name cannot be fixed by the user's manifest: skip it, the others go on
+            import warnings
+
+            warnings.warn(f"skipping {p.relative_to(folder).as_posix()!r}: its name holds the control "
+                          f"character {bad} (a track id is one line of printable text); rename it", stacklevel=2)
+            continue
         if track_id in seen:  # a.wav and a.flac side by side
             track_id = p.relative_to(folder).as_posix()
         seen[track_id] = p

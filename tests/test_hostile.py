@@ -187,3 +187,86 @@ def test_a_deleted_shard_is_reported_by_readers_inspect_and_verify(tmp_path, cap
         warnings.simplefilter("error")
         with FeatureStore(store) as fs:
             assert fs.missing_shards == [] and len(fs) == 6 and fs.verify() == []
+
+
+@pytest.fixture
+def catalog_dir(tmp_path, rng):
+    from mdsim.search import Catalog
+
+    folder = tmp_path / "cat"
+    Catalog([f"t{i}" for i in range(20)], vectors(rng, 20), dimensions=DIMENSIONS).save(folder)
+    return folder
+
+
+def one_line(text):
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_search_k_beyond_the_catalog_and_scores_beyond_cosines(catalog_dir, capsys):
+    from mdsim.cli import main
+
+    for k in (10**12, 10**23):  # the whole catalog, not an allocation of k rows or an overflow
+        assert main(["search", str(catalog_dir), "--query", "t1", "-k", str(k), "--json"]) == 0
+        assert len(json.loads(capsys.readouterr().out)["results"]) == 19
+    for k in ("1e12", "1e23"):
+        with pytest.raises(SystemExit) as stop:
+            main(["search", str(catalog_dir), "--query", "t1", "-k", k])
+        assert stop.value.code == 2
+        assert one_line(capsys.readouterr().err.splitlines()[-1]).endswith(f"expected a whole number, got '{k}'")
+    for score in ("5", "-1.5", "nan"):
+        assert main(["search", str(catalog_dir), "--query", "t1", "--min-score", score]) == 2
+        assert "from -1 to 1" in one_line(capsys.readouterr().err)
+
+
+def test_locality_with_more_neighbours_than_tracks_is_one_line(tmp_path, rng, capsys):
+    from mdsim.cli import main
+    from mdsim.evaluation import write_embeddings
+
+    ids = [f"t{i}" for i in range(20)]
+    write_embeddings(tmp_path / "e.h5", ids, vectors(rng, 20), dimensions=DIMENSIONS)
+    rows = ["track_id,path,mood,tempo"] + [f"{t},{t}.wav,{'happy' if i % 2 else 'sad'},{100 + i}"
+                                           for i, t in enumerate(ids)]
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    assert main(["analyze", "locality", str(tmp_path / "e.h5"), "--labels", str(tmp_path / "m.csv"),
+                 "--k", "50"]) == 2
+    assert "k = 50 neighbours need at least 51 items; there are 20" in one_line(capsys.readouterr().err)
+
+
+def test_inspect_into_a_closed_pipe_ends_quietly(tmp_path):
+    store = tmp_path / "s.h5"
+    write_store(store, [f"track-{i:05d}" for i in range(2500)], shard_tracks=5000)  # about 180 KB of listing
+    child = run_mdsim("inspect", store, cwd=tmp_path)
+    assert child.stdout.readline().startswith(str(store))
+    child.stdout.close()  # `| head -1`
+    err = child.stderr.read()
+    assert child.wait(timeout=120) == 141
+    assert err == "", err
+
+
+def test_a_track_id_with_a_control_character_is_refused_naming_the_row(tmp_path, capsys):
+    from mdsim.cli import main
+    from mdsim.errors import InputError
+    from mdsim.manifest import entries_from_folder, read_manifest
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text('track_id,path\nfine,a.wav\n"two\nlines",b.wav\n')
+    with pytest.raises(InputError, match=r"m.csv, row 4: track_id 'two\\nlines' holds the control character "
+                                         r"'\\n' \(U\+000A\)"):
+        read_manifest(manifest)
+    for bad in ("esc\x1b[31m", "tab\tbed", "nul\x00", "sep\u2028arator"):
+        manifest.write_text(f"track_id,path\n{bad},a.wav\n")
+        with pytest.raises(InputError, match="row 2: track_id .* holds the control character"):
+            read_manifest(manifest)
+    assert main(["prep", str(manifest), "--out", str(tmp_path / "s.h5")]) == 2
+    assert "control character" in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "s.h5").exists()  # refused before any work
+    # a folder's file name cannot be mended in a manifest: that file is skipped, the others go on
+    music = tmp_path / "music"
+    music.mkdir()
+    (music / "good.wav").write_bytes(b"")
+    (music / "bad\nname.wav").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"skipping 'bad\\nname.wav': .*control character"):
+        entries = entries_from_folder(music)
+    assert [e.track_id for e in entries] == ["good"]

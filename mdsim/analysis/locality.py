@@ -36,7 +36,7 @@ def nearest_neighbours(X, k: int, *, chunk: int = 2048) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     n = X.shape[0]
     if not 1 <= k < n:
-        raise InputError(f"k = {k} neighbours need at least {k + 1} items; there are {n}")
+        raise InputError(f"k = {k} neighbours need at least {k + 1} items; there are {n}: ask for fewer")
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     U = np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
     out = np.empty((n, k), dtype=np.int64)
@@ -52,6 +52,8 @@ def nearest_neighbours(X, k: int, *, chunk: int = 2048) -> np.ndarray:
 
 def random_neighbours(n: int, k: int, *, seed: int = 0) -> np.ndarray:
     """``k`` distinct random other items per item, ``(n, k)``."""
+    if not 1 <= k < n:
+        raise InputError(f"k = {k} neighbours need at least {k + 1} items; there are {n}: ask for fewer")
     rng = np.random.default_rng(seed)
     draw = np.array([rng.choice(n - 1, size=k, replace=False) for _ in range(n)])
     return draw + (draw >= np.arange(n)[:, None])        # skip the item itself
