@@ -11,7 +11,9 @@ One writer at a time (``OUT.lock``, :mod:`mdsim.locking`). While a run goes on,
 the tracks embedded since the last checkpoint are written as a new part file
 (``OUT.parts/``) every ``checkpoint_seconds`` or ``checkpoint_tracks``; the end
 of the run writes ``OUT`` from the old file and the parts. A killed run keeps
-every checkpoint, and a re-run skips the tracks ``OUT`` and its parts hold. The
+every checkpoint, and a re-run skips the tracks ``OUT`` and its parts hold, unless
+their input changed since (``/source_digests``: an audio file's size and modification
+time, a store track's :meth:`~mdsim.features.store.FeatureStore.features_version`). The
 file records the model's fingerprint (:attr:`mdsim.api.Model.fingerprint`) and
 feature settings: a file of another model is refused (``overwrite`` starts over).
 """
@@ -36,6 +38,16 @@ from mdsim.manifest import TrackEntry, entries_from_folder, read_manifest
 class _Source:
     track_id: str
     load: object  # () -> features dict
+    digest: str | None = None  # changes when the input's content changes; None: unknown
+
+
+def _file_digest(path) -> str | None:
+    """An audio file's size and modification time (as ``mdsim prep`` skips unchanged files)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return f"file:{st.st_size}:{st.st_mtime_ns}"
 
 
 @dataclass
@@ -66,7 +78,8 @@ def collect_sources(inputs, model) -> list[_Source]:
     def from_audio(entry: TrackEntry) -> _Source:
         return _Source(entry.track_id,
                        lambda p=entry.path: extract_features(load_audio(p, sr=feature_config.sample_rate),
-                                                             config=feature_config))
+                                                             config=feature_config),
+                       _file_digest(entry.path))
 
     sources: list[_Source] = []
     for item in inputs:
@@ -78,8 +91,8 @@ def collect_sources(inputs, model) -> list[_Source]:
         elif path.suffix.lower() in (".h5", ".hdf5") and is_store(path):
             store = FeatureStore(path)
             model.check_features(store.feature_config, source=f"features store {path}")
-            sources += [_Source(t, lambda t=t, s=store: s.features(t, names=model.config.inputs))
-                        for t in store.track_ids()]
+            sources += [_Source(t, lambda t=t, s=store: s.features(t, names=model.config.inputs),
+                                f"store:{store.features_version(t)}") for t in store.track_ids()]
         elif path.is_file():
             sources.append(from_audio(TrackEntry(path.stem, path)))
         else:
@@ -105,13 +118,17 @@ def _read_vectors(path: Path, segments: bool) -> dict:
 
     e = read_embeddings(path)
     data = {"ids": list(e.track_ids), "vectors": list(np.asarray(e.embeddings)), "meta": e.metadata or {},
-            "dims": tuple(e.dimensions), "seg_vectors": [], "seg_track": [], "seg_start": []}
-    if segments:
+            "dims": tuple(e.dimensions), "seg_vectors": [], "seg_track": [], "seg_start": [],
+            "digests": [None] * len(e.track_ids)}
+    if h5py.is_hdf5(path):
         with h5py.File(path, "r") as f:
-            g = f["segments"]
-            data["seg_vectors"] = list(g["embeddings"][()])
-            data["seg_track"] = list(g["track_index"][()])
-            data["seg_start"] = list(g["start_seconds"][()])
+            if segments:
+                g = f["segments"]
+                data["seg_vectors"] = list(g["embeddings"][()])
+                data["seg_track"] = list(g["track_index"][()])
+                data["seg_start"] = list(g["start_seconds"][()])
+            if "source_digests" in f:  # files written before digests have none: never re-embedded
+                data["digests"] = [d or None for d in f["source_digests"].asstr()[()]]
     return data
 
 
@@ -134,16 +151,25 @@ class _Output:
                      "backbone": model.config.backbone, "mode": "segments" if segments else "track",
                      "feature_config": model.feature_config.to_dict(), "failed": []}
         self.done_ids: set = set()
+        self.digests: dict = {}  # track id -> digest of the input it was embedded from (None: unknown)
         self.failed: dict = {}
         self._pending = self._empty()
         for source in ([path] if path.exists() else []) + _part_paths(path):
             data = self._read_checked(source)
             self.done_ids.update(data["ids"])
+            self.digests.update(zip(data["ids"], data["digests"]))
             self.failed.update({t: r for t, r in data["meta"].get("failed", [])})
 
     @staticmethod
     def _empty() -> dict:
-        return {"ids": [], "vectors": [], "seg_vectors": [], "seg_track": [], "seg_start": []}
+        return {"ids": [], "vectors": [], "seg_vectors": [], "seg_track": [], "seg_start": [], "digests": []}
+
+    def is_current(self, source: _Source) -> bool:
+        """Whether ``source`` is held, embedded from the same content (as far as is known)."""
+        if source.track_id not in self.done_ids:
+            return False
+        held = self.digests.get(source.track_id)
+        return held is None or source.digest is None or held == source.digest
 
     def _read_checked(self, source: Path) -> dict:
         try:
@@ -168,8 +194,10 @@ class _Output:
     def n_pending(self) -> int:
         return len(self._pending["ids"])
 
-    def add(self, track_id, emb) -> None:
+    def add(self, track_id, emb, digest=None) -> None:
         p = self._pending
+        p["digests"].append(digest)
+        self.digests[track_id] = digest
         if self.segments:
             index = len(p["ids"])
             p["seg_vectors"] += list(emb.vectors)
@@ -203,6 +231,10 @@ class _Output:
                     else np.zeros((0, width), np.float32)
                 g["track_index"] = np.asarray(data["seg_track"], dtype=np.int64)
                 g["start_seconds"] = np.asarray(data["seg_start"], dtype=np.float64)
+        if h5py.is_hdf5(tmp):
+            with h5py.File(tmp, "a") as f:
+                f.create_dataset("source_digests", data=np.array([d or "" for d in data["digests"]], dtype=object),
+                                 dtype=h5py.string_dtype("utf-8"))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -223,23 +255,28 @@ class _Output:
 
         Returns the number of tracks ``OUT`` holds."""
         self.checkpoint(slices)
-        merged, seen = self._empty(), set()
+        latest: dict = {}  # track id -> (vector, digest, segment vectors, segment starts); later files win
         for source in ([self.path] if self.path.exists() else []) + _part_paths(self.path):
             data = self._read_checked(source)
             rows_of: dict = {}  # track row -> its segment rows, grouped in one pass
             for j, t in enumerate(data["seg_track"]):
                 rows_of.setdefault(int(t), []).append(j)
             for i, tid in enumerate(data["ids"]):
-                if tid in seen:  # a part already merged before a crash
-                    continue
-                seen.add(tid)
-                if self.segments:
-                    rows = rows_of.get(i, [])
-                    merged["seg_vectors"] += [data["seg_vectors"][j] for j in rows]
-                    merged["seg_track"] += [len(merged["ids"])] * len(rows)
-                    merged["seg_start"] += [data["seg_start"][j] for j in rows]
-                merged["ids"].append(tid)
-                merged["vectors"].append(data["vectors"][i])
+                # A track embedded again (its input changed) is in a later part than its old
+                # vector; a part merged before a crash holds the same vector again.
+                rows = rows_of.get(i, [])
+                latest.pop(tid, None)  # keep the order of the latest embedding
+                latest[tid] = (data["vectors"][i], data["digests"][i], [data["seg_vectors"][j] for j in rows],
+                               [data["seg_start"][j] for j in rows])
+        merged = self._empty()
+        for tid, (vector, digest, seg_vectors, seg_starts) in latest.items():
+            if self.segments:
+                merged["seg_vectors"] += seg_vectors
+                merged["seg_track"] += [len(merged["ids"])] * len(seg_vectors)
+                merged["seg_start"] += seg_starts
+            merged["ids"].append(tid)
+            merged["vectors"].append(vector)
+            merged["digests"].append(digest)
         self._write(self.path, merged, slices)
         for part in _part_paths(self.path):
             part.unlink()
@@ -302,7 +339,7 @@ def _embed_locked(inputs, model, out: Path, *, dims, segments, batch_size, check
     dims = model.check_dims(dims)
     sources = collect_sources(inputs, model)
     output = _Output(out, model, dims=dims, segments=segments)
-    todo = [s for s in sources if s.track_id not in output.done_ids]
+    todo = [s for s in sources if not output.is_current(s)]
     summary = EmbedSummary(skipped=len(sources) - len(todo))
     _, slices = model._select(np.zeros((1, model.config.embedding_size), np.float32), dims)
     last_write = time.perf_counter()
@@ -331,7 +368,7 @@ def _embed_locked(inputs, model, out: Path, *, dims, segments, batch_size, check
                                            mode="segments" if segments else "track",
                                            batch_size=batch_size, sources=[x.track_id for x, _ in loaded])
             for (src, f), emb in zip(loaded, results):
-                output.add(src.track_id, emb)
+                output.add(src.track_id, emb, src.digest)
                 summary.done += 1
                 summary.segments += model.n_segments(f)
                 summary.audio_seconds += f["mel"].shape[1] * sr_frames

@@ -270,3 +270,62 @@ def test_a_track_id_with_a_control_character_is_refused_naming_the_row(tmp_path,
     with pytest.warns(UserWarning, match=r"skipping 'bad\\nname.wav': .*control character"):
         entries = entries_from_folder(music)
     assert [e.track_id for e in entries] == ["good"]
+
+
+def test_embed_again_recomputes_the_tracks_whose_input_changed(tmp_path, rng, audio_dir):
+    import shutil
+
+    import mdsim
+    from mdsim.embed import embed_to_file
+    from mdsim.evaluation import read_embeddings
+    from mdsim.features.store import StoreWriter
+    from mdsim.model import ModelConfig, build_model, save_model
+
+    path = tmp_path / "tiny.keras"
+    save_model(build_model(ModelConfig(dimensions=("mood", "tempo"), embedding_size=16, width=0.25)), path)
+    model = mdsim.load_model(path)
+    cfg = model.feature_config
+
+    def features(seed):
+        r = np.random.default_rng(seed)
+        return {"mel": r.random((cfg.n_mels, 300)), "cens": r.random((cfg.n_chroma, 300)),
+                "onset": r.random((1, 300))}
+
+    store = tmp_path / "s.h5"
+    with StoreWriter(store, cfg) as w:
+        for i, tid in enumerate(("a", "b", "c")):
+            w.add_track(tid, features(i), {"duration": 3.5})
+    out = tmp_path / "e.h5"
+    first = embed_to_file([store], model, out, progress=False)
+    assert (first.done, first.skipped) == (3, 0)
+    before = read_embeddings(out)
+    with StoreWriter(store, cfg) as w:  # b computed again (its audio changed), c only relabelled
+        w.add_track("b", features(7), {"duration": 3.5})
+        w.update_attrs("c", {"duration": 3.5, "mood": "calm"})
+    again = embed_to_file([store], model, out, progress=False)
+    assert (again.done, again.skipped) == (1, 2)
+    after = read_embeddings(out)
+    assert sorted(after.track_ids) == ["a", "b", "c"]
+    from mdsim.features.store import FeatureStore
+
+    with FeatureStore(store) as fs:
+        new_b = model.embed_features([fs.features("b", names=model.config.inputs)], sources=["b"])[0].vectors
+    np.testing.assert_allclose(after.get("b"), new_b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(before.get("b"), after.get("b"))
+    np.testing.assert_array_equal(before.get("a"), after.get("a"))
+    assert embed_to_file([store], model, out, progress=False).done == 0  # nothing changed since
+    # an audio file: a new content (size or modification time) is embedded again
+    song = tmp_path / "song.ogg"
+    shutil.copy(audio_dir / "trumpet.ogg", song)
+    out2 = tmp_path / "f.h5"
+    assert embed_to_file([song], model, out2, progress=False).done == 1
+    assert embed_to_file([song], model, out2, progress=False).skipped == 1
+    shutil.copy(audio_dir / "robin.ogg", song)
+    assert embed_to_file([song], model, out2, progress=False).done == 1
+    np.testing.assert_allclose(read_embeddings(out2).get("song"), model.embed(song).vectors, rtol=1e-5, atol=1e-6)
+    # a file written before digests is resumed by track id, as it was
+    with h5py.File(out, "a") as f:
+        del f["source_digests"]
+    with StoreWriter(store, cfg) as w:
+        w.add_track("a", features(9), {"duration": 3.5})
+    assert embed_to_file([store], model, out, progress=False).skipped == 3

@@ -472,6 +472,13 @@ class FeatureStore:
             raise StoreError(f"{self.path}: no track {track_id!r} in the store")
         return self._index.features_of[track_id][2]
 
+    def features_version(self, track_id) -> str:
+        """A short text that changes whenever the track's features are written again
+        (``SHARD:OFFSET:FRAMES`` of its current entry; a label edit leaves it as it is),
+        so a reader can tell "unchanged since" without reading the features."""
+        shard, offset, n = self._locate(track_id)
+        return f"{shard.name}:{offset}:{n}"
+
     def _locate(self, track_id) -> tuple:
         """``(shard, first frame in the shard, frames)`` of a track's features."""
         try:
