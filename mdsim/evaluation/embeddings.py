@@ -260,7 +260,7 @@ def write_embeddings(path, track_ids, embeddings, *, dimensions=None, slices=Non
     es = EmbeddingSet(track_ids, embeddings, dimensions=tuple(dimensions or ()), slices=tuple(slices or ()),
                       metadata=metadata or {})
     meta = json.dumps(es.metadata)
-    layout = (json.dumps(list(es.dimensions)), json.dumps([list(s) for s in es.slices])) if es.dimensions else None
+    layout = _layout_text(es.dimensions, es.slices)
     digest = content_digest(es.track_ids, es.embeddings, layout, meta)
     if path.suffix.lower() in _HDF5_SUFFIXES:
         import h5py
@@ -270,14 +270,14 @@ def write_embeddings(path, track_ids, embeddings, *, dimensions=None, slices=Non
             f.attrs["format_version"] = FORMAT_VERSION
             f.create_dataset("embeddings", data=es.embeddings)
             f.create_dataset("track_ids", data=es.track_ids.astype(object), dtype=h5py.string_dtype("utf-8"))
-            if es.dimensions:
-                f.attrs["dimensions"] = json.dumps(list(es.dimensions))
-                f.attrs["slices"] = json.dumps([list(s) for s in es.slices])
+            if layout:
+                f.attrs["dimensions"], f.attrs["slices"] = layout
             f.attrs["metadata"] = meta
             f.attrs["sha256"] = digest
     elif path.suffix.lower() == ".npz":
         arrays = {"format": np.array(FORMAT_NAME), "format_version": np.array(FORMAT_VERSION),
-                  "track_ids": es.track_ids, "embeddings": es.embeddings, "metadata": np.array(meta), "sha256": np.array(digest)}
+                  "track_ids": es.track_ids, "embeddings": es.embeddings, "metadata": np.array(meta),
+                  "sha256": np.array(digest)}
         if es.dimensions:
             arrays["dimensions"] = np.array(es.dimensions, dtype=str)
             arrays["slices"] = np.array(es.slices, dtype=np.int64).reshape(-1, 2)
@@ -322,6 +322,13 @@ def read_embeddings(path, *, name: str | None = None) -> EmbeddingSet:
         raise StoreError(f"{path} is not a valid embeddings file: {detail} (format: docs/evaluation.md)") from e
 
 
+def _layout_text(dimensions, slices) -> tuple | None:
+    """``(dimensions, slices)`` as the JSON texts the file stores; ``None`` without names."""
+    if not len(dimensions):
+        return None
+    return json.dumps(list(dimensions)), json.dumps([list(s) for s in slices])
+
+
 def content_digest(track_ids, embeddings, layout, metadata: str) -> str:
     """SHA-256 of what an embeddings file holds: its ids, float32 vectors, layout and metadata.
 
@@ -343,8 +350,7 @@ def _check_digest(path, fields: dict) -> None:
     expected = fields.pop("sha256", None)
     if expected is None:
         return
-    dims, slices = fields["dimensions"], fields["slices"]
-    layout = (json.dumps(list(dims)), json.dumps([list(s) for s in slices])) if len(dims) else None
+    layout = _layout_text(fields["dimensions"], fields["slices"])
     if content_digest(fields["track_ids"], fields["embeddings"], layout, fields["metadata"]) != str(expected):
         raise StoreError(f"{path} is damaged: its content does not match the checksum written with it; "
                          "embed again into a new file (`mdsim embed ... --overwrite`)")
