@@ -222,6 +222,11 @@ def test_only_the_served_address_is_answered_and_no_cors(site):
         assert r.status_code == 400 and "Host" in r.json()["error"], host
     lan = create_app(cat, audio_root=root, host="192.168.1.5", port=8000)
     assert local_client(lan, "192.168.1.5:8000").get("/").status_code == 200
+    every = create_app(cat, audio_root=root, host="0.0.0.0", port=8000)  # the page from another machine
+    for host in ("192.168.1.5:8000", "10.0.0.7:8000", "[fe80::1]:8000", "localhost:8000"):
+        assert local_client(every, host).get("/api/catalog").status_code == 200, host
+    for host in ("evil.example:8000", "192.168.1.5.evil.example:8000", "192.168.1.5:9999"):
+        assert local_client(every, host).get("/api/catalog").status_code == 400, host
     v6 = create_app(cat, audio_root=root, host="::1", port=8000)
     assert local_client(v6, "[::1]:8000").get("/api/catalog").status_code == 200
     r = local_client(app).get("/api/catalog", headers={"Origin": "http://evil.example"})

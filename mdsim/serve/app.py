@@ -21,6 +21,7 @@ internals.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tempfile
 from collections import OrderedDict
@@ -124,22 +125,40 @@ def _split_host(value: str) -> tuple[str, str]:
     return name, port
 
 
+WILDCARDS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 class HostCheck:
     """ASGI middleware: answer only requests whose Host header names the address served.
 
     A page on another site can point a name it controls at 127.0.0.1 (DNS
     rebinding) and then read this one as same-origin; its requests still carry
-    that name as Host, so they get a 400 instead. ``port`` None accepts any
-    port (tests, or a port chosen by the system)."""
+    that name as Host, so they get a 400 instead. Served on every address
+    (``--host 0.0.0.0``), any IP address is a valid Host too (a browser on the
+    network opens the page by the machine's address; an address cannot be
+    rebound), names other than ``localhost`` still are not. ``port`` None
+    accepts any port (tests, or a port chosen by the system)."""
 
     def __init__(self, app, *, names: frozenset, port: int | None):
         self.app, self.names, self.port = app, names, port
+        self.any_address = bool(names & WILDCARDS)
+
+    def _known(self, name: str) -> bool:
+        return name in self.names or (self.any_address and _is_ip_literal(name))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket"):
             value = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
             name, port = _split_host(value)
-            if name not in self.names or (self.port is not None and port != str(self.port)):
+            if not self._known(name) or (self.port is not None and port != str(self.port)):
                 response = JSONResponse({"error": "unknown Host header: open the address mdsim serve printed"},
                                         status_code=400)
                 await response(scope, receive, send)
