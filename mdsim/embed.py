@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdsim.audio import load_audio
+from mdsim.audio import load_audio, prefetch
 from mdsim.errors import InputError, MdsimError
 from mdsim.features.spectral import extract_features
 from mdsim.manifest import TrackEntry, entries_from_folder, read_manifest
@@ -296,7 +296,6 @@ def _embed_locked(inputs, model, out: Path, *, dims, segments, batch_size, check
                   checkpoint_tracks, progress, log) -> EmbedSummary:
     from tqdm import tqdm
 
-    from mdsim.api import prefetch
 
     t0 = time.perf_counter()
     dims = model.check_dims(dims)

@@ -20,6 +20,10 @@ from dataclasses import asdict, dataclass, fields
 from mdsim.errors import InputError
 from mdsim.labels import DIMENSIONS
 
+#: Version of the saved-model layout, written by the subspace head (:mod:`mdsim.model.head`)
+#: and checked by :mod:`mdsim.model.saving`; bump it when an old mdsim could not read a new file.
+#: 2: the head also holds the training store's feature settings (``feature_config``).
+FORMAT_VERSION = 2
 #: The Inception networks: ``baseline`` (the mel branch), ``multi_input`` (mel, CENS and
 #: tempogram branches), and one branch alone for the key and tempo ablations
 #: (docs/key_tempo.md): ``chroma`` (CENS) and ``rhythm`` (tempogram).
