@@ -126,14 +126,14 @@ def test_train_key_options_reach_the_configs_and_refuse_with_one_line(tmp_path, 
     and training settings; a key profile without the CENS summary, a probability out of range or
     a share of a dimension the model lacks is one error line naming the fix, before any store is
     opened; a malformed share is argparse's usage error."""
-    from mdsim.cli import _train_configs
+    from mdsim.cli.train import train_configs
 
     args = build_parser().parse_args(["train", "s.h5", "--out", "r", "--summaries", "cens,tempogram",
                                       "--key-profiles", "8", "--min-key-probability", "0.6"])
-    model, training, _ = _train_configs(args)
+    model, training, _ = train_configs(args)
     assert (model.summaries, model.key_profiles, training.min_key_probability) == (("cens", "tempogram"), 8, 0.6)
     args = build_parser().parse_args(["train", "s.h5", "--out", "r", "--pair-shares", "key=3, tempo=2"])
-    assert _train_configs(args)[1].pair_shares == {"key": 3, "tempo": 2}
+    assert train_configs(args)[1].pair_shares == {"key": 3, "tempo": 2}
     for options, message in ((["--key-profiles", "4"], "add cens to summaries (--summaries cens)"),
                              (["--min-key-probability", "3"], "min_key_probability must be a number in [-1, 1]"),
                              (["--dims", "tempo,key", "--pair-shares", "era=2"],
