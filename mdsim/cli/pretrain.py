@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from mdsim.cli.options import name_list, positive_int
-from mdsim.model.config import BACKBONES
+from mdsim.cli.options import (AUGMENTATION_OPTIONS, NETWORK_OPTIONS, add_backbone_option, add_eq_options,
+                               add_pitch_options, add_stretch_options, add_width_option, add_workers_option,
+                               given_options, name_list, positive_int)
 
 
 def add_parser(sub) -> None:
@@ -36,11 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--variant-negatives", choices=("all", "track"),
                    help="a variant subspace's negatives: every view of the batch and the track's views that differ "
                         "in its augmentation (all, default), or those alone (track)")
-    p.add_argument("--backbone", choices=BACKBONES,
-                   help="network (default multi_input; chroma and rhythm: the CENS or the tempogram branch alone)")
+    add_backbone_option(p)
     p.add_argument("--embedding-size", type=positive_int,
                    help="size of the output, split evenly over the subspaces, and of the superspace (default 384)")
-    p.add_argument("--width", type=float, help="multiplier of every filter count (default 1.0)")
+    add_width_option(p)
     p.add_argument("--tempo-axis", choices=("lag", "log"), help="as for `mdsim train` (default lag)")
     p.add_argument("--chroma-padding", choices=("zero", "circular"), help="as for `mdsim train` (default zero)")
     p.add_argument("--summaries", type=name_list, metavar="INPUTS",
@@ -54,26 +54,21 @@ def add_parser(sub) -> None:
     p.add_argument("--learning-rate", type=float, help="Adam's initial learning rate (default 1e-4)")
     p.add_argument("--validation-fraction", type=float, help="share of tracks held out for the validation "
                                                               "loss that picks best.keras (default 0.1)")
-    p.add_argument("--workers", type=int, help="loader worker processes (default 0: in process)")
+    add_workers_option(p)
     p.add_argument("--prep-workers", type=int, help="worker processes of the prep of a folder or manifest "
                                                     "(default: the machine's cores)")
     p.add_argument("--seed", type=int, help="seed of the split, the views and the weights (default 0)")
     p.add_argument("--eager", action="store_true", default=None,
                    help="run steps op by op (starts in seconds; for runs of a few dozen steps)")
     aug = p.add_argument_group("augmentation (a variant augmentation is applied to every view)")
-    aug.add_argument("--stretch-probability", type=float, help="chance of a time-stretch (default 0.5)")
-    aug.add_argument("--stretch-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                     help="time-stretch rates, drawn log-uniformly (default 0.8 1.25)")
+    add_stretch_options(aug)
     aug.add_argument("--min-stretch-ratio", type=float,
                      help="the two rates of a tempo-variant pair differ by at least this factor (default 1.08)")
-    aug.add_argument("--pitch-probability", type=float, help="chance of a pitch-shift (default 0.5)")
-    aug.add_argument("--pitch-range", type=int, nargs=2, metavar=("LOW", "HIGH"),
-                     help="pitch-shift in whole semitones (default -5 6)")
+    add_pitch_options(aug)
     aug.add_argument("--pitch-octaves", action=argparse.BooleanOptionalAction, default=None,
                      help="views of a pitch variant also move by random whole octaves, so the pitch subspace sees "
                           "the pitch class, not the register (default on)")
-    aug.add_argument("--eq-probability", type=float, help="chance of a random equalisation (default 0.5)")
-    aug.add_argument("--eq-gain-db", type=float, help="largest gain of an EQ filter in dB (default 6)")
+    add_eq_options(aug)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -81,16 +76,13 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from mdsim.training.pretrain import PretrainConfig, pretrain, pretrain_model_config, read_pretrain_config
 
-    names = ("objective", "temperature", "invariant_weight", "variant_weight", "variant_negatives", "epochs", "steps_per_epoch",
-             "batch_size", "learning_rate", "validation_fraction", "workers", "seed", "eager",
-             "stretch_probability", "stretch_range", "min_stretch_ratio", "pitch_probability", "pitch_range", "pitch_octaves",
-             "eq_probability", "eq_gain_db")
-    changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    changes = given_options(args, ("objective", "temperature", "invariant_weight", "variant_weight",
+                                   "variant_negatives", "epochs", "steps_per_epoch", "batch_size", "learning_rate",
+                                   "validation_fraction", "workers", "seed", "eager", *AUGMENTATION_OPTIONS,
+                                   "min_stretch_ratio", "pitch_octaves"))
     if args.variants is not None:
-        changes["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-    model_names = ("backbone", "embedding_size", "width", "tempo_axis", "chroma_padding", "summaries",
-                   "key_profiles")
-    model_changes = {n: getattr(args, n) for n in model_names if getattr(args, n) is not None}
+        changes["variants"] = name_list(args.variants)
+    model_changes = given_options(args, NETWORK_OPTIONS)
     verbose = 0 if args.quiet else 1
     if args.resume:
         ignored = sorted((set(changes) - {"epochs", "eager", "workers"}) | set(model_changes))

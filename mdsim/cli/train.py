@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from mdsim.cli.options import name_list, pair_shares, positive_int, read_track_list
-from mdsim.model.config import BACKBONES, KEY_HEADS
+from mdsim.cli.options import (AUGMENTATION_OPTIONS, NETWORK_OPTIONS, add_backbone_option, add_eq_options,
+                               add_pitch_options, add_stretch_options, add_width_option, add_workers_option,
+                               given_options, name_list, pair_shares, positive_int, read_track_list)
+from mdsim.model.config import KEY_HEADS
 
 
 def add_parser(sub) -> None:
@@ -23,12 +25,11 @@ def add_parser(sub) -> None:
     where.add_argument("--out", metavar="RUN_DIR", help="folder for a new run")
     where.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last finished epoch")
     p.add_argument("--config", metavar="FILE.toml", help="model and training settings")
-    p.add_argument("--backbone", choices=BACKBONES,
-                   help="network (default multi_input; chroma and rhythm: the CENS or the tempogram branch alone)")
+    add_backbone_option(p)
     p.add_argument("--dims", help="comma-separated dimensions, in subspace order "
                                   "(default genre,mood,instrument,era,tempo,key)")
     p.add_argument("--embedding-size", type=positive_int, help="embedding size, split evenly (default 384)")
-    p.add_argument("--width", type=float, help="multiplier of every filter count (default 1.0)")
+    add_width_option(p)
     p.add_argument("--tempo-axis", choices=("lag", "log"),
                    help="tempogram branch on the lags as they are (default lag, the paper) or on a log "
                         "tempo axis, where a tempo change is a shift (docs/augmentation.md)")
@@ -65,7 +66,7 @@ def add_parser(sub) -> None:
                    help="draw N turns of pairs for DIM where the other dimensions get one, e.g. key=3: about 7 key "
                         "pairs in a batch of 32 of five dimensions instead of 3 (default: the dimensions in turn; "
                         "docs/key_tempo.md)")
-    p.add_argument("--workers", type=int, help="loader worker processes (default 0: in process)")
+    add_workers_option(p)
     p.add_argument("--seed", type=int, help="seed of the split, sampler and weights (default 0)")
     p.add_argument("--eager", action="store_true", default=None,
                    help="run steps op by op, without building a graph first: starts in seconds "
@@ -91,14 +92,9 @@ def add_parser(sub) -> None:
                      help="time-stretch, pitch-shift and EQ training windows; invariance: a window loses the "
                           "labels its transform touches (tempo, key); label: the transform moves them (tempo x "
                           "rate, key + semitones) (default none)")
-    aug.add_argument("--stretch-probability", type=float, help="chance of a time-stretch (default 0.5)")
-    aug.add_argument("--stretch-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                     help="time-stretch rates, drawn log-uniformly (default 0.8 1.25)")
-    aug.add_argument("--pitch-probability", type=float, help="chance of a pitch-shift (default 0.5)")
-    aug.add_argument("--pitch-range", type=int, nargs=2, metavar=("LOW", "HIGH"),
-                     help="pitch-shift in whole semitones (default -5 6)")
-    aug.add_argument("--eq-probability", type=float, help="chance of a random equalisation (default 0.5)")
-    aug.add_argument("--eq-gain-db", type=float, help="largest gain of an EQ filter in dB (default 6)")
+    add_stretch_options(aug)
+    add_pitch_options(aug)
+    add_eq_options(aug)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -109,32 +105,15 @@ def train_configs(args):
     from mdsim.training import TrainConfig, read_run_config
 
     model, training = (ModelConfig(), TrainConfig()) if not args.config else read_run_config(args.config)
-    model_changes = {k: v for k, v in (("backbone", args.backbone), ("embedding_size", args.embedding_size),
-                                       ("width", args.width), ("tempo_axis", args.tempo_axis),
-                                       ("chroma_padding", args.chroma_padding),
-                                       ("summaries", args.summaries),
-                                       ("key_profiles", args.key_profiles),
-                                       ("key_head", args.key_head)) if v is not None}
+    model_changes = given_options(args, NETWORK_OPTIONS + ("key_head",))
     if args.dims:
         model_changes["dimensions"] = check_dimensions(args.dims)
-    training_changes = {k: v for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
-                                          ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
-                                          ("fallback", args.fallback), ("workers", args.workers),
-                                          ("validation_fraction", args.validation_fraction),
-                                          ("seed", args.seed), ("eager", args.eager),
-                                          ("pad_short", args.pad_short), ("augment", args.augment),
-                                          ("min_key_probability", args.min_key_probability),
-                                          ("pair_shares", args.pair_shares),
-                                          ("stretch_probability", args.stretch_probability),
-                                          ("stretch_range", args.stretch_range),
-                                          ("pitch_probability", args.pitch_probability),
-                                          ("pitch_range", args.pitch_range),
-                                          ("eq_probability", args.eq_probability),
-                                          ("eq_gain_db", args.eq_gain_db),
-                                          ("mixed_precision", args.mixed_precision),
-                                          ("devices", args.devices),
-                                          ("init_from", args.init_from and str(Path(args.init_from).resolve())))
-                        if v is not None}
+    training_changes = given_options(args, ("epochs", "steps_per_epoch", "batch_size", "learning_rate", "fallback",
+                                            "workers", "validation_fraction", "seed", "eager", "pad_short", "augment",
+                                            "min_key_probability", "pair_shares", *AUGMENTATION_OPTIONS,
+                                            "mixed_precision", "devices"))
+    if args.init_from:
+        training_changes["init_from"] = str(Path(args.init_from).resolve())
     return model.replace(**model_changes), training.replace(**training_changes), training_changes
 
 
