@@ -145,3 +145,25 @@ def test_train_key_options_reach_the_configs_and_refuse_with_one_line(tmp_path, 
         with pytest.raises(SystemExit):
             build_parser().parse_args(["train", "s.h5", "--out", "r", "--pair-shares", value])
         assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_train_dims_without_embedding_size_take_64_per_dimension(tmp_path):
+    """Five --dims do not split the six dimensions' 384: without --embedding-size the
+    embedding is 64 per dimension given; a size on the command line or in --config stands."""
+    from mdsim.cli.train import train_configs
+
+    def model_of(*options):
+        return train_configs(build_parser().parse_args(["train", "s.h5", "--out", "r", *options]))[0]
+
+    five = "genre,mood,instrument,tempo,key"
+    assert model_of().embedding_size == 384
+    assert (model_of("--dims", five).embedding_size, model_of("--dims", five).sizes) == (320, (64,) * 5)
+    assert model_of("--dims", "tempo,key").embedding_size == 128
+    assert model_of("--dims", five, "--embedding-size", "160").sizes == (32,) * 5
+    config = tmp_path / "run.toml"
+    config.write_text('[model]\nembedding_size = 120\n')
+    assert model_of("--config", str(config), "--dims", "tempo,key").sizes == (60, 60)
+    config.write_text('[training]\nepochs = 3\n')
+    assert model_of("--config", str(config), "--dims", five).embedding_size == 320
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert "default 64 per dimension" in help_text

@@ -9,7 +9,8 @@ from pathlib import Path
 from mdsim.cli.options import (AUGMENTATION_OPTIONS, NETWORK_OPTIONS, add_backbone_option, add_eq_options,
                                add_pitch_options, add_stretch_options, add_width_option, add_workers_option,
                                given_options, name_list, pair_shares, positive_int, read_track_list)
-from mdsim.model.config import KEY_HEADS
+from mdsim.labels import DIMENSIONS
+from mdsim.model.config import KEY_HEADS, SUBSPACE_SIZE
 
 
 def add_parser(sub) -> None:
@@ -28,7 +29,9 @@ def add_parser(sub) -> None:
     add_backbone_option(p)
     p.add_argument("--dims", help="comma-separated dimensions, in subspace order "
                                   "(default genre,mood,instrument,era,tempo,key)")
-    p.add_argument("--embedding-size", type=positive_int, help="embedding size, split evenly (default 384)")
+    p.add_argument("--embedding-size", type=positive_int,
+                   help=f"embedding size, split evenly (default {SUBSPACE_SIZE} per dimension: "
+                        f"{SUBSPACE_SIZE * len(DIMENSIONS)} for the six, {SUBSPACE_SIZE * 5} for five --dims)")
     add_width_option(p)
     p.add_argument("--tempo-axis", choices=("lag", "log"),
                    help="tempogram branch on the lags as they are (default lag, the paper) or on a log "
@@ -108,6 +111,8 @@ def train_configs(args):
     model_changes = given_options(args, NETWORK_OPTIONS + ("key_head",))
     if args.dims:
         model_changes["dimensions"] = check_dimensions(args.dims)
+        if "embedding_size" not in model_changes and not _sets_embedding_size(args.config):
+            model_changes["embedding_size"] = SUBSPACE_SIZE * len(model_changes["dimensions"])
     training_changes = given_options(args, ("epochs", "steps_per_epoch", "batch_size", "learning_rate", "fallback",
                                             "workers", "validation_fraction", "seed", "eager", "pad_short", "augment",
                                             "min_key_probability", "pair_shares", *AUGMENTATION_OPTIONS,
@@ -115,6 +120,13 @@ def train_configs(args):
     if args.init_from:
         training_changes["init_from"] = str(Path(args.init_from).resolve())
     return model.replace(**model_changes), training.replace(**training_changes), training_changes
+
+
+def _sets_embedding_size(config) -> bool:
+    """Whether the --config file fixes the embedding's size (then --dims keeps it)."""
+    from mdsim.config import read_toml
+
+    return bool(config) and bool({"embedding_size", "subspace_sizes"} & set(read_toml(config).get("model", {})))
 
 
 def run(args) -> int:
