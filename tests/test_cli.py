@@ -45,7 +45,7 @@ def test_python_dash_m_and_version(capsys):
 def test_shipped_configs_load():
     from mdsim.training.config import read_run_config
 
-    configs = {p.name: read_run_config(p) for p in sorted((ROOT / "experiments" / "configs").glob("*.toml"))}
+    configs = {p.name: read_run_config(p) for p in sorted((ROOT / "mdsim" / "configs").glob("*.toml"))}
     seen = {(m.backbone, len(m.dimensions), m.embedding_size) for name, (m, _) in configs.items()
             if name.startswith(("baseline_", "multi_input_"))}
     assert seen == {("baseline", 4, 256), ("multi_input", 4, 256), ("baseline", 6, 258),

@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
         description="Train a conditional similarity network: one forward pass per batch, a masked "
                     "triplet loss per dimension with semi-hard negatives mined in the batch, averaged "
                     "over dimensions. Settings come from --config (TOML with [model] and [training] "
-                    "tables; see experiments/configs/), then from the options below. Checkpoints, a "
+                    "tables; see mdsim/configs/), then from the options below. Checkpoints, a "
                     "CSV log and TensorBoard logs go to --out; Ctrl-C keeps every finished epoch.")
     p.add_argument("store", help="features store written by `mdsim prep`")
     where = p.add_mutually_exclusive_group(required=True)
