@@ -43,9 +43,10 @@ def test_python_dash_m_and_version(capsys):
 
 
 def test_shipped_configs_load():
+    from mdsim.configs import CONFIG_DIR
     from mdsim.training.config import read_run_config
 
-    configs = {p.name: read_run_config(p) for p in sorted((ROOT / "mdsim" / "configs").glob("*.toml"))}
+    configs = {p.name: read_run_config(p) for p in sorted(CONFIG_DIR.glob("*.toml"))}
     seen = {(m.backbone, len(m.dimensions), m.embedding_size) for name, (m, _) in configs.items()
             if name.startswith(("baseline_", "multi_input_"))}
     assert seen == {("baseline", 4, 256), ("multi_input", 4, 256), ("baseline", 6, 258),
@@ -167,3 +168,27 @@ def test_train_dims_without_embedding_size_take_64_per_dimension(tmp_path):
     assert model_of("--config", str(config), "--dims", five).embedding_size == 320
     help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
     assert "default 64 per dimension" in help_text
+
+
+def test_train_config_by_name_or_path(tmp_path, capsys, monkeypatch):
+    """``--config NAME`` finds a config shipped in the package from any folder; a path still
+    works; anything else is one error line that lists the names, also listed in --help."""
+    from mdsim.cli.train import train_configs
+    from mdsim.configs import CONFIG_DIR, config_names, find_config
+
+    monkeypatch.chdir(tmp_path)
+    assert "multi_input_6dim_384" in config_names() and len(config_names()) == 7
+    by_name = train_configs(build_parser().parse_args(["train", "s.h5", "--out", "r", "--config",
+                                                       "baseline_4dim_256"]))
+    by_path = train_configs(build_parser().parse_args(["train", "s.h5", "--out", "r", "--config",
+                                                       str(CONFIG_DIR / "baseline_4dim_256.toml")]))
+    assert by_name == by_path and by_name[0].embedding_size == 256
+    assert find_config("baseline_4dim_256.toml") == CONFIG_DIR / "baseline_4dim_256.toml"
+    own = tmp_path / "baseline_4dim_256.toml"  # a file of that name here is read, not the shipped one
+    own.write_text("[training]\nepochs = 3\n")
+    assert find_config("baseline_4dim_256.toml").resolve() == own
+    assert main(["train", "s.h5", "--out", "r", "--config", "no_such_config"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such file, nor a named config (names: baseline_4dim_256" in err[0], err
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert "a named config: baseline_4dim_256, baseline_6dim_258" in help_text

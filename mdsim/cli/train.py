@@ -9,6 +9,7 @@ from pathlib import Path
 from mdsim.cli.options import (AUGMENTATION_OPTIONS, NETWORK_OPTIONS, add_backbone_option, add_eq_options,
                                add_pitch_options, add_stretch_options, add_width_option, add_workers_option,
                                given_options, name_list, pair_shares, positive_int, read_track_list)
+from mdsim.configs import config_names, find_config
 from mdsim.labels import DIMENSIONS
 from mdsim.model.config import KEY_HEADS, SUBSPACE_SIZE
 
@@ -18,14 +19,16 @@ def add_parser(sub) -> None:
         "train", help="train the masked subspace model on a features store",
         description="Train a conditional similarity network: one forward pass per batch, a masked "
                     "triplet loss per dimension with semi-hard negatives mined in the batch, averaged "
-                    "over dimensions. Settings come from --config (TOML with [model] and [training] "
-                    "tables; see mdsim/configs/), then from the options below. Checkpoints, a "
+                    "over dimensions. Settings come from --config (a TOML file with [model] and [training] "
+                    "tables, or the name of one that ships with mdsim), then from the options below. "
+                    "Checkpoints, a "
                     "CSV log and TensorBoard logs go to --out; Ctrl-C keeps every finished epoch.")
     p.add_argument("store", help="features store written by `mdsim prep`")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", metavar="RUN_DIR", help="folder for a new run")
     where.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last finished epoch")
-    p.add_argument("--config", metavar="FILE.toml", help="model and training settings")
+    p.add_argument("--config", metavar="NAME|FILE.toml",
+                   help=f"model and training settings: a TOML file, or a named config: {', '.join(config_names())}")
     add_backbone_option(p)
     p.add_argument("--dims", help="comma-separated dimensions, in subspace order "
                                   "(default genre,mood,instrument,era,tempo,key)")
@@ -107,11 +110,12 @@ def train_configs(args):
     from mdsim.model import ModelConfig
     from mdsim.training import TrainConfig, read_run_config
 
-    model, training = (ModelConfig(), TrainConfig()) if not args.config else read_run_config(args.config)
+    config = find_config(args.config) if args.config else None
+    model, training = (ModelConfig(), TrainConfig()) if config is None else read_run_config(config)
     model_changes = given_options(args, NETWORK_OPTIONS + ("key_head",))
     if args.dims:
         model_changes["dimensions"] = check_dimensions(args.dims)
-        if "embedding_size" not in model_changes and not _sets_embedding_size(args.config):
+        if "embedding_size" not in model_changes and not _sets_embedding_size(config):
             model_changes["embedding_size"] = SUBSPACE_SIZE * len(model_changes["dimensions"])
     training_changes = given_options(args, ("epochs", "steps_per_epoch", "batch_size", "learning_rate", "fallback",
                                             "workers", "validation_fraction", "seed", "eager", "pad_short", "augment",
@@ -126,7 +130,7 @@ def _sets_embedding_size(config) -> bool:
     """Whether the --config file fixes the embedding's size (then --dims keeps it)."""
     from mdsim.config import read_toml
 
-    return bool(config) and bool({"embedding_size", "subspace_sizes"} & set(read_toml(config).get("model", {})))
+    return config is not None and bool({"embedding_size", "subspace_sizes"} & set(read_toml(config).get("model", {})))
 
 
 def run(args) -> int:
