@@ -99,3 +99,64 @@ def test_no_import_cycles():
     found = cycles(import_graph())
     assert not found, "import circles between mdsim's modules (move the shared piece down): " + \
         "; ".join(" <-> ".join(c) for c in found)
+
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+
+
+def drawn_floors() -> dict:
+    """``{module: floor}`` as the drawing of docs/architecture.md places them: a line
+    ``floor N`` starts a floor; ``mdsim/x.py`` is a module, ``mdsim/x/`` a room whose
+    modules are the names that follow it (on its line and the indented lines below)."""
+    import re
+
+    text = ARCHITECTURE.read_text()
+    block = text.split("## The house, floor by floor", 1)[1].split("```", 2)[1]
+    modules = module_files()
+    floors, floor, room = {}, None, None
+    for line in block.splitlines():
+        head = re.match(r"floor (\d+)\b", line)
+        if head:
+            floor = int(head.group(1))
+        tokens = re.findall(r"mdsim/[\w/]*?(?:\.py\b|/)", line)
+        if tokens:
+            room = None
+        for token in tokens:
+            if token.endswith(".py"):
+                floors[token[:-3].replace("/", ".").removesuffix(".__init__")] = floor
+            else:
+                room = token.rstrip("/").replace("/", ".")
+        if room is not None:
+            after = line.split(room.replace(".", "/") + "/", 1)[-1]
+            for word in re.findall(r"\b[a-z_]+\b", after):
+                name = room if word == "__init__" else f"{room}.{word}"
+                if name in modules and name not in floors:
+                    floors[name] = floor
+        elif not line.startswith(" "):
+            room = None
+    return floors
+
+
+def test_architecture_names_every_module():
+    import re
+
+    text = ARCHITECTURE.read_text()
+    floors = drawn_floors()
+    missing = sorted(set(module_files()) - set(floors))
+    assert not missing, f"docs/architecture.md does not draw: {', '.join(missing)}"
+    gone = sorted(p for p in re.findall(r"mdsim/[\w/]*\.py\b", text) if not (PACKAGE.parent / p).is_file())
+    assert not gone, f"docs/architecture.md names modules that do not exist: {', '.join(gone)}"
+
+
+def test_architecture_arrows_point_down():
+    """Every import goes to a lower floor of the drawing, or stays in its own room."""
+    floors = drawn_floors()
+
+    def room(name):
+        return ".".join(name.split(".")[:2])
+
+    up = [f"{m} (floor {floors[m]}) imports {d} (floor {floors[d]})"
+          for m, targets in import_graph().items() for d in sorted(targets)
+          if m in floors and d in floors
+          and (floors[d] > floors[m] or (floors[d] == floors[m] and room(d) != room(m)))]
+    assert not up, "docs/architecture.md's floors are not the imports': " + "; ".join(up)
