@@ -68,35 +68,39 @@ def add_parser(sub) -> None:
     e.add_argument("--precision-k", type=positive_int, default=10, help="depth of ranked retrieval (default 10)")
     e.set_defaults(run=run_manifold_evaluate)
 
-    m = group.add_parser("map", help="a static 3-D figure of every note",
-                         description="Draw every note of the store in the run's 3-D map (PNG).")
-    m.add_argument("run_dir", metavar="RUN_DIR", help="a manifold run")
+    m = _run_action(group, "map", help="a static 3-D figure of every note",
+                           description="Draw every note of the store in the run's 3-D map (PNG).")
     m.add_argument("--out", required=True, metavar="FIG.png", help="the figure")
     m.add_argument("--colour", choices=("instrument", "pitch"), default="instrument",
                    help="colour the notes by instrument (default) or pitch")
     m.add_argument("--store", help="store of the run's kind (default: the run's)")
     m.set_defaults(run=run_manifold_map)
 
-    j = group.add_parser("trajectory", help="one note's path through the map, frame by frame",
-                         description="Embed every window of an audio file (a sustained note) and draw its "
-                                     "path through the map over the library's notes (the paper's ADSR figure). "
-                                     "Manifold-backbone runs only: an Inception run's 3 s window holds a whole note.")
-    j.add_argument("run_dir", metavar="RUN_DIR", help="a manifold run")
+    j = _run_action(group, "trajectory", help="one note's path through the map, frame by frame",
+                           description="Embed every window of an audio file (a sustained note) and draw its "
+                                       "path through the map over the library's notes (the paper's ADSR figure). "
+                                       "Manifold-backbone runs only: an Inception run's 3 s window holds a whole note.")
     j.add_argument("audio", help="an audio file (any rate; analysed at the run's 16 kHz)")
     j.add_argument("--out", required=True, metavar="FIG.png", help="the figure")
     j.set_defaults(run=run_manifold_trajectory)
 
-    v = group.add_parser("serve", help="a local page showing the library in 3-D",
-                         description="Serve a page with every note of the run's store in its 3-D map: drag to "
-                                     "rotate, wheel to zoom, colour by instrument or pitch, click a note to "
-                                     "play it. Only files under --audio-root are served.")
-    v.add_argument("run_dir", metavar="RUN_DIR", help="a manifold run")
+    v = _run_action(group, "serve", help="a local page showing the library in 3-D",
+                           description="Serve a page with every note of the run's store in its 3-D map: drag to "
+                                       "rotate, wheel to zoom, colour by instrument or pitch, click a note to "
+                                       "play it. Only files under --audio-root are served.")
     v.add_argument("--audio-root", required=True, action="append",
                    help="folder holding the notes' audio (repeatable); files outside it are never served")
     v.add_argument("--store", help="store of the run's kind (default: the run's)")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     v.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
     v.set_defaults(run=run_manifold_serve)
+
+
+def _run_action(group, name: str, *, help: str, description: str):
+    """An action on one manifold run: its parser, with the RUN_DIR argument."""
+    q = group.add_parser(name, help=help, description=description)
+    q.add_argument("run_dir", metavar="RUN_DIR", help="a manifold run")
+    return q
 
 
 def run_manifold_train(args) -> int:
