@@ -192,3 +192,18 @@ def test_train_config_by_name_or_path(tmp_path, capsys, monkeypatch):
     assert len(err) == 1 and "no such file, nor a named config (names: baseline_4dim_256" in err[0], err
     help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
     assert "a named config: baseline_4dim_256, baseline_6dim_258" in help_text
+
+
+@pytest.mark.parametrize("recipe", ["msd_lastfm", "dimsim", "rendered", "sound_library"])
+def test_recipes_run_from_the_package_and_by_their_old_names(recipe, tmp_path):
+    """The dataset recipes ship in the package (python -m mdsim.recipes.NAME, from any folder);
+    python -m data_prep.NAME and import data_prep.NAME reach the very same module."""
+    import importlib
+
+    assert importlib.import_module(f"data_prep.{recipe}") is importlib.import_module(f"mdsim.recipes.{recipe}")
+    r = subprocess.run([sys.executable, "-m", f"mdsim.recipes.{recipe}", "--help"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: python -m mdsim.recipes.{recipe}"), r.stderr
+    r = subprocess.run([sys.executable, "-m", f"data_prep.{recipe}", "--help"], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: python -m mdsim.recipes.{recipe}"), r.stderr

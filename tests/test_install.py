@@ -219,6 +219,9 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
     assert "multi_input_6dim_384" in run(str(venv / "bin" / "mdsim"), "train", "--help")
     assert str(site) in run(str(vpy), "-c", "from mdsim.configs import find_config; "
                                           "print(find_config('multi_input_6dim_384'))")
+    # so do the dataset recipes
+    recipe = run(str(vpy), "-m", "mdsim.recipes.sound_library", "--help")
+    assert recipe.startswith("usage: python -m mdsim.recipes.sound_library"), recipe
     assert "--tracks" in run(str(vpy), "-m", "mdsim.demo", "--help")
 
     robin = site / "mdsim" / "data" / "audio" / "robin.ogg"

@@ -1,8 +1,12 @@
-"""Dataset-specific recipes that turn outside data into mdsim manifests.
+"""Dataset-specific recipes that turn outside data into mdsim manifests (docs/data_prep.md).
 
-``mdsim.synth`` generates labelled synthetic music (see docs/synthetic.md);
-``data_prep.sound_library`` a library of isolated labelled notes (see docs/manifold.md);
-``data_prep.rendered`` a corpus of generated scores with exact key and tempo (docs/data_prep.md).
+Each runs as ``python -m mdsim.recipes.NAME`` from an installed package:
+``mdsim.recipes.msd_lastfm`` the Million Song Dataset's Last.fm tags to a training manifest;
+``mdsim.recipes.dimsim`` Dim-sim's triplets to high-agreement evaluation triplets;
+``mdsim.recipes.sound_library`` a library of isolated labelled notes (see docs/manifold.md);
+``mdsim.recipes.rendered`` a corpus of generated scores with exact key and tempo.
+``mdsim.synth`` generates labelled synthetic music (see docs/synthetic.md). The old names
+``python -m data_prep.NAME`` still work.
 """
 
 import sys

@@ -9,7 +9,7 @@ winner and a vote agreement ``max(votes) / sum(votes)`` of at least ``--min-agre
 - ``manifest.csv``: an ``mdsim prep`` manifest (columns ``track_id, path``; absolute paths,
   sorted by track id) of the tracks of the kept triplets whose audio preview is found below
   ``--audio`` (any of wav, flac, ogg, mp3, aiff, anywhere below it, the file's stem being the
-  MSD track id, as in ``data_prep.msd_lastfm``); tempo and key are left to madmom;
+  MSD track id, as in ``mdsim.recipes.msd_lastfm``); tempo and key are left to madmom;
 - ``coverage.md`` and ``coverage.json``: how many triplets and tracks the file holds, how
   many are in the split, which tracks of the split have no audio, how many triplets have
   audio for all three tracks, and, with ``--store``, the same against a features store.
@@ -17,7 +17,7 @@ winner and a vote agreement ``max(votes) / sum(votes)`` of at least ``--min-agre
 The same inputs give the same files (nothing in them depends on time or order of discovery):
 rows keep the file's order, track ids are sorted.
 
-    python -m data_prep.dimsim --triplets dim-sim_raw.csv --audio previews/ --out dimsim/
+    python -m mdsim.recipes.dimsim --triplets dim-sim_raw.csv --audio previews/ --out dimsim/
     mdsim prep dimsim/manifest.csv --out dimsim.h5
 """
 
@@ -238,7 +238,7 @@ def report_markdown(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.dimsim", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m mdsim.recipes.dimsim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--triplets", required=True, help="the Dim-sim CSV (raw vote counts or clean 0/1)")
     p.add_argument("--audio", required=True, help="folder of audio previews named by MSD track id")

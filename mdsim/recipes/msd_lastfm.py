@@ -9,13 +9,13 @@ The Last.fm dataset comes in two published forms, both read here:
   other two tables.
 
 Tags with a weight of at least ``--min-weight`` (default 50) are grouped into the tag
-dimensions by ``data_prep/tag_groups.json`` (the default grouping of the top-50 tags; pass
+dimensions by ``mdsim/recipes/tag_groups.json`` (the default grouping of the top-50 tags; pass
 ``--groups`` for another). Audio previews are found in ``--audio`` by track id (any of
 wav, flac, ogg, mp3, aiff, anywhere below it, the file's stem being the track id); tracks
 without audio are counted and left out.
 
-    python -m data_prep.msd_lastfm --tags lastfm_tags.db --audio previews/ --out manifest.csv
-    python -m data_prep.msd_lastfm --tags lastfm_train/ --audio previews/ --out manifest.csv
+    python -m mdsim.recipes.msd_lastfm --tags lastfm_tags.db --audio previews/ --out manifest.csv
+    python -m mdsim.recipes.msd_lastfm --tags lastfm_train/ --audio previews/ --out manifest.csv
 """
 
 from __future__ import annotations
@@ -135,12 +135,12 @@ def build_manifest(tags_source, audio_folder, out, *, groups=DEFAULT_GROUPS,
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.msd_lastfm", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m mdsim.recipes.msd_lastfm", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tags", required=True, help="lastfm_tags.db, or a folder of per-track JSON files")
     p.add_argument("--audio", required=True, help="folder of audio previews named by track id")
     p.add_argument("--out", required=True, help="manifest CSV to write")
-    p.add_argument("--groups", default=DEFAULT_GROUPS, help="tag grouping JSON (default data_prep/tag_groups.json)")
+    p.add_argument("--groups", default=DEFAULT_GROUPS, help="tag grouping JSON (default mdsim/recipes/tag_groups.json)")
     p.add_argument("--min-weight", type=float, default=DEFAULT_MIN_WEIGHT,
                    help="least Last.fm tag weight (0-100) that counts (default 50)")
     args = p.parse_args(argv)

@@ -22,7 +22,7 @@ What varies, all drawn from ``(seed, score number)``:
 - **mixing levels**: each part's MIDI volume from 70 to 120; the ``mood`` tag is the mode
   (``bright`` for major, ``dark`` for minor).
 
-    python -m data_prep.rendered --out rendered/ --scores 40 --keys 6 --seconds 30
+    python -m mdsim.recipes.rendered --out rendered/ --scores 40 --keys 6 --seconds 30
     mdsim prep rendered/manifest.csv --out rendered.h5 --annotate none --chroma-n-fft 4096
 
 ``--annotate none`` keeps the exact labels; ``mdsim prep`` without it estimates them with
@@ -286,7 +286,7 @@ def generate_corpus(out_dir, *, scores: int = 40, keys: int = 6, seed: int = 0, 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m data_prep.rendered",
+    p = argparse.ArgumentParser(prog="python -m mdsim.recipes.rendered",
                                 description="Render a corpus of generated scores with exact key and tempo "
                                             "through FluidSynth.")
     p.add_argument("--out", required=True, help="output folder (manifest.csv, audio/, midi/)")

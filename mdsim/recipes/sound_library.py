@@ -23,7 +23,7 @@ note is a brighter one). Every note gets its own random detuning (up to
 ±15 cents), brightness jitter and excitation noise, so two notes with the same
 labels are never the same sound.
 
-    python -m data_prep.sound_library --out library/ --low 48 --high 72
+    python -m mdsim.recipes.sound_library --out library/ --low 48 --high 72
     mdsim prep library/manifest.csv --out library.h5 --features cqt --annotate none
 """
 
@@ -135,7 +135,7 @@ def generate_library(out_dir, *, seed: int = 0, instruments=tuple(INSTRUMENTS), 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m data_prep.sound_library",
+    p = argparse.ArgumentParser(prog="python -m mdsim.recipes.sound_library",
                                 description="Generate a labelled library of isolated synthetic notes.")
     p.add_argument("--out", required=True, help="output folder (manifest.csv and audio/)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
