@@ -296,7 +296,6 @@ def _embed_locked(inputs, model, out: Path, *, dims, segments, batch_size, check
                   checkpoint_tracks, progress, log) -> EmbedSummary:
     from tqdm import tqdm
 
-
     t0 = time.perf_counter()
     dims = model.check_dims(dims)
     sources = collect_sources(inputs, model)
