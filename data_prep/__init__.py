@@ -1,22 +1,7 @@
-"""Dataset-specific recipes that turn outside data into mdsim manifests.
-
-``mdsim.synth`` generates labelled synthetic music (see docs/synthetic.md);
-``data_prep.sound_library`` a library of isolated labelled notes (see docs/manifold.md);
-``data_prep.rendered`` a corpus of generated scores with exact key and tempo (docs/data_prep.md).
+"""The dataset recipes moved into the package, :mod:`mdsim.recipes`, so that they run from an
+installed wheel (``python -m mdsim.recipes.NAME``). The modules here keep the old names
+working: ``python -m data_prep.NAME`` and ``from data_prep.NAME import ...`` reach the same
+module of :mod:`mdsim.recipes`.
 """
 
-import sys
-
-
-def write_manifest_or_fail(make) -> int:
-    """A generating recipe's exit: ``make()`` writes the corpus and returns its manifest, which
-    is printed (status 0); bad input ends in one ``error:`` line (status 2)."""
-    from mdsim.errors import MdsimError
-
-    try:
-        manifest = make()
-    except MdsimError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(manifest)
-    return 0
+from mdsim.recipes import write_manifest_or_fail  # noqa: F401  (the old name)

@@ -1,6 +1,6 @@
 """Key and tempo on held-out tracks: the networks against the one-line baselines, and the ablations.
 
-On a store with key and tempo labels (the rendered corpus of ``data_prep/rendered.py``, prepped
+On a store with key and tempo labels (the rendered corpus of ``mdsim/recipes/rendered.py``, prepped
 with ``--annotate none`` for exact labels), trains each configuration with ``mdsim train`` (the
 same split for all: by group, so every transposition of a score is on one side), draws key and
 tempo triplets on the held-out tracks and, to tell fitting from generalising, on the training

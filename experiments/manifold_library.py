@@ -1,6 +1,6 @@
 """The deep manifold of a generated sound library: one run per neighbourhood definition.
 
-Generates the note library (``data_prep.sound_library``: 6 instruments x 25
+Generates the note library (``mdsim.recipes.sound_library``: 6 instruments x 25
 pitches x 3 dynamics = 450 notes), preps it as a constant-Q store (the
 ``manifold`` backbone) or an STFT store (``--backbone baseline|multi_input``: the
 Inception backbones with the 3-D head), trains the network once per
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
-    from data_prep.sound_library import generate_library, render_note
+    from mdsim.recipes.sound_library import generate_library, render_note
     from mdsim.cli import main as mdsim
     from mdsim.model.manifold import DEFAULT_WIDTH, MANIFOLD_BACKBONES
     from mdsim.training.neighbourhoods import NEIGHBOURHOODS

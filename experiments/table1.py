@@ -1,6 +1,6 @@
 """Table 1 of Ribecky et al.: the five model configurations, trained and scored on Dim-sim.
 
-Trains every configuration of ``experiments/configs/`` on a features store
+Trains every configuration of ``mdsim/configs/`` on a features store
 (``mdsim train``), scores each best model on similarity triplets
 (``mdsim evaluate``: the full embedding, the paper's protocol, plus every
 combination of subspaces), and writes ``table1.md`` (the paper's layout, our
@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CONFIG_DIR = ROOT / "experiments" / "configs"
+CONFIG_DIR = ROOT / "mdsim" / "configs"
 DIMS = ("genre", "mood", "instrument", "era", "tempo", "key")
 
 #: The paper's Table 1, in its order. ``config``: our file that trains the row (None: not run here).

@@ -9,8 +9,7 @@ import os as _os
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise to mdsim's users.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
-
+from mdsim._version import __version__  # noqa: E402
 from mdsim.errors import MdsimError  # noqa: E402
 from mdsim.labels import DIMENSIONS  # noqa: E402
 

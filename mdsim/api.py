@@ -19,15 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mdsim.audio import file_hash, load_audio, prepare_signal, segment_starts
+from mdsim.audio import file_hash, load_audio, prefetch, prepare_signal, segment_starts
 from mdsim.errors import InputError
 from mdsim.evaluation.scores import cosine_similarity
 from mdsim.features.spectral import extract_features
 
 #: Default number of 3 s segments per network call.
 DEFAULT_BATCH_SIZE = 64
-#: Tracks decoded ahead of the network while it runs (bounds memory to that many tracks).
-LOOKAHEAD_TRACKS = 8
 
 
 @dataclass
@@ -64,27 +62,6 @@ class Embedding:
     @property
     def is_segments(self) -> bool:
         return self.vectors.ndim == 2
-
-
-def prefetch(items, load, *, lookahead: int = LOOKAHEAD_TRACKS):
-    """Yield ``(load(item), is_last)`` in order, loading up to ``lookahead`` items ahead
-    in a background thread (decoding and features overlap the network, which releases
-    the GIL). Exceptions of ``load`` surface when their item is reached."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    queue = iter(items)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        ahead = deque(pool.submit(load, item) for _, item in zip(range(lookahead), queue))
-        while ahead:
-            result = ahead.popleft().result()
-            item = next(queue, _END)
-            if item is not _END:
-                ahead.append(pool.submit(load, item))
-            yield result, not ahead
-
-
-_END = object()
 
 
 class Model:
@@ -325,7 +302,7 @@ class Model:
         -------
         list of (name, similarity), most similar first.
         """
-        from mdsim.search import Catalog, Filters
+        from mdsim.search.catalog import Catalog, Filters
 
         keep_all = Filters(exclude_query=False)
         dims = self.check_dims(dims if dims is not None else (list(weights) if weights else None))

@@ -1,4 +1,4 @@
-"""Decode, resample, mix to mono, segment. Nothing else.
+"""Decode, resample, mix to mono, segment; decode ahead of the network (:func:`prefetch`).
 
 Every decoded signal is ``float32`` mono at :data:`SAMPLE_RATE` (22 050 Hz).
 """
@@ -16,6 +16,8 @@ from mdsim.errors import AudioError
 
 #: Sample rate of every signal mdsim analyses, in Hz.
 SAMPLE_RATE = 22050
+#: Tracks decoded ahead of the network while it runs (bounds memory to that many tracks).
+LOOKAHEAD_TRACKS = 8
 #: Segment length in seconds (one embedding per segment).
 SEGMENT_SECONDS = 3.0
 #: File extensions ``mdsim prep`` picks up when given a folder.
@@ -160,3 +162,24 @@ def segment_starts(n_frames: int, segment_frames: int) -> np.ndarray:
     """
     n = max(1, n_frames // segment_frames)
     return np.arange(n) * segment_frames
+
+
+def prefetch(items, load, *, lookahead: int = LOOKAHEAD_TRACKS):
+    """Yield ``(load(item), is_last)`` in order, loading up to ``lookahead`` items ahead
+    in a background thread (decoding and features overlap the network, which releases
+    the GIL). Exceptions of ``load`` surface when their item is reached."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    queue = iter(items)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = deque(pool.submit(load, item) for _, item in zip(range(lookahead), queue))
+        while ahead:
+            result = ahead.popleft().result()
+            item = next(queue, _END)
+            if item is not _END:
+                ahead.append(pool.submit(load, item))
+            yield result, not ahead
+
+
+_END = object()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdsim.audio import load_audio
+from mdsim.audio import load_audio, prefetch
 from mdsim.errors import InputError, MdsimError
 from mdsim.features.spectral import extract_features
 from mdsim.manifest import TrackEntry, entries_from_folder, read_manifest
@@ -332,8 +332,6 @@ def embed_to_file(inputs, model, out, *, dims=None, segments: bool = False, batc
 def _embed_locked(inputs, model, out: Path, *, dims, segments, batch_size, checkpoint_seconds,
                   checkpoint_tracks, progress, log) -> EmbedSummary:
     from tqdm import tqdm
-
-    from mdsim.api import prefetch
 
     t0 = time.perf_counter()
     dims = model.check_dims(dims)

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m data_prep.sound_library --out library/          # or any folder + manifest
+    python -m mdsim.recipes.sound_library --out library/          # or any folder + manifest
     mdsim prep library/manifest.csv --out library.h5 --features cqt --annotate none
     mdsim manifold train library.h5 --out run/ --neighbourhood instrument
     mdsim prep library/manifest.csv --out lib_stft.h5 --annotate none          # or an Inception

@@ -43,9 +43,10 @@ def test_python_dash_m_and_version(capsys):
 
 
 def test_shipped_configs_load():
+    from mdsim.configs import CONFIG_DIR
     from mdsim.training.config import read_run_config
 
-    configs = {p.name: read_run_config(p) for p in sorted((ROOT / "experiments" / "configs").glob("*.toml"))}
+    configs = {p.name: read_run_config(p) for p in sorted(CONFIG_DIR.glob("*.toml"))}
     seen = {(m.backbone, len(m.dimensions), m.embedding_size) for name, (m, _) in configs.items()
             if name.startswith(("baseline_", "multi_input_"))}
     assert seen == {("baseline", 4, 256), ("multi_input", 4, 256), ("baseline", 6, 258),
@@ -126,14 +127,14 @@ def test_train_key_options_reach_the_configs_and_refuse_with_one_line(tmp_path, 
     and training settings; a key profile without the CENS summary, a probability out of range or
     a share of a dimension the model lacks is one error line naming the fix, before any store is
     opened; a malformed share is argparse's usage error."""
-    from mdsim.cli import _train_configs
+    from mdsim.cli.train import train_configs
 
     args = build_parser().parse_args(["train", "s.h5", "--out", "r", "--summaries", "cens,tempogram",
                                       "--key-profiles", "8", "--min-key-probability", "0.6"])
-    model, training, _ = _train_configs(args)
+    model, training, _ = train_configs(args)
     assert (model.summaries, model.key_profiles, training.min_key_probability) == (("cens", "tempogram"), 8, 0.6)
     args = build_parser().parse_args(["train", "s.h5", "--out", "r", "--pair-shares", "key=3, tempo=2"])
-    assert _train_configs(args)[1].pair_shares == {"key": 3, "tempo": 2}
+    assert train_configs(args)[1].pair_shares == {"key": 3, "tempo": 2}
     for options, message in ((["--key-profiles", "4"], "add cens to summaries (--summaries cens)"),
                              (["--min-key-probability", "3"], "min_key_probability must be a number in [-1, 1]"),
                              (["--dims", "tempo,key", "--pair-shares", "era=2"],
@@ -145,3 +146,64 @@ def test_train_key_options_reach_the_configs_and_refuse_with_one_line(tmp_path, 
         with pytest.raises(SystemExit):
             build_parser().parse_args(["train", "s.h5", "--out", "r", "--pair-shares", value])
         assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_train_dims_without_embedding_size_take_64_per_dimension(tmp_path):
+    """Five --dims do not split the six dimensions' 384: without --embedding-size the
+    embedding is 64 per dimension given; a size on the command line or in --config stands."""
+    from mdsim.cli.train import train_configs
+
+    def model_of(*options):
+        return train_configs(build_parser().parse_args(["train", "s.h5", "--out", "r", *options]))[0]
+
+    five = "genre,mood,instrument,tempo,key"
+    assert model_of().embedding_size == 384
+    assert (model_of("--dims", five).embedding_size, model_of("--dims", five).sizes) == (320, (64,) * 5)
+    assert model_of("--dims", "tempo,key").embedding_size == 128
+    assert model_of("--dims", five, "--embedding-size", "160").sizes == (32,) * 5
+    config = tmp_path / "run.toml"
+    config.write_text('[model]\nembedding_size = 120\n')
+    assert model_of("--config", str(config), "--dims", "tempo,key").sizes == (60, 60)
+    config.write_text('[training]\nepochs = 3\n')
+    assert model_of("--config", str(config), "--dims", five).embedding_size == 320
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert "default 64 per dimension" in help_text
+
+
+def test_train_config_by_name_or_path(tmp_path, capsys, monkeypatch):
+    """``--config NAME`` finds a config shipped in the package from any folder; a path still
+    works; anything else is one error line that lists the names, also listed in --help."""
+    from mdsim.cli.train import train_configs
+    from mdsim.configs import CONFIG_DIR, config_names, find_config
+
+    monkeypatch.chdir(tmp_path)
+    assert "multi_input_6dim_384" in config_names() and len(config_names()) == 7
+    by_name = train_configs(build_parser().parse_args(["train", "s.h5", "--out", "r", "--config",
+                                                       "baseline_4dim_256"]))
+    by_path = train_configs(build_parser().parse_args(["train", "s.h5", "--out", "r", "--config",
+                                                       str(CONFIG_DIR / "baseline_4dim_256.toml")]))
+    assert by_name == by_path and by_name[0].embedding_size == 256
+    assert find_config("baseline_4dim_256.toml") == CONFIG_DIR / "baseline_4dim_256.toml"
+    own = tmp_path / "baseline_4dim_256.toml"  # a file of that name here is read, not the shipped one
+    own.write_text("[training]\nepochs = 3\n")
+    assert find_config("baseline_4dim_256.toml").resolve() == own
+    assert main(["train", "s.h5", "--out", "r", "--config", "no_such_config"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such file, nor a named config (names: baseline_4dim_256" in err[0], err
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert "a named config: baseline_4dim_256, baseline_6dim_258" in help_text
+
+
+@pytest.mark.parametrize("recipe", ["msd_lastfm", "dimsim", "rendered", "sound_library"])
+def test_recipes_run_from_the_package_and_by_their_old_names(recipe, tmp_path):
+    """The dataset recipes ship in the package (python -m mdsim.recipes.NAME, from any folder);
+    python -m data_prep.NAME and import data_prep.NAME reach the very same module."""
+    import importlib
+
+    assert importlib.import_module(f"data_prep.{recipe}") is importlib.import_module(f"mdsim.recipes.{recipe}")
+    r = subprocess.run([sys.executable, "-m", f"mdsim.recipes.{recipe}", "--help"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: python -m mdsim.recipes.{recipe}"), r.stderr
+    r = subprocess.run([sys.executable, "-m", f"data_prep.{recipe}", "--help"], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: python -m mdsim.recipes.{recipe}"), r.stderr

@@ -215,6 +215,13 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
     assert str(site) in where.splitlines()[0], f"mdsim was not imported from the wheel: {where}"
     assert "robin.ogg" in where and "ATTRIBUTION.md" in where
     assert "prep" in run(str(venv / "bin" / "mdsim"), "--help")
+    # the named configs ship in the wheel: --help lists them, a name finds the file
+    assert "multi_input_6dim_384" in run(str(venv / "bin" / "mdsim"), "train", "--help")
+    assert str(site) in run(str(vpy), "-c", "from mdsim.configs import find_config; "
+                                          "print(find_config('multi_input_6dim_384'))")
+    # so do the dataset recipes
+    recipe = run(str(vpy), "-m", "mdsim.recipes.sound_library", "--help")
+    assert recipe.startswith("usage: python -m mdsim.recipes.sound_library"), recipe
     assert "--tracks" in run(str(vpy), "-m", "mdsim.demo", "--help")
 
     robin = site / "mdsim" / "data" / "audio" / "robin.ogg"

@@ -814,7 +814,7 @@ class _ShardBuilder:
 
 def _write_root(path: Path, config: FeatureConfig, layout: str) -> None:
     """Write a store's root file (temporary name, fsync, rename)."""
-    from mdsim import __version__
+    from mdsim._version import __version__
 
     h5py = _h5py()
     tmp = path.with_name(path.name + ".tmp")

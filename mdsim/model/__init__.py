@@ -5,9 +5,10 @@ file-reading helpers are plain Python/NumPy, and the names that need Keras
 (:func:`build_model`, :func:`fit_normalization`, ...) load it on first use.
 """
 
-from mdsim.model.config import BlockFilters, ModelConfig, check_feature_config, default_feature_config
+from mdsim.model.config import (FORMAT_VERSION, BlockFilters, ModelConfig, check_feature_config,
+                                default_feature_config)
 from mdsim.model.manifold import MANIFOLD_BACKBONES, ManifoldConfig
-from mdsim.model.saving import (FORMAT_VERSION, Transfer, feature_config_of, initialize_from, load_model_file,
+from mdsim.model.saving import (Transfer, feature_config_of, initialize_from, load_model_file,
                                 read_feature_config, read_model_config, save_model)
 from mdsim.model.subspaces import check_dims, mask, select, subspace_mask, subspace_slices
 

@@ -20,6 +20,13 @@ from dataclasses import asdict, dataclass, fields
 from mdsim.errors import InputError
 from mdsim.labels import DIMENSIONS
 
+#: Version of the saved-model layout, written by the subspace head (:mod:`mdsim.model.head`)
+#: and checked by :mod:`mdsim.model.saving`; bump it when an old mdsim could not read a new file.
+#: 2: the head also holds the training store's feature settings (``feature_config``).
+FORMAT_VERSION = 2
+#: Size of one dimension's subspace when the embedding size is not given: the default
+#: embedding of the six dimensions is 6 x 64 = 384 (``mdsim train --dims`` of five gives 320).
+SUBSPACE_SIZE = 64
 #: The Inception networks: ``baseline`` (the mel branch), ``multi_input`` (mel, CENS and
 #: tempogram branches), and one branch alone for the key and tempo ablations
 #: (docs/key_tempo.md): ``chroma`` (CENS) and ``rhythm`` (tempogram).
@@ -199,7 +206,7 @@ class ModelConfig:
 
     backbone: str = "multi_input"
     dimensions: tuple = DIMENSIONS
-    embedding_size: int = 384
+    embedding_size: int = SUBSPACE_SIZE * len(DIMENSIONS)
     subspace_sizes: tuple | None = None
     width: float = 1.0
     stem_filters: int = DEFAULT_STEM_FILTERS

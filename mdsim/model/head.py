@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from mdsim.model.config import ModelConfig
-from mdsim.model.saving import FORMAT_VERSION
+from mdsim.model.config import FORMAT_VERSION, ModelConfig
 from mdsim.model.subspaces import subspace_slices
 
 HEAD_NAME = "subspaces"

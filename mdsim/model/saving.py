@@ -2,7 +2,7 @@
 
 A ``.keras`` file is a zip archive whose ``config.json`` describes every
 layer. The :class:`~mdsim.model.head.SubspaceHead` layer's entry holds the
-:class:`~mdsim.model.config.ModelConfig` and :data:`FORMAT_VERSION`, so
+:class:`~mdsim.model.config.ModelConfig` and :data:`~mdsim.model.config.FORMAT_VERSION`, so
 :func:`read_model_config` can check a file and read its settings with the
 standard library alone (no Keras, no TensorFlow); :func:`load_model_file`
 checks the same way before it asks Keras to rebuild the model, with
@@ -18,11 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdsim.errors import InputError, ModelError
-from mdsim.model.config import ModelConfig
+from mdsim.model.config import FORMAT_VERSION, ModelConfig
 
-#: Version of the saved-model layout; bump it when an old mdsim could not read a new file.
-#: 2: the head also holds the training store's feature settings (``feature_config``).
-FORMAT_VERSION = 2
 _HEAD_REGISTERED_NAME = "mdsim>SubspaceHead"
 
 

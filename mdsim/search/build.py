@@ -131,9 +131,9 @@ def _read_source(source, *, model, info, progress, log, skip=None):
         from mdsim.features.store import FeatureStore
 
         if not hasattr(model, "embed"):
-            import mdsim
+            from mdsim.api import load_model
 
-            model = mdsim.load_model(model)
+            model = load_model(model)
         with FeatureStore(source) as store:
             ids = [t for t in store.track_ids() if skip is None or t not in skip]
         embeddings = store_embedding_set(model, source, ids, progress=progress, log=log)
@@ -176,7 +176,7 @@ def query_embedding(catalog: Catalog, audio, *, model=None):
     catalog records; a model other than the one that embedded the catalog
     (by ``model_sha256``) is refused, since vectors of two models never mix.
     """
-    import mdsim
+    from mdsim.api import load_model
 
     if model is None:
         path = catalog.metadata.get("model")
@@ -185,7 +185,7 @@ def query_embedding(catalog: Catalog, audio, *, model=None):
                              "give the model that embedded it (--model)")
         model = path
     if not hasattr(model, "embed"):
-        model = mdsim.load_model(model)
+        model = load_model(model)
     expected = catalog.metadata.get("model_sha256")
     if expected and expected != model.fingerprint:
         raise ModelError(f"{model.path} is not the model that embedded this catalog (its SHA-256 differs); "

@@ -1,0 +1,86 @@
+"""The ``mdsim`` command: a thin shell over the library, one module per subcommand.
+
+Each module of this package adds its subcommand's parser (``add_parser``) and runs it
+(``run``: parse, one call into the library, print); ``options`` holds what several share.
+
+Nothing here imports TensorFlow or Keras at module level: ``mdsim --help``
+and ``mdsim prep`` stay light; only subcommands that run a network load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mdsim import __version__
+from mdsim.cli import (analyze, embed, evaluate, index, inspect, manifold, prep, pretrain, search, serve,
+                       train, triplets)
+from mdsim.errors import MdsimError
+
+#: The subcommands, in the order of ``mdsim --help``.
+COMMANDS = (prep, inspect, train, pretrain, embed, triplets, evaluate, index, search, serve, analyze, manifold)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mdsim",
+        description="Multi-dimensional music similarity: features, training, evaluation and "
+                    "subspace embeddings (genre, mood, instrument, era, tempo, key).")
+    parser.add_argument("--version", action="version", version=f"mdsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def help_markdown() -> str:
+    """The CLI reference (docs/cli.md): every subcommand's ``--help``, at 100 columns."""
+    import os
+
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        parser = build_parser()
+        out = ["# Command-line reference", "",
+               "Generated from `mdsim COMMAND --help` by `python -m mdsim.cli --markdown`; "
+               "a test keeps it in sync.", "", "```", parser.format_help().rstrip(), "```", ""]
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for name, p in sub.choices.items():
+            out += [f"## mdsim {name}", "", "```", p.format_help().rstrip(), "```", ""]
+            nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+            for group in nested:  # a command group: each of its commands too
+                for inner, q in group.choices.items():
+                    out += [f"### mdsim {name} {inner}", "", "```", q.format_help().rstrip(), "```", ""]
+        return "\n".join(out)
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Run the ``mdsim`` command; returns the exit status."""
+    args = parse_args(argv)
+    import warnings
+
+    # A user's warning is a sentence, not a source line.
+    warnings.formatwarning = lambda message, category, *a, **k: f"mdsim {args.command}: warning: {message}\n"
+    try:
+        return args.run(args)
+    except MdsimError as e:
+        print(f"mdsim {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mdsim {args.command}: interrupted; finished work is kept, run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader left (`mdsim inspect STORE | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141
