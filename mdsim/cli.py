@@ -560,17 +560,14 @@ def _add_search(sub) -> None:
                     "cosine similarities to the query (a track of the catalog, or an audio file "
                     "embedded on the fly with the catalog's model).")
     p.add_argument("catalog", help="a catalog folder from `mdsim index`")
-    p.add_argument("--query", required=True, help="a track id of the catalog, or an audio file")
+    p.add_argument("--query", required=True, nargs="+",
+                   help="a track id of the catalog, or an audio file; several track ids: their mean "
+                        "(each left out of the results)")
     p.add_argument("--dims", help="weights per subspace, e.g. mood=1,tempo=0.5, or names for equal "
                                   "weights (default: all subspaces, equal weights)")
     p.add_argument("-k", type=_positive_int, default=10, help="results (default 10)")
     p.add_argument("--model", help="model for an audio query (default: the one the catalog names)")
-    p.add_argument("--exclude-group", action="store_true",
-                   help="leave out tracks of the query's group (e.g. its artist)")
-    p.add_argument("--tempo", metavar="LOW:HIGH", help="keep tracks with a tempo in this BPM range")
-    p.add_argument("--key", help="keep tracks in this key, e.g. 'A minor'")
-    p.add_argument("--key-compatible", action="store_true",
-                   help="keep tracks in the query's key (or --key) or its parallel key")
+    _add_filter_options(p)
     p.add_argument("--min-score", type=float, help="drop results below this score (-1 to 1)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=_run_search)
@@ -579,19 +576,93 @@ def _add_search(sub) -> None:
 def _run_search(args) -> int:
     import json
 
-    from mdsim.search import Catalog, Filters
-    from mdsim.search.query import format_table, parse_range, parse_weights, resolve_query
+    from mdsim.search import Catalog
+    from mdsim.search.query import format_table, parse_weights, resolve_queries
 
     catalog = Catalog.load(args.catalog)
-    filters = Filters(exclude_group=args.exclude_group, tempo_range=parse_range(args.tempo), key=args.key,
-                      key_compatible=args.key_compatible, min_score=args.min_score)
-    hits = catalog.search(resolve_query(catalog, args.query, model=args.model),
-                          weights=parse_weights(args.dims), k=args.k, filters=filters)
+    hits = catalog.search(resolve_queries(catalog, args.query, model=args.model),
+                          weights=parse_weights(args.dims), k=args.k,
+                          filters=_filters_of(args, min_score=args.min_score))
     if args.json:
-        print(json.dumps({"query": args.query, "weights": parse_weights(args.dims),
+        query = args.query[0] if len(args.query) == 1 else args.query
+        print(json.dumps({"query": query, "weights": parse_weights(args.dims),
                           "results": [h.to_dict() for h in hits]}, indent=2))
     else:
         print(format_table(hits, catalog.dimensions) if hits else "search: no track passes the filters")
+    return 0
+
+
+# -- playlist (and the filter options it shares with search) ------------------------------
+def _add_filter_options(p) -> None:
+    p.add_argument("--exclude-group", action="store_true",
+                   help="leave out tracks of the query's group (e.g. its artist)")
+    p.add_argument("--tempo", metavar="LOW:HIGH", help="keep tracks with a tempo in this BPM range")
+    p.add_argument("--tempo-tolerance", type=float, metavar="PERCENT",
+                   help="keep tracks within this many percent of the query's tempo, or of half or "
+                        "double it")
+    p.add_argument("--key", help="keep tracks in this key, e.g. 'A minor'")
+    p.add_argument("--key-compatible", action="store_true",
+                   help="keep tracks in the query's key (or --key) or its parallel key")
+    p.add_argument("--harmonic", action="store_true",
+                   help="keep tracks whose key mixes with the query's (or --key) by the Camelot wheel: "
+                        "the key, its relative major/minor, a fifth up or down")
+    p.add_argument("--max-per-group", type=_positive_int, metavar="N",
+                   help="at most N tracks of one group (e.g. artist)")
+    p.add_argument("--dedupe", type=float, metavar="COSINE",
+                   help="drop tracks whose mean cosine over all subspaces to a track ranked before "
+                        "is at least this, e.g. 0.95 (other versions of one recording)")
+
+
+def _filters_of(args, *, min_score=None):
+    from mdsim.search import Filters
+    from mdsim.search.query import parse_range
+
+    return Filters(exclude_group=args.exclude_group, tempo_range=parse_range(args.tempo),
+                   tempo_tolerance=args.tempo_tolerance, key=args.key, key_compatible=args.key_compatible,
+                   harmonic=args.harmonic, max_per_group=args.max_per_group, dedupe=args.dedupe, min_score=min_score)
+
+
+def _add_playlist(sub) -> None:
+    p = sub.add_parser(
+        "playlist", help="a playlist from seed tracks, or a walk from one track to another",
+        description="Continue from seed tracks (--seed: each next track the nearest unused one to the "
+                    "track before), or walk from --from to --to (each step the nearest unused track to "
+                    "a point on the way between them), under the chosen subspace weights and filters. "
+                    "Writes M3U8 (paths relative to the playlist's folder) and JSON (docs/search.md).")
+    p.add_argument("catalog", help="a catalog folder from `mdsim index`")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--seed", nargs="+", metavar="TRACK_ID", help="continue from these catalog tracks")
+    mode.add_argument("--from", dest="start", metavar="TRACK_ID", help="walk from this track (with --to)")
+    p.add_argument("--to", dest="end", metavar="TRACK_ID", help="the track a walk ends at")
+    p.add_argument("-n", type=_positive_int, default=20,
+                   help="tracks to add (after the seeds, or between --from and --to; default 20)")
+    p.add_argument("--dims", help="weights per subspace, e.g. mood=1,tempo=0.5 (default: all, equal)")
+    _add_filter_options(p)
+    p.add_argument("--out", nargs="+", default=[], metavar="FILE",
+                   help="files to write, by suffix: .m3u8 or .m3u (extended M3U), .json")
+    p.set_defaults(run=_run_playlist)
+
+
+def _run_playlist(args) -> int:
+    from mdsim.errors import InputError
+    from mdsim.search import Catalog, continue_from, walk
+    from mdsim.search.playlist import write_json, write_m3u8
+    from mdsim.search.query import format_playlist, parse_weights
+
+    writers = {".m3u8": write_m3u8, ".m3u": write_m3u8, ".json": write_json}
+    bad = [f for f in args.out if Path(f).suffix.lower() not in writers]
+    if bad:
+        raise InputError(f"cannot tell the format of {bad[0]}: name it .m3u8 or .json")
+    if (args.start is None) != (args.end is None):
+        raise InputError("a walk needs both --from and --to")
+    catalog = Catalog.load(args.catalog)
+    options = dict(n=args.n, weights=parse_weights(args.dims), filters=_filters_of(args))
+    playlist = (continue_from(catalog, args.seed, **options) if args.seed
+                else walk(catalog, args.start, args.end, **options))
+    print(format_playlist(playlist))
+    for f in args.out:
+        writers[Path(f).suffix.lower()](f, playlist)
+        print(f"playlist: wrote {f}")
     return 0
 
 
@@ -974,7 +1045,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in (_add_prep, _add_inspect, _add_train, _add_pretrain, _add_embed, _add_triplets, _add_evaluate,
-                _add_index, _add_search, _add_serve, _add_analyze, _add_manifold):
+                _add_index, _add_search, _add_playlist, _add_serve, _add_analyze, _add_manifold):
         add(sub)
     return parser
 

@@ -119,3 +119,28 @@ def test_playlist_errors_name_the_bad_value(data):
         walk(cat, "t001", "t001", n=3)
     with pytest.raises(InputError, match="whole number"):
         walk(cat, "t001", "t002", n=-1)
+
+
+def test_playlist_command_writes_what_the_library_returns(data, tmp_path, capsys):
+    from mdsim.cli import main
+
+    ids, x, labels, groups, cat = data
+    cat.save(tmp_path / "cat")
+    out = [str(tmp_path / "mix.m3u8"), str(tmp_path / "mix.json")]
+    assert main(["playlist", str(tmp_path / "cat"), "--seed", "t001", "t002", "-n", "6", "--dims", "mood=1,genre=0.5",
+                 "--max-per-group", "2", "--out", *out]) == 0
+    want = continue_from(cat, ["t001", "t002"], n=6, weights={"mood": 1, "genre": 0.5},
+                         filters=Filters(max_per_group=2))
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[2] for line in printed[:8]] == want.track_ids and "wrote" in printed[-1]
+    assert [t["track_id"] for t in json.loads((tmp_path / "mix.json").read_text())["tracks"]] == want.track_ids
+    assert (tmp_path / "mix.m3u8").read_text() == write_m3u8(tmp_path / "again.m3u8", want).read_text()
+    assert main(["playlist", str(tmp_path / "cat"), "--from", "t004", "--to", "t100", "-n", "3",
+                 "--out", str(tmp_path / "walk.json")]) == 0
+    back = json.loads((tmp_path / "walk.json").read_text())
+    assert [t["track_id"] for t in back["tracks"]] == walk(cat, "t004", "t100", n=3).track_ids
+    capsys.readouterr()
+    assert main(["playlist", str(tmp_path / "cat"), "--from", "t004", "-n", "3"]) == 2
+    assert "both --from and --to" in capsys.readouterr().err
+    assert main(["playlist", str(tmp_path / "cat"), "--seed", "t004", "--out", "mix.txt"]) == 2
+    assert "mix.txt: name it .m3u8 or .json" in capsys.readouterr().err

@@ -462,6 +462,15 @@ def test_index_and_search_commands_agree_with_brute_force(tmp_path, rng, capsys)
     assert "neither a track id of the catalog nor an audio file" in capsys.readouterr().err
     assert main(["search", str(tmp_path / "cat"), "--query", "t1", "--dims", "mood=lots"]) == 2
     assert "not a number" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "cat"), "--query", "t1", "t2", "t3", "-k", "4", "--max-per-group", "1",
+                 "--harmonic", "--tempo-tolerance", "20", "--dedupe", "0.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    filters = Filters(max_per_group=1, harmonic=True, tempo_tolerance=20, dedupe=0.5)
+    assert out["query"] == ["t1", "t2", "t3"]
+    assert [r["track_id"] for r in out["results"]] == brute_reranked(x, ids, labels, groups, [1, 2, 3],
+                                                                     {d: 1.0 for d in DIMENSIONS}, filters, 4)
+    assert main(["search", str(tmp_path / "cat"), "--query", "t1", "song.wav"]) == 2
+    assert "'song.wav' is not one" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # 18 s on an idle machine, 60 s under load: TensorFlow, prep, a tiny model
