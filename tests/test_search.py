@@ -155,16 +155,19 @@ def block_normalised(x, dims=DIMENSIONS, width=WIDTH):
 def brute_reranked(x, ids, labels, groups, seeds, weights, filters, k):
     """The new filters by their definitions, one track at a time: the query is the mean of the
     seeds' normalised vectors, the first seed gives tempo and key; then the ranked list is
-    walked once, keeping a track unless its group is full or it is a near duplicate of a seed
-    or a kept one."""
+    walked once, keeping a track unless its group is full (played tracks counted) or it is a
+    near duplicate of a seed, a played track or a kept one."""
     q = block_normalised(x[seeds]).mean(axis=0)
     scores = oracle(x, q, weights)
     tempo0, key0 = labels[ids[seeds[0]]]["tempo"], labels[ids[seeds[0]]]["key"]
     unit = block_normalised(x)
+    played = [ids.index(t) for t in filters.played]
     kept, per_group = [], {}
+    for i in played:
+        per_group[groups[ids[i]]] = per_group.get(groups[ids[i]], 0) + 1
     for i in np.argsort(-scores, kind="stable"):
         lab = labels[ids[i]]
-        if i in seeds or ids[i] in filters.exclude_ids:
+        if i in seeds or ids[i] in filters.exclude_ids or i in played:
             continue
         if filters.tempo_tolerance is not None:
             tol = filters.tempo_tolerance / 100
@@ -176,7 +179,7 @@ def brute_reranked(x, ids, labels, groups, seeds, weights, filters, k):
         if filters.max_per_group is not None and per_group.get(groups[ids[i]], 0) >= filters.max_per_group:
             continue
         if filters.dedupe is not None and any(unit[i] @ unit[j] / len(DIMENSIONS) >= filters.dedupe
-                                              for j in list(seeds) + kept):
+                                              for j in list(seeds) + played + kept):
             continue
         kept.append(i)
         per_group[groups[ids[i]]] = per_group.get(groups[ids[i]], 0) + 1
@@ -199,7 +202,8 @@ def with_duplicates(data, rng):
 
 RERANKED = [Filters(max_per_group=1), Filters(max_per_group=2), Filters(dedupe=0.9), Filters(dedupe=0.3),
             Filters(tempo_tolerance=8), Filters(harmonic=True), Filters(exclude_ids=("t001", "t002", "t003")),
-            Filters(tempo_tolerance=10, harmonic=True, max_per_group=1, dedupe=0.5)]
+            Filters(tempo_tolerance=10, harmonic=True, max_per_group=1, dedupe=0.5),
+            Filters(played=("t002", "t004", "t013", "t022"), max_per_group=2, dedupe=0.3)]
 
 
 @pytest.mark.parametrize("filters", RERANKED, ids=lambda f: ",".join(

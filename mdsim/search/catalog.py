@@ -112,6 +112,9 @@ class Filters:
         that a different version of a track is caught whatever is searched for.
     exclude_ids : tuple of str
         Never return these tracks (ids the catalog lacks are ignored).
+    played : tuple of str
+        Tracks already chosen (a playlist so far): never returned, and counted
+        by ``max_per_group`` and ``dedupe`` as if ranked before the first result.
     query_key, query_tempo : optional
         Key (name or index) and tempo (BPM) of a query from outside the
         catalog, for ``key_compatible``, ``harmonic`` and ``tempo_tolerance``;
@@ -134,11 +137,13 @@ class Filters:
     max_per_group: int | None = None
     dedupe: float | None = None
     exclude_ids: tuple = ()
+    played: tuple = ()
     query_key: str | int | None = None
     query_tempo: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "exclude_ids", tuple(str(t) for t in self.exclude_ids))
+        object.__setattr__(self, "played", tuple(str(t) for t in self.played))
         if self.tempo_tolerance is not None:
             tolerance = float(self.tempo_tolerance)
             if not 0 <= tolerance < 100:
@@ -433,8 +438,8 @@ class Catalog:
         keep = np.ones(len(self), dtype=bool)
         if filters.exclude_query and seeds:
             keep[seeds] = False
-        if filters.exclude_ids:
-            keep[[self._pos[t] for t in filters.exclude_ids if t in self._pos]] = False
+        if filters.exclude_ids or filters.played:
+            keep[[self._pos[t] for t in filters.exclude_ids + filters.played if t in self._pos]] = False
         if filters.exclude_group:
             groups = ([filters.query_group] if filters.query_group is not None
                       else [str(self._group[i]) for i in seeds])
@@ -519,7 +524,10 @@ class Catalog:
         position = self._pos.get(query) if isinstance(query, str) else seeds
         q = self.query_vector(query)
         allowed = self.allowed(filters, query_position=position)
-        query_rows = np.atleast_1d(position).tolist() if position is not None and filters.exclude_query else []
+        # Rows that count as ranked before the first result: for duplicates, the query's
+        # seeds and the played tracks; for groups, the played tracks.
+        played = [self.position(t) for t in filters.played]
+        before = (np.atleast_1d(position).tolist() if position is not None and filters.exclude_query else []) + played
         available = len(self) if allowed is None else int(allowed.sum())
         if not available:
             return []
@@ -530,7 +538,7 @@ class Catalog:
         fetch = min(available, 4 * k if reranks else k)
         while True:
             scores, positions = self.search_vectors(q[None], dims=dims, weights=weights, k=fetch, allowed=allowed)
-            chosen = self._select(scores[0], positions[0], filters, k, seeds=query_rows)
+            chosen = self._select(scores[0], positions[0], filters, k, before=before, counted=played)
             exhausted = fetch >= available or (positions[0] < 0).any() or (
                 filters.min_score is not None and scores[0][-1] < filters.min_score)
             if len(chosen) >= k or exhausted:
@@ -542,14 +550,16 @@ class Catalog:
                     self._labels_at(i), str(self._group[i]), str(self._source[i]))
                 for rank, (i, score) in enumerate(chosen, 1)]
 
-    def _select(self, scores, positions, filters: Filters, k: int, *, seeds=()) -> list:
+    def _select(self, scores, positions, filters: Filters, k: int, *, before=(), counted=()) -> list:
         """``[(row, score)]``: the first ``k`` ranked candidates that ``min_score``,
-        ``max_per_group`` and ``dedupe`` keep, taken greedily in rank order. The query's
-        ``seeds`` rows count as kept before the first for ``dedupe`` (another version of
-        the query is not a result)."""
+        ``max_per_group`` and ``dedupe`` keep, taken greedily in rank order. Rows in
+        ``before`` count as kept before the first for ``dedupe`` (another version of the
+        query is not a result), those in ``counted`` for ``max_per_group``."""
         X = self.vectors()
         chosen, per_group = [], {}
-        before = list(seeds)
+        before = list(before)
+        for i in counted:
+            per_group[str(self._group[i])] = per_group.get(str(self._group[i]), 0) + 1
         for score, i in zip(scores, positions):
             if i < 0 or (filters.min_score is not None and score < filters.min_score):
                 break

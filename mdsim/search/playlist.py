@@ -119,28 +119,9 @@ def _weights(catalog: Catalog, dims, weights) -> dict:
 def _next(catalog: Catalog, query, tracks, *, dims, weights, filters: Filters) -> Hit | None:
     """The best-ranked track for ``query`` that is not in ``tracks``, whose group is not
     full (``max_per_group``) and that is no near duplicate (``dedupe``) of one of them."""
-    used = [t["track_id"] for t in tracks]
-    per_group = {}
-    for t in tracks:
-        per_group[t["group"]] = per_group.get(t["group"], 0) + 1
-    X = catalog.vectors()
-    played = X[[catalog.position(t) for t in used]]
-    step = replace(filters, exclude_ids=filters.exclude_ids + tuple(used), max_per_group=None, dedupe=None)
-    k = 16
-    while True:
-        hits = catalog.search(query, dims=dims, weights=weights, k=k, filters=step)
-        for hit in hits:
-            if (filters.max_per_group is not None and hit.group
-                    and per_group.get(hit.group, 0) >= filters.max_per_group):
-                continue
-            # Blocks are unit vectors: the equal-weight mean cosine is the dot product / #subspaces.
-            if filters.dedupe is not None and (
-                    played @ X[catalog.position(hit.track_id)] / len(catalog.dimensions) >= filters.dedupe).any():
-                continue
-            return hit
-        if len(hits) < k:
-            return None
-        k *= 4
+    played = replace(filters, played=filters.played + tuple(t["track_id"] for t in tracks))
+    hits = catalog.search(query, dims=dims, weights=weights, k=1, filters=played)
+    return hits[0] if hits else None
 
 
 def _entry(catalog: Catalog, track_id: str, role: str, hit: Hit | None = None) -> dict:
