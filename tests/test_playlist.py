@@ -69,14 +69,14 @@ def test_continue_matches_brute_force(data, filters, seeds):
     assert [t["role"] for t in got.tracks] == ["seed"] * len(seeds) + ["next"] * (len(played) - len(seeds))
 
 
-@pytest.mark.parametrize("filters", PLAYLIST_FILTERS[:3], ids=["none", "max2", "dedupe"])
+@pytest.mark.parametrize("filters", PLAYLIST_FILTERS, ids=["none", "max2", "dedupe", "harmonic"])
 def test_walk_matches_brute_force(data, filters):
     ids, x, labels, groups, cat = data
     got = walk(cat, "t004", "t100", n=8, weights=WEIGHTS, filters=filters)
     a, b = block_normalised(x[[4, 100]])
     played = ["t004"]
     for i in range(1, 9):
-        t = brute_next(x, ids, labels, groups, (1 - i / 9) * a + i / 9 * b, played + ["t100"], filters, None)
+        t = brute_next(x, ids, labels, groups, (1 - i / 9) * a + i / 9 * b, played + ["t100"], filters, played[-1])
         played.append(t)
     assert got.track_ids == played + ["t100"]
     assert got.tracks[0]["role"] == "start" and got.tracks[-1]["role"] == "end"

@@ -92,10 +92,10 @@ def walk(catalog: Catalog, start: str, end: str, *, n: int, dims=None, weights=N
     tracks, last = [_entry(catalog, start, "start")], _entry(catalog, end, "end")
     for i in range(1, n + 1):
         t = i / (n + 1)
-        before = catalog.labels(tracks[-1]["track_id"])
-        step = replace(filters, query_group=filters.query_group if filters.query_group is not None else tracks[-1]["group"],
-                       query_key=filters.query_key if filters.query_key is not None else before["key"],
-                       query_tempo=filters.query_tempo if filters.query_tempo is not None else before["tempo"])
+        group, labels = tracks[-1]["group"], tracks[-1]["labels"]  # the track before, unless given
+        step = replace(filters, query_group=group if filters.query_group is None else filters.query_group,
+                       query_key=labels["key"] if filters.query_key is None else filters.query_key,
+                       query_tempo=labels["tempo"] if filters.query_tempo is None else filters.query_tempo)
         # the end is in the playlist already: unused, and counted for groups and duplicates
         hit = _next(catalog, (1 - t) * a + t * b, tracks + [last], dims=dims, weights=weights, filters=step)
         if hit is None:
