@@ -654,11 +654,13 @@ def _run_playlist(args) -> int:
     if bad:
         raise InputError(f"cannot tell the format of {bad[0]}: name it .m3u8 or .json")
     if (args.start is None) != (args.end is None):
-        raise InputError("a walk needs both --from and --to")
+        raise InputError("a walk needs both --from and --to (--seed continues from tracks instead)")
     catalog = Catalog.load(args.catalog)
-    options = dict(n=args.n, weights=parse_weights(args.dims), filters=_filters_of(args))
-    playlist = (continue_from(catalog, args.seed, **options) if args.seed
-                else walk(catalog, args.start, args.end, **options))
+    weights, filters = parse_weights(args.dims), _filters_of(args)
+    if args.seed:
+        playlist = continue_from(catalog, args.seed, n=args.n, weights=weights, filters=filters)
+    else:
+        playlist = walk(catalog, args.start, args.end, n=args.n, weights=weights, filters=filters)
     print(format_playlist(playlist))
     for f in args.out:
         writers[Path(f).suffix.lower()](f, playlist)

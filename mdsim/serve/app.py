@@ -42,8 +42,8 @@ from starlette.staticfiles import StaticFiles
 
 from mdsim.errors import MdsimError
 from mdsim.search import Catalog, Filters, continue_from, walk
-from mdsim.serve.openapi import MAX_PLAYLIST, OPENAPI
 from mdsim.search.query import parse_range, parse_weights
+from mdsim.serve.openapi import MAX_PLAYLIST, OPENAPI
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: Rows the projection's principal axes are fitted on (all rows are projected).
