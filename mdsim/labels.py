@@ -285,6 +285,39 @@ def key_similar(k1: int, k2: int) -> bool:
     return k1 % 12 == k2 % 12
 
 
+def camelot(key: int) -> str:
+    """The key's position on the Camelot wheel: ``"8B"`` (C major), ``"8A"`` (A minor).
+
+    Numbers go round the circle of fifths (one step clockwise is a fifth up), ``B`` is
+    major, ``A`` minor; a minor key shares its number with its relative major.
+
+    >>> camelot(parse_key("C major")), camelot(parse_key("A minor")), camelot(parse_key("G major"))
+    ('8B', '8A', '9B')
+    """
+    pitch, minor = key % 12, key // 12
+    major = (pitch + 3) % 12 if minor else pitch  # a minor key's relative major
+    return f"{(7 * major + 7) % 12 + 1}{'A' if minor else 'B'}"
+
+
+def key_harmonic(k1: int, k2: int) -> bool:
+    """True when two keys mix by the Camelot wheel: the same key, its relative
+    major/minor (same number, other letter), or one fifth up or down (number ± 1,
+    same letter, 12 next to 1).
+
+    >>> key_harmonic(parse_key("C major"), parse_key("A minor"))     # relative keys
+    True
+    >>> key_harmonic(parse_key("C major"), parse_key("F major"))     # a fifth down: 7B
+    True
+    >>> key_harmonic(parse_key("C major"), parse_key("C minor"))     # parallel keys are not
+    False
+    """
+    a, b = camelot(k1), camelot(k2)
+    n1, n2 = int(a[:-1]), int(b[:-1])
+    if a[-1] != b[-1]:
+        return n1 == n2
+    return (n1 - n2) % 12 in (0, 1, 11)
+
+
 def is_labelled(dimension: str, value) -> bool:
     """Whether a track takes part in ``dimension`` (has a label there)."""
     if dimension in TAG_DIMENSIONS:

@@ -18,7 +18,7 @@ def test_docs_cli_reference_matches_help():
 
 
 @pytest.mark.parametrize("command", ["prep", "inspect", "train", "embed", "triplets", "evaluate",
-                                     "index", "search", "serve"])
+                                     "index", "search", "playlist", "serve"])
 def test_every_option_has_help(command):
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for action in sub.choices[command]._actions:

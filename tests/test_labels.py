@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from mdsim.errors import InputError
-from mdsim.labels import (DIMENSIONS, KEY_NAMES, LabelLayout, check_dimensions, key_name, parse_key,
-                          parse_tags, parse_tempo, similar, similarity_matrix, tempo_similar)
+from mdsim.labels import (DIMENSIONS, KEY_NAMES, LabelLayout, camelot, check_dimensions, key_harmonic, key_name,
+                          parse_key, parse_tags, parse_tempo, similar, similarity_matrix, tempo_similar)
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -53,6 +53,29 @@ def test_tempo_octaves_are_similar_and_symmetric():
 def test_parallel_keys_are_similar():
     assert similar("key", parse_key("C major"), parse_key("C minor"))
     assert not similar("key", parse_key("C major"), parse_key("A minor"))  # relative, not parallel
+
+
+#: The Camelot wheel as DJ charts print it (number: minor "A", major "B").
+CAMELOT = {"1A": "Ab minor", "1B": "B major", "2A": "Eb minor", "2B": "F# major", "3A": "Bb minor",
+           "3B": "Db major", "4A": "F minor", "4B": "Ab major", "5A": "C minor", "5B": "Eb major",
+           "6A": "G minor", "6B": "Bb major", "7A": "D minor", "7B": "F major", "8A": "A minor",
+           "8B": "C major", "9A": "E minor", "9B": "G major", "10A": "B minor", "10B": "D major",
+           "11A": "F# minor", "11B": "A major", "12A": "Db minor", "12B": "E major"}
+
+
+def test_camelot_matches_the_printed_wheel():
+    assert {camelot(parse_key(name)): name for name in CAMELOT.values()} == CAMELOT
+
+
+@pytest.mark.parametrize("key,compatible", [
+    ("A minor", {"A minor", "C major", "E minor", "D minor"}),
+    ("C major", {"C major", "A minor", "G major", "F major"}),
+    ("B major", {"B major", "Ab minor", "E major", "F# major"}),   # 1B: 12B and 2B across the wrap
+    ("Ab minor", {"Ab minor", "B major", "Db minor", "Eb minor"}),
+])
+def test_harmonic_keys_by_hand(key, compatible):
+    assert {n for n in KEY_NAMES if key_harmonic(parse_key(key), parse_key(n))} == compatible
+    assert all(key_harmonic(parse_key(n), parse_key(key)) for n in compatible)  # symmetric
 
 
 def test_similarity_matrix_matches_pairwise_rule(rng):

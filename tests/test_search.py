@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mdsim.errors import InputError, StoreError
-from mdsim.labels import DIMENSIONS, key_name, key_similar, parse_key
+from mdsim.labels import DIMENSIONS, key_harmonic, key_name, key_similar, parse_key
 from mdsim.search import Catalog, Filters, build_catalog
 from mdsim.search import catalog as catalog_module
 
@@ -141,6 +141,123 @@ def test_filters_match_brute_force(data, monkeypatch, filters, small_subset):
     assert len(hits) > 0
     for h in hits:  # what travels with the index is what the filter looked at
         assert h.labels["key"] == labels[h.track_id]["key"] and h.group == groups[h.track_id]
+
+
+def block_normalised(x, dims=DIMENSIONS, width=WIDTH):
+    """Each subspace block of each row scaled to unit norm, float64 (the oracle's own)."""
+    out = np.array(x, dtype=np.float64, ndmin=2)
+    for j in range(len(dims)):
+        block = out[:, j * width:(j + 1) * width]
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def brute_reranked(x, ids, labels, groups, seeds, weights, filters, k):
+    """The new filters by their definitions, one track at a time: the query is the mean of the
+    seeds' normalised vectors, the first seed gives tempo and key; then the ranked list is
+    walked once, keeping a track unless its group is full (played tracks counted) or it is a
+    near duplicate of a seed, a played track or a kept one."""
+    q = block_normalised(x[seeds]).mean(axis=0)
+    scores = oracle(x, q, weights)
+    tempo0, key0 = labels[ids[seeds[0]]]["tempo"], labels[ids[seeds[0]]]["key"]
+    unit = block_normalised(x)
+    played = [ids.index(t) for t in filters.played]
+    kept, per_group = [], {}
+    for i in played:
+        per_group[groups[ids[i]]] = per_group.get(groups[ids[i]], 0) + 1
+    for i in np.argsort(-scores, kind="stable"):
+        lab = labels[ids[i]]
+        if i in seeds or ids[i] in filters.exclude_ids or i in played:
+            continue
+        if filters.tempo_tolerance is not None:
+            tol = filters.tempo_tolerance / 100
+            if lab["tempo"] is None or not any(abs(lab["tempo"] - tempo0 * m) <= tempo0 * m * tol
+                                               for m in (0.5, 1, 2)):
+                continue
+        if filters.harmonic and (lab["key"] is None or not key_harmonic(lab["key"], key0)):
+            continue
+        if filters.max_per_group is not None and per_group.get(groups[ids[i]], 0) >= filters.max_per_group:
+            continue
+        if filters.dedupe is not None and any(unit[i] @ unit[j] / len(DIMENSIONS) >= filters.dedupe
+                                              for j in list(seeds) + played + kept):
+            continue
+        kept.append(i)
+        per_group[groups[ids[i]]] = per_group.get(groups[ids[i]], 0) + 1
+        if len(kept) == k:
+            break
+    return [ids[i] for i in kept]
+
+
+@pytest.fixture
+def with_duplicates(data, rng):
+    """The data plus a slightly changed copy of 40 tracks (other versions of them)."""
+    ids, x, labels, groups = data
+    copies = rng.choice(len(ids), 40, replace=False)
+    new = [f"{ids[i]}-v2" for i in copies]
+    x2 = np.concatenate([x, x[copies] * (1 + 0.01 * rng.standard_normal(x[copies].shape))]).astype(np.float32)
+    labels = dict(labels, **{n: labels[ids[i]] for n, i in zip(new, copies)})
+    groups = dict(groups, **{n: groups[ids[i]] for n, i in zip(new, copies)})
+    return ids + new, x2, labels, groups, copies
+
+
+RERANKED = [Filters(max_per_group=1), Filters(max_per_group=2), Filters(dedupe=0.9), Filters(dedupe=0.3),
+            Filters(tempo_tolerance=8), Filters(harmonic=True), Filters(exclude_ids=("t001", "t002", "t003")),
+            Filters(tempo_tolerance=10, harmonic=True, max_per_group=1, dedupe=0.5),
+            Filters(played=("t002", "t004", "t013", "t022"), max_per_group=2, dedupe=0.3)]
+
+
+@pytest.mark.parametrize("filters", RERANKED, ids=lambda f: ",".join(
+    f"{k}={v}" for k, v in vars(f).items() if v not in (None, False, True, ()) or (k == "harmonic" and v)))
+@pytest.mark.parametrize("small_subset", [catalog_module.SMALL_SUBSET, 0], ids=["numpy-subset", "faiss-selector"])
+@pytest.mark.parametrize("seeds", [[1], [1, 6, 11]], ids=["one-seed", "three-seeds"])
+def test_reranking_filters_and_seeds_match_brute_force(with_duplicates, monkeypatch, filters, small_subset, seeds):
+    monkeypatch.setattr(catalog_module, "SMALL_SUBSET", small_subset)
+    ids, x, labels, groups, _ = with_duplicates
+    cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels, groups=groups)
+    weights = {"mood": 1.0, "tempo": 0.5, "genre": 0.2}
+    query = ids[seeds[0]] if len(seeds) == 1 else [ids[i] for i in seeds]
+    hits = cat.search(query, weights=weights, k=12, filters=filters)
+    assert [h.track_id for h in hits] == brute_reranked(x, ids, labels, groups, seeds, weights, filters, 12)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1)) and hits
+
+
+def test_reranking_filters_fetch_beyond_the_first_candidates(with_duplicates):
+    """One artist fills the top 50: its best track, then the only other artist's, at the bottom."""
+    x = np.zeros((51, 12), np.float32)
+    x[:50, 0] = x[:50, 6] = 1
+    x[:50, 1] = np.arange(50) / 1000  # a0 closest to the query, a49 farthest; all within 0.999
+    x[50] = [-1, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 0]
+    ids = [f"a{i}" for i in range(50)] + ["b0"]
+    cat = Catalog(ids, x, dimensions=["mood", "tempo"], groups={t: t[0] for t in ids})
+    query = np.array([1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0], np.float32)
+    assert [h.track_id for h in cat.search(query, k=2, filters=Filters(max_per_group=1))] == ["a0", "b0"]
+    assert [h.track_id for h in cat.search(query, k=3, filters=Filters(dedupe=0.99))] == ["a0", "b0"]
+    ids, x, labels, groups, copies = with_duplicates
+    cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels, groups=groups)
+    hits = cat.search("t001", k=30, filters=Filters(max_per_group=1))
+    assert sorted(h.group for h in hits) == sorted(set(groups.values()) - {""})  # all 9, the query's too
+    everything = cat.search(ids[copies[0]], k=len(ids), filters=Filters(dedupe=0.9))
+    found = [h.track_id for h in everything]
+    assert f"{ids[copies[0]]}-v2" not in found  # the query's other version is no result
+    assert len(found) == 400 - 1 and not any(f"{ids[i]}-v2" in found and ids[i] in found for i in copies)
+
+
+def test_new_filters_refuse_bad_values_and_unknown_references(data):
+    ids, x, labels, _ = data
+    cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels)
+    for bad, match in [({"max_per_group": 0}, "max_per_group"), ({"dedupe": 2}, "dedupe"),
+                       ({"tempo_tolerance": -1}, "tempo tolerance"), ({"query_tempo": 0}, "query tempo")]:
+        with pytest.raises(InputError, match=match):
+            Filters(**bad)
+    with pytest.raises(InputError, match="known tempo"):
+        cat.search("t000", filters=Filters(tempo_tolerance=5))  # t000 has no tempo (0 % 7 == 0)
+    with pytest.raises(InputError, match="known key"):
+        cat.search("t000", filters=Filters(harmonic=True))
+    outside = cat.search(x[0], k=5, filters=Filters(tempo_tolerance=5, query_tempo=100, harmonic=True,
+                                                     query_key="A minor"))
+    for h in outside:
+        assert any(abs(h.labels["tempo"] - 100 * m) <= 5 * m for m in (0.5, 1, 2))
+        assert key_harmonic(h.labels["key"], parse_key("A minor"))
 
 
 def test_key_filter_reads_names_and_an_unknown_query_key_is_an_error(data):
@@ -349,6 +466,15 @@ def test_index_and_search_commands_agree_with_brute_force(tmp_path, rng, capsys)
     assert "neither a track id of the catalog nor an audio file" in capsys.readouterr().err
     assert main(["search", str(tmp_path / "cat"), "--query", "t1", "--dims", "mood=lots"]) == 2
     assert "not a number" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "cat"), "--query", "t1", "t2", "t3", "-k", "4", "--max-per-group", "1",
+                 "--harmonic", "--tempo-tolerance", "20", "--dedupe", "0.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    filters = Filters(max_per_group=1, harmonic=True, tempo_tolerance=20, dedupe=0.5)
+    assert out["query"] == ["t1", "t2", "t3"]
+    assert [r["track_id"] for r in out["results"]] == brute_reranked(x, ids, labels, groups, [1, 2, 3],
+                                                                     {d: 1.0 for d in DIMENSIONS}, filters, 4)
+    assert main(["search", str(tmp_path / "cat"), "--query", "t1", "song.wav"]) == 2
+    assert "'song.wav' is not one" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # 18 s on an idle machine, 60 s under load: TensorFlow, prep, a tiny model

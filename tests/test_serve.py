@@ -3,6 +3,7 @@ test client, in process), and in a real browser (marker ``browser``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -103,6 +104,67 @@ def test_search_endpoint_equals_the_library_and_moves_with_the_weights(client, s
     assert client.get("/api/search").status_code == 400
     upload = client.post("/api/search", content=b"RIFF....")
     assert upload.status_code == 400 and "--model" in upload.json()["error"]
+
+
+def test_new_filters_seeds_playlist_and_path_equal_the_library(client, site):
+    from mdsim.search import Filters, continue_from, walk
+
+    cat = site[0]
+    params = {"track": ["brahms", "x5"], "dims": "mood=1,key=0.5", "k": 6, "max_per_group": 2,
+              "dedupe": "0.3", "tempo_tolerance": "40", "harmonic": "1"}
+    filters = Filters(max_per_group=2, dedupe=0.3, tempo_tolerance=40, harmonic=True)
+    got = client.get("/api/search", params=params).json()
+    want = cat.search(["brahms", "x5"], weights={"mood": 1, "key": 0.5}, k=6, filters=filters)
+    assert got["query"] == ["brahms", "x5"] and want
+    assert [h["track_id"] for h in got["results"]] == [h.track_id for h in want]
+    got = client.get("/api/playlist", params={"seed": ["brahms", "x5"], "n": 7, "dims": "mood", "max_per_group": 3})
+    want = continue_from(cat, ["brahms", "x5"], n=7, dims=["mood"], filters=Filters(max_per_group=3))
+    assert got.status_code == 200 and got.json() == json.loads(json.dumps(want.to_dict()))
+    got = client.get("/api/path", params={"from": "brahms", "to": "x9", "n": 5, "dims": "mood=1,tempo=1"})
+    want = walk(cat, "brahms", "x9", n=5, weights={"mood": 1, "tempo": 1})
+    assert got.status_code == 200 and got.json() == json.loads(json.dumps(want.to_dict()))
+    assert len(got.json()["tracks"]) == 7
+
+
+@pytest.mark.parametrize("url, params, words", [
+    ("/api/playlist", {}, "seed=ID"),
+    ("/api/playlist", {"seed": "brahms", "n": "0"}, "n must be from 1 to 200"),
+    ("/api/playlist", {"seed": "brahms", "n": "201"}, "n must be from 1 to 200"),
+    ("/api/playlist", {"seed": "brahms", "n": "abc"}, "n must be a whole number"),
+    ("/api/playlist", {"seed": "nope"}, "no track 'nope'"),
+    ("/api/playlist", {"seed": "brahms", "max_per_group": "0"}, "max_per_group"),
+    ("/api/path", {"from": "brahms"}, "from=ID&to=ID"),
+    ("/api/path", {"from": "brahms", "to": "brahms"}, "both 'brahms'"),
+    ("/api/path", {"from": "brahms", "to": "x1", "n": "10000"}, "n must be from 1 to 200"),
+    ("/api/search", {"track": "brahms", "dedupe": "5"}, "dedupe"),
+    ("/api/search", {"track": "brahms", "tempo_tolerance": "fast"}, "tempo_tolerance must be a number"),
+    ("/api/search", {"track": ["brahms", "nope"]}, "no track 'nope'"),
+])
+def test_playlist_and_path_refuse_bad_parameters(client, url, params, words):
+    r = client.get(url, params=params)
+    assert r.status_code == 400 and words in r.json()["error"], (r.status_code, r.text)
+
+
+def test_openapi_describes_what_the_routes_accept(client):
+    from mdsim.serve.app import MAX_PLAYLIST
+
+    spec = client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.") and set(spec["paths"]) == {"/api/search", "/api/playlist", "/api/path"}
+    valid = {"track": "brahms", "seed": "brahms", "from": "brahms", "to": "x9", "dims": "mood=1", "tempo": "60:200",
+             "key": "A minor", "tempo_tolerance": "50", "dedupe": "0.99", "min_score": "-1", "k": "3", "n": "2",
+             "max_per_group": "5"}
+    for route, item in spec["paths"].items():
+        names = [p["name"] for p in item["get"]["parameters"]]
+        assert {p["name"] for p in item["get"]["parameters"] if p["required"]} <= set(valid)
+        for name in names:  # each one alone (with the required ones) is accepted
+            p = {n: valid[n] for n in names if n in valid and (n == name or any(
+                q["name"] == n and q["required"] for q in item["get"]["parameters"]))}
+            p.setdefault(name, "1")
+            r = client.get(route, params=p)
+            assert r.status_code == 200, (route, name, r.text)
+        if "n" in names:
+            n = next(p for p in item["get"]["parameters"] if p["name"] == "n")
+            assert n["schema"]["maximum"] == MAX_PLAYLIST
 
 
 def test_audio_is_served_whole_and_by_range(client, site):

@@ -149,3 +149,30 @@ def test_upload_query_finds_the_uploaded_track(page, site):
     assert top == pytest.approx(1.0, abs=1e-4)
     if os.environ.get("MDSIM_SCREENSHOT"):
         page.screenshot(path=os.environ["MDSIM_SCREENSHOT"])
+
+
+def test_filter_controls_give_the_library_results(page, site):
+    from mdsim.search import Filters
+
+    cat = site[0]
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    page.evaluate("state.query = 't0'; state.upload = null; search()")
+
+    def shows(want):
+        page.wait_for_function(f"Array.from(document.querySelectorAll('#results li')).map(e => e.dataset.track)"
+                               f".join() === {','.join(want)!r}")
+
+    page.fill("#f-tempo_tolerance", "20")
+    before = int(page.evaluate("document.body.dataset.searches || 0"))
+    page.fill("#f-max_per_group", "1")
+    page.locator("#f-max_per_group").dispatch_event("change")
+    page.wait_for_function(f"Number(document.body.dataset.searches || 0) > {before}")
+    shows([h.track_id for h in cat.search("t0", k=10, filters=Filters(max_per_group=1, tempo_tolerance=20))])
+    page.check("#f-harmonic")
+    # By hand: of C..F major only F major (t5) mixes with C major (t0), and its 165 BPM is
+    # within 20 % of double 90.
+    assert [h.track_id for h in cat.search("t0", k=10, filters=Filters(harmonic=True, tempo_tolerance=20))] == ["t5"]
+    shows(["t5"])
+    page.fill("#f-tempo_tolerance", "")
+    page.fill("#f-max_per_group", "")
+    page.uncheck("#f-harmonic")

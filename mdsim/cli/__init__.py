@@ -14,12 +14,12 @@ import os
 import sys
 
 from mdsim import __version__
-from mdsim.cli import (analyze, embed, evaluate, index, inspect, manifold, prep, pretrain, search, serve,
+from mdsim.cli import (analyze, embed, evaluate, index, inspect, manifold, playlist, prep, pretrain, search, serve,
                        train, triplets)
 from mdsim.errors import MdsimError
 
 #: The subcommands, in the order of ``mdsim --help``.
-COMMANDS = (prep, inspect, train, pretrain, embed, triplets, evaluate, index, search, serve, analyze, manifold)
+COMMANDS = (prep, inspect, train, pretrain, embed, triplets, evaluate, index, search, playlist, serve, analyze, manifold)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,3 +93,34 @@ def add_eq_options(group) -> None:
 def given_options(args, names) -> dict:
     """``{name: value}`` of the options among ``names`` that the command line set (not ``None``)."""
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def add_filter_options(p) -> None:
+    """The filters of ``mdsim search`` and ``mdsim playlist`` (:class:`mdsim.search.Filters`)."""
+    p.add_argument("--exclude-group", action="store_true",
+                   help="leave out tracks of the query's group (e.g. its artist)")
+    p.add_argument("--tempo", metavar="LOW:HIGH", help="keep tracks with a tempo in this BPM range")
+    p.add_argument("--tempo-tolerance", type=float, metavar="PERCENT",
+                   help="keep tracks within this many percent of the query's tempo, or of half or "
+                        "double it")
+    p.add_argument("--key", help="keep tracks in this key, e.g. 'A minor'")
+    p.add_argument("--key-compatible", action="store_true",
+                   help="keep tracks in the query's key (or --key) or its parallel key")
+    p.add_argument("--harmonic", action="store_true",
+                   help="keep tracks whose key mixes with the query's (or --key) by the Camelot wheel: "
+                        "the key, its relative major/minor, a fifth up or down")
+    p.add_argument("--max-per-group", type=positive_int, metavar="N",
+                   help="at most N tracks of one group (e.g. artist)")
+    p.add_argument("--dedupe", type=float, metavar="COSINE",
+                   help="drop tracks whose mean cosine over all subspaces to a track ranked before "
+                        "is at least this, e.g. 0.95 (other versions of one recording)")
+
+
+def filters_of(args, *, min_score=None):
+    """The :class:`mdsim.search.Filters` of :func:`add_filter_options`' options."""
+    from mdsim.search import Filters
+    from mdsim.search.query import parse_range
+
+    return Filters(exclude_group=args.exclude_group, tempo_range=parse_range(args.tempo),
+                   tempo_tolerance=args.tempo_tolerance, key=args.key, key_compatible=args.key_compatible,
+                   harmonic=args.harmonic, max_per_group=args.max_per_group, dedupe=args.dedupe, min_score=min_score)

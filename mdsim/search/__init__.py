@@ -4,6 +4,8 @@
   source path per track; ``search(query, weights=..., k=..., filters=...)``;
   ``save``/``load`` a catalog folder; ``add``/``remove`` tracks.
 - :class:`Filters`, :class:`Hit`: what a search may return, and what it returns.
+- :func:`continue_from`, :func:`walk`: playlists from seed tracks, or from one track
+  to another (:class:`Playlist`; ``write_m3u8``/``write_json`` in :mod:`mdsim.search.playlist`).
 - :func:`build_catalog`: from an embeddings file or a features store + model;
   :func:`extend_catalog` adds a source's new tracks to a catalog, :func:`update_catalog`
   does that (and removals) to a catalog folder under its write lock.
@@ -14,6 +16,7 @@ or read: ``import mdsim.search`` stays light.
 
 from mdsim.search.build import build_catalog, extend_catalog, query_embedding, update_catalog
 from mdsim.search.catalog import Catalog, Filters, Hit, normalise_blocks
+from mdsim.search.playlist import Playlist, continue_from, walk
 
-__all__ = ["Catalog", "Filters", "Hit", "build_catalog", "extend_catalog", "query_embedding", "normalise_blocks",
-           "update_catalog"]
+__all__ = ["Catalog", "Filters", "Hit", "Playlist", "build_catalog", "continue_from", "extend_catalog",
+           "query_embedding", "normalise_blocks", "update_catalog", "walk"]

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsim.errors import InputError, StoreError
-from mdsim.labels import TAG_DIMENSIONS, key_name, key_similar, parse_key
+from mdsim.labels import TAG_DIMENSIONS, key_harmonic, key_name, key_similar, parse_key
 
 FORMAT_NAME = "mdsim-catalog"
 FORMAT_VERSION = 1
@@ -94,6 +94,35 @@ class Filters:
         without ``key``: tracks whose key is the query's or its parallel.
     min_score : float, optional
         Drop results scoring below this (weighted mean cosine, -1 to 1).
+    tempo_tolerance : float, optional
+        Keep tracks whose tempo is within this many percent of the query's
+        tempo, of half of it or of double it (``query_tempo``, or the query
+        track's); tracks of unknown tempo are left out.
+    harmonic : bool
+        Keep tracks whose key mixes with the query's (or ``key``) by the
+        Camelot wheel (``mdsim.labels.key_harmonic``: the key, its relative
+        major/minor, one fifth up or down).
+    max_per_group : int, optional
+        At most this many results of one group (e.g. artist); the best ranked
+        are kept. Tracks without a group are not limited.
+    dedupe : float, optional
+        Drop a result whose similarity to a better-ranked result that was
+        kept, or to a query track, is at least this (-1 to 1): the equal-weight mean of
+        per-subspace cosines over all subspaces, whatever the weights, so
+        that a different version of a track is caught whatever is searched for.
+    exclude_ids : tuple of str
+        Never return these tracks (ids the catalog lacks are ignored).
+    played : tuple of str
+        Tracks already chosen (a playlist so far): never returned, and counted
+        by ``max_per_group`` and ``dedupe`` as if ranked before the first result.
+    query_key, query_tempo : optional
+        Key (name or index) and tempo (BPM) of a query from outside the
+        catalog, for ``key_compatible``, ``harmonic`` and ``tempo_tolerance``;
+        they win over the query track's own.
+
+    With several seed tracks as the query, each seed is left out, the groups
+    of all seeds with ``exclude_group``, and the first seed gives the key and
+    tempo the filters compare with.
     """
 
     exclude_query: bool = True
@@ -103,8 +132,38 @@ class Filters:
     key: str | int | None = None
     key_compatible: bool = False
     min_score: float | None = None
+    tempo_tolerance: float | None = None
+    harmonic: bool = False
+    max_per_group: int | None = None
+    dedupe: float | None = None
+    exclude_ids: tuple = ()
+    played: tuple = ()
+    query_key: str | int | None = None
+    query_tempo: float | None = None
 
     def __post_init__(self):
+        object.__setattr__(self, "exclude_ids", tuple(str(t) for t in self.exclude_ids))
+        object.__setattr__(self, "played", tuple(str(t) for t in self.played))
+        if self.tempo_tolerance is not None:
+            tolerance = float(self.tempo_tolerance)
+            if not 0 <= tolerance < 100:
+                raise InputError(f"tempo tolerance is a percentage from 0 to 100, got {self.tempo_tolerance}")
+            object.__setattr__(self, "tempo_tolerance", tolerance)
+        if self.max_per_group is not None:
+            if int(self.max_per_group) != self.max_per_group or self.max_per_group < 1:
+                raise InputError(f"max_per_group must be a whole number, 1 or more, got {self.max_per_group}")
+            object.__setattr__(self, "max_per_group", int(self.max_per_group))
+        if self.dedupe is not None:
+            if not -1 <= float(self.dedupe) <= 1:
+                raise InputError(f"dedupe is a mean cosine, from -1 to 1 (e.g. 0.95), got {self.dedupe}")
+            object.__setattr__(self, "dedupe", float(self.dedupe))
+        if isinstance(self.query_key, str):
+            object.__setattr__(self, "query_key", parse_key(self.query_key))
+        if self.query_tempo is not None:
+            tempo = float(self.query_tempo)
+            if not tempo > 0:
+                raise InputError(f"query tempo must be a positive BPM, got {self.query_tempo}")
+            object.__setattr__(self, "query_tempo", tempo)
         if self.tempo_range is not None:
             low, high = (float(t) for t in self.tempo_range)
             if not 0 <= low <= high:
@@ -337,12 +396,16 @@ class Catalog:
     def query_vector(self, query) -> np.ndarray:
         """A query as a block-normalised ``(D,)`` catalog vector.
 
-        ``query`` is a catalog track id, an :class:`mdsim.api.Embedding`
+        ``query`` is a catalog track id, a list of them (seeds: the mean of their
+        block-normalised vectors, normalised again), an :class:`mdsim.api.Embedding`
         (matched by dimension name; subspaces it lacks are zero), or a raw
         ``(D,)`` vector in the catalog's layout.
         """
         if isinstance(query, str):
             return self.vectors()[self.position(query)].copy()
+        seeds = self._seed_positions(query)
+        if seeds is not None:  # the mean direction of the seeds, in every subspace
+            return normalise_blocks(self.vectors()[seeds].mean(axis=0)[None], self.slices.values())[0]
         if hasattr(query, "slices") and hasattr(query, "vectors"):
             v = np.zeros(self.width, np.float32)
             for d, (a, b) in self.slices.items():
@@ -366,30 +429,47 @@ class Catalog:
             out[:, a:b] *= wk
         return out
 
-    def allowed(self, filters: Filters, *, query_position: int | None = None) -> np.ndarray | None:
-        """Boolean mask of the rows ``filters`` lets through (``None``: all of them)."""
+    def allowed(self, filters: Filters, *, query_position=None) -> np.ndarray | None:
+        """Boolean mask of the rows ``filters`` lets through (``None``: all of them).
+        ``query_position`` is the query track's row, or the rows of several seeds
+        (the first one gives the key and tempo compared with)."""
+        seeds = [] if query_position is None else np.atleast_1d(query_position).astype(int).tolist()
+        first = seeds[0] if seeds else None
         keep = np.ones(len(self), dtype=bool)
-        if filters.exclude_query and query_position is not None:
-            keep[query_position] = False
+        if filters.exclude_query and seeds:
+            keep[seeds] = False
+        if filters.exclude_ids or filters.played:
+            keep[[self._pos[t] for t in filters.exclude_ids + filters.played if t in self._pos]] = False
         if filters.exclude_group:
-            group = filters.query_group if filters.query_group is not None else (
-                str(self._group[query_position]) if query_position is not None else "")
-            if group:
+            groups = ([filters.query_group] if filters.query_group is not None
+                      else [str(self._group[i]) for i in seeds])
+            for group in filter(None, groups):
                 keep &= self._group != group
         if filters.tempo_range is not None:
             low, high = filters.tempo_range
             with np.errstate(invalid="ignore"):
                 keep &= (self._tempo >= low) & (self._tempo <= high)
+        if filters.tempo_tolerance is not None:
+            tempo = filters.query_tempo if filters.query_tempo is not None else (
+                self._tempo[first] if first is not None else np.nan)
+            if not np.isfinite(tempo):
+                raise InputError("a tempo tolerance needs a query of known tempo: give query_tempo=120")
+            near = np.zeros(len(self), dtype=bool)
+            with np.errstate(invalid="ignore"):
+                for octave in (0.5, 1.0, 2.0):  # half and double tempo count as the same pulse
+                    near |= np.abs(self._tempo - tempo * octave) <= tempo * octave * filters.tempo_tolerance / 100
+            keep &= near
         reference = filters.key
-        if reference is None and filters.key_compatible:
-            if query_position is None or self._key[query_position] < 0:
+        if reference is None and (filters.key_compatible or filters.harmonic):
+            reference = filters.query_key if filters.query_key is not None else (
+                int(self._key[first]) if first is not None and self._key[first] >= 0 else None)
+            if reference is None:
                 raise InputError("a key-compatible filter needs a query of known key: give key='A minor'")
-            reference = int(self._key[query_position])
         if reference is not None:
             known = self._key >= 0
-            if filters.key_compatible:
-                keep &= known & np.array([key_similar(int(k), reference) for k in range(24)])[
-                    np.where(known, self._key, 0)]
+            rule = key_harmonic if filters.harmonic else key_similar if filters.key_compatible else None
+            if rule is not None:
+                keep &= known & np.array([rule(int(k), reference) for k in range(24)])[np.where(known, self._key, 0)]
             else:
                 keep &= self._key == reference
         return None if keep.all() else keep
@@ -426,9 +506,9 @@ class Catalog:
 
         Parameters
         ----------
-        query : str, Embedding or np.ndarray
-            A catalog track id, an embedding of an outside track, or a vector
-            (see :meth:`query_vector`).
+        query : str, list of str, Embedding or np.ndarray
+            A catalog track id, several (seeds, each left out of the results),
+            an embedding of an outside track, or a vector (see :meth:`query_vector`).
         dims, weights
             The subspaces that count (see :meth:`weights`).
         k : int
@@ -440,21 +520,68 @@ class Catalog:
         list of Hit, best first.
         """
         filters = filters or Filters()
-        position = self._pos.get(query) if isinstance(query, str) else None
+        seeds = self._seed_positions(query)
+        position = self._pos.get(query) if isinstance(query, str) else seeds
         q = self.query_vector(query)
         allowed = self.allowed(filters, query_position=position)
-        if allowed is not None and not allowed.any():
+        # Rows that count as ranked before the first result: for duplicates, the query's
+        # seeds and the played tracks; for groups, the played tracks.
+        played = [self.position(t) for t in filters.played]
+        before = (np.atleast_1d(position).tolist() if position is not None and filters.exclude_query else []) + played
+        available = len(self) if allowed is None else int(allowed.sum())
+        if not available:
             return []
-        scores, positions = self.search_vectors(q[None], dims=dims, weights=weights, k=k, allowed=allowed)
+        k = int(k)
+        # Filters that look at the ranking (a cap per group, duplicates) drop some of the
+        # best candidates: fetch more, and more again until k are kept or none are left.
+        reranks = filters.max_per_group is not None or filters.dedupe is not None
+        fetch = min(available, 4 * k if reranks else k)
+        while True:
+            scores, positions = self.search_vectors(q[None], dims=dims, weights=weights, k=fetch, allowed=allowed)
+            chosen = self._select(scores[0], positions[0], filters, k, before=before, counted=played)
+            exhausted = fetch >= available or (positions[0] < 0).any() or (
+                filters.min_score is not None and scores[0][-1] < filters.min_score)
+            if len(chosen) >= k or exhausted:
+                break
+            fetch = min(available, 4 * fetch)
         X = self.vectors()
-        hits = []
-        for score, i in zip(scores[0], positions[0]):
+        return [Hit(rank, str(self._ids[i]), float(score),
+                    {d: float(X[i, a:b] @ q[a:b]) for d, (a, b) in self.slices.items()},
+                    self._labels_at(i), str(self._group[i]), str(self._source[i]))
+                for rank, (i, score) in enumerate(chosen, 1)]
+
+    def _select(self, scores, positions, filters: Filters, k: int, *, before=(), counted=()) -> list:
+        """``[(row, score)]``: the first ``k`` ranked candidates that ``min_score``,
+        ``max_per_group`` and ``dedupe`` keep, taken greedily in rank order. Rows in
+        ``before`` count as kept before the first for ``dedupe`` (another version of the
+        query is not a result), those in ``counted`` for ``max_per_group``."""
+        X = self.vectors()
+        chosen, per_group = [], {}
+        before = list(before)
+        for i in counted:
+            per_group[str(self._group[i])] = per_group.get(str(self._group[i]), 0) + 1
+        for score, i in zip(scores, positions):
             if i < 0 or (filters.min_score is not None and score < filters.min_score):
+                break
+            group = str(self._group[i])
+            if filters.max_per_group is not None and group and per_group.get(group, 0) >= filters.max_per_group:
                 continue
-            per_dim = {d: float(X[i, a:b] @ q[a:b]) for d, (a, b) in self.slices.items()}
-            hits.append(Hit(len(hits) + 1, str(self._ids[i]), float(score), per_dim, self._labels_at(i),
-                            str(self._group[i]), str(self._source[i])))
-        return hits
+            if filters.dedupe is not None and (chosen or before):
+                # Blocks are unit vectors: the equal-weight mean cosine is the dot product / #subspaces.
+                similar = X[before + [j for j, _ in chosen]] @ X[i] / len(self.dimensions)
+                if (similar >= filters.dedupe).any():
+                    continue
+            chosen.append((int(i), float(score)))
+            per_group[group] = per_group.get(group, 0) + 1
+            if len(chosen) == k:
+                break
+        return chosen
+
+    def _seed_positions(self, query) -> list | None:
+        """Rows of a query given as a list of track ids (seeds); ``None`` for other queries."""
+        if isinstance(query, (list, tuple)) and query and all(isinstance(t, str) for t in query):
+            return [self.position(t) for t in query]
+        return None
 
     # -- files ---------------------------------------------------------------------------
     def save(self, path) -> Path:

@@ -57,6 +57,28 @@ def resolve_query(catalog, query: str, *, model=None):
     raise InputError(f"{query!r} is neither a track id of the catalog nor an audio file")
 
 
+def resolve_queries(catalog, queries, *, model=None):
+    """One query as :func:`resolve_query`; several: catalog track ids (seeds), as a list."""
+    queries = [queries] if isinstance(queries, str) else list(queries)
+    if len(queries) == 1:
+        return resolve_query(catalog, queries[0], model=model)
+    unknown = [q for q in queries if q not in catalog]
+    if unknown:
+        raise InputError(f"several queries are seed tracks of the catalog; {unknown[0]!r} is not one "
+                         "(an audio file is searched alone)")
+    return queries
+
+
+def format_playlist(playlist) -> str:
+    """A plain-text table of a :class:`~mdsim.search.playlist.Playlist`: position, role,
+    track, score (to what it answered), labels."""
+    rows = [[str(i), t["role"], t["track_id"], "" if t["score"] is None else f"{t['score']:.3f}",
+             describe_labels(t["labels"])] for i, t in enumerate(playlist.tracks, 1)]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join([r[0].rjust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]),
+                                r[3].rjust(widths[3]), r[4]]).rstrip() for r in rows)
+
+
 def describe_labels(labels: dict) -> str:
     """One short line: tags by dimension, tempo, key."""
     parts = [f"{d}: {';'.join(labels[d])}" for d in TAG_DIMENSIONS if labels.get(d)]

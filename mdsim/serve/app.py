@@ -9,8 +9,13 @@ Routes (JSON unless said otherwise):
   ``sqrt(w_k)`` (so squared distances there are the weighted sum of
   per-subspace cosine distances); computed once per weighting, then cached
 - ``GET /api/search?track=ID&dims=...&k=10&exclude_group=1&tempo=LOW:HIGH&key=...&key_compatible=1&min_score=``
+  (also ``tempo_tolerance``, ``harmonic=1``, ``max_per_group``, ``dedupe``; ``track``
+  repeated: several seeds)
 - ``POST /api/search?dims=...`` with the audio file as the body: query by an
   uploaded file (needs the catalog's model)
+- ``GET /api/playlist?seed=ID&n=20&dims=...`` and ``GET /api/path?from=ID&to=ID&n=10``:
+  playlists (:mod:`mdsim.search.playlist`), ``n`` at most ``MAX_PLAYLIST``, the same filters
+- ``GET /openapi.json``: the API described (OpenAPI 3.1, :mod:`mdsim.serve.openapi`)
 - ``GET /audio/{track_id}``: the track's audio file, with HTTP Range requests.
   Only catalog tracks, and only files inside the audio root once symlinks are
   resolved: anything else is 404 (not a track) or 403 (outside the root).
@@ -36,8 +41,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mdsim.errors import MdsimError
-from mdsim.search import Catalog, Filters
+from mdsim.search import Catalog, Filters, continue_from, walk
 from mdsim.search.query import parse_range, parse_weights
+from mdsim.serve.openapi import MAX_PLAYLIST, OPENAPI
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: Rows the projection's principal axes are fitted on (all rows are projected).
@@ -102,11 +108,22 @@ def _number(params, name: str, *, whole: bool = False):
         raise HTTPException(400, f"{name} must be {kind}, got {text[:40]!r}") from None
 
 
-def _filters(params, *, track: str | None) -> Filters:
+def _filters(params, *, track) -> Filters:
     flag = lambda name: params.get(name, "") in ("1", "true", "on")  # noqa: E731
     return Filters(exclude_query=track is not None, exclude_group=flag("exclude_group"),
                    tempo_range=parse_range(params.get("tempo")), key=params.get("key") or None,
-                   key_compatible=flag("key_compatible"), min_score=_number(params, "min_score"))
+                   key_compatible=flag("key_compatible"), min_score=_number(params, "min_score"),
+                   tempo_tolerance=_number(params, "tempo_tolerance"), harmonic=flag("harmonic"),
+                   max_per_group=_number(params, "max_per_group", whole=True), dedupe=_number(params, "dedupe"))
+
+
+def _length(params) -> int:
+    """A playlist's ``n``: 400 outside 1..``MAX_PLAYLIST`` (each track is one search)."""
+    n = _number(params, "n", whole=True)
+    n = 20 if n is None else n
+    if not 1 <= n <= MAX_PLAYLIST:
+        raise HTTPException(400, f"n must be from 1 to {MAX_PLAYLIST}, got {n}")
+    return n
 
 
 def local_names(host: str = "127.0.0.1") -> frozenset:
@@ -205,13 +222,32 @@ def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port
             query = await _embed_upload(request)
             track = None
         else:
-            track = params.get("track")
-            if not track:
-                raise HTTPException(400, "give ?track=ID, or POST an audio file")
-            query = track
+            tracks = [t for t in params.getlist("track") if t]
+            if not tracks:
+                raise HTTPException(400, "give ?track=ID (repeated for several seeds), or POST an audio file")
+            track = query = tracks[0] if len(tracks) == 1 else tracks
         hits = catalog.search(query, weights=parse_weights(params.get("dims")), k=k,
                               filters=_filters(params, track=track))
         return JSONResponse({"query": track, "results": [h.to_dict() for h in hits]})
+
+    async def playlist(request: Request):
+        params = request.query_params
+        seeds = [t for t in params.getlist("seed") if t]
+        if not seeds:
+            raise HTTPException(400, "give ?seed=ID (repeated for several seeds)")
+        return JSONResponse(continue_from(catalog, seeds, n=_length(params), weights=parse_weights(params.get("dims")),
+                                          filters=_filters(params, track=seeds)).to_dict())
+
+    async def path(request: Request):
+        params = request.query_params
+        start, end = params.get("from"), params.get("to")
+        if not start or not end:
+            raise HTTPException(400, "give ?from=ID&to=ID")
+        return JSONResponse(walk(catalog, start, end, n=_length(params), weights=parse_weights(params.get("dims")),
+                                 filters=_filters(params, track=start)).to_dict())
+
+    async def openapi(request: Request):
+        return JSONResponse(OPENAPI)
 
     async def _embed_upload(request: Request):
         from starlette.concurrency import run_in_threadpool
@@ -262,6 +298,7 @@ def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port
 
     routes = [Route("/", index), Route("/api/catalog", info), Route("/api/map", map_),
               Route("/api/search", search, methods=["GET", "POST"]),
+              Route("/api/playlist", playlist), Route("/api/path", path), Route("/openapi.json", openapi),
               Route("/audio/{track_id:path}", audio),
               Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
     app = Starlette(routes=routes, exception_handlers={MdsimError: user_error, HTTPException: http_error})

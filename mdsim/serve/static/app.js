@@ -13,6 +13,15 @@ let snippetTimer = null;
 function weightsParam() {
   return state.dims.map(d => `${d}=${document.getElementById("w-" + d).value}`).join(",");
 }
+// The filter controls, by the /api/search parameter each one sets (empty or unchecked: unset).
+const FILTERS = ["max_per_group", "tempo_tolerance", "dedupe", "harmonic", "exclude_group"];
+function filtersParam() {
+  return FILTERS.map(name => {
+    const el = document.getElementById("f-" + name);
+    const value = el.type === "checkbox" ? (el.checked ? "1" : "") : el.value.trim();
+    return value ? `&${name}=${encodeURIComponent(value)}` : "";
+  }).join("");
+}
 function setStatus(text) { document.getElementById("status").textContent = text; }
 
 async function getJSON(url, options) {
@@ -93,7 +102,7 @@ async function loadMap() {
 
 async function search() {
   if (!state.query && !state.upload) return;
-  const q = "dims=" + encodeURIComponent(weightsParam()) + "&k=10";
+  const q = "dims=" + encodeURIComponent(weightsParam()) + "&k=10" + filtersParam();
   let result;
   try {
     if (state.upload) {
@@ -155,6 +164,7 @@ async function init() {
     label.querySelector("input").addEventListener("input", onWeightsChanged);
   }
   document.getElementById("mapByWeights").onchange = loadMap;
+  for (const name of FILTERS) document.getElementById("f-" + name).addEventListener("change", search);
   canvas.addEventListener("mousemove", ev => {
     const i = nearestPoint(ev), tip = document.getElementById("tooltip");
     if (i < 0) { tip.hidden = true; return; }
