@@ -97,6 +97,11 @@ def test_search_endpoint_equals_the_library_and_moves_with_the_weights(client, s
                       filters=Filters(exclude_group=True, tempo_range=(80, 150)))
     assert [h["track_id"] for h in got] == [h.track_id for h in want]
     np.testing.assert_allclose([h["score"] for h in got], [h.score for h in want], atol=ATOL)
+    w = cat.weights(weights={"mood": 1, "tempo": 0.25})
+    for h in got:  # each dimension's part of the score: normalised weight x cosine, summing to it
+        assert h["parts"] == pytest.approx({d: wk * h["scores"][d] for d, wk in zip(cat.dimensions, w)}, abs=ATOL)
+        assert sum(h["parts"].values()) == pytest.approx(h["score"], abs=ATOL)
+        assert h["parts"]["genre"] == 0
     mood_only = client.get("/api/search", params={"track": "brahms", "dims": "mood=1", "k": 3}).json()
     assert all(h["score"] == pytest.approx(h["scores"]["mood"], abs=ATOL) for h in mood_only["results"])
     bad = client.get("/api/search", params={"track": "brahms", "dims": "colour=1"})

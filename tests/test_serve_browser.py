@@ -176,3 +176,24 @@ def test_filter_controls_give_the_library_results(page, site):
     page.fill("#f-tempo_tolerance", "")
     page.fill("#f-max_per_group", "")
     page.uncheck("#f-harmonic")
+
+
+def test_each_result_shows_its_labels_and_what_each_dimension_adds(page, site):
+    cat = site[0]
+    set_weights(page, {"genre": 0, "mood": 1, "tempo": 0.5, "key": 0.25})
+    page.evaluate("state.query = 't0'; state.upload = null; search()")
+    want = cat.search("t0", weights={"mood": 1, "tempo": 0.5, "key": 0.25}, k=10)
+    page.wait_for_function(f"Array.from(document.querySelectorAll('#results li')).map(e => e.dataset.track)"
+                           f".join() === {','.join(h.track_id for h in want)!r}")
+    shown = page.eval_on_selector_all("#results li", """els => els.map(e => ({
+        labels: e.querySelector('.labels').textContent,
+        parts: Object.fromEntries(Array.from(e.querySelectorAll('.bar')).map(b => [b.dataset.dim, Number(b.dataset.part)])),
+        widths: Array.from(e.querySelectorAll('.bar .track span')).map(s => s.style.width)}))""")
+    w = dict(zip(cat.dimensions, cat.weights(weights={"mood": 1, "tempo": 0.5, "key": 0.25})))
+    for h, s in zip(want, shown):
+        assert f"{round(h.labels['tempo'])} BPM" in s["labels"] and h.labels["mood"][0] in s["labels"]
+        assert h.to_dict()["key_name"] in s["labels"]
+        assert list(s["parts"]) == list(cat.dimensions)
+        assert s["parts"] == pytest.approx({d: w[d] * h.scores[d] for d in cat.dimensions}, abs=1e-5)
+        assert sum(s["parts"].values()) == pytest.approx(h.score, abs=1e-5)
+        assert s["parts"]["genre"] == 0 and s["widths"][0] == "0%"

@@ -10,7 +10,8 @@ Routes (JSON unless said otherwise):
   per-subspace cosine distances); computed once per weighting, then cached
 - ``GET /api/search?track=ID&dims=...&k=10&exclude_group=1&tempo=LOW:HIGH&key=...&key_compatible=1&min_score=``
   (also ``tempo_tolerance``, ``harmonic=1``, ``max_per_group``, ``dedupe``; ``track``
-  repeated: several seeds)
+  repeated: several seeds). Each result has ``parts``: per dimension, its normalised
+  weight times its cosine, the share of the score it gives (they sum to ``score``)
 - ``POST /api/search?dims=...`` with the audio file as the body: query by an
   uploaded file (needs the catalog's model)
 - ``GET /api/playlist?seed=ID&n=20&dims=...`` and ``GET /api/path?from=ID&to=ID&n=10``:
@@ -228,7 +229,10 @@ def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port
             track = query = tracks[0] if len(tracks) == 1 else tracks
         hits = catalog.search(query, weights=parse_weights(params.get("dims")), k=k,
                               filters=_filters(params, track=track))
-        return JSONResponse({"query": track, "results": [h.to_dict() for h in hits]})
+        # What each dimension adds to the score (the page's "why is this similar" bars).
+        w = dict(zip(catalog.dimensions, weights_of(request).tolist()))
+        return JSONResponse({"query": track, "results": [
+            dict(h.to_dict(), parts={d: w[d] * s for d, s in h.scores.items()}) for h in hits]})
 
     async def playlist(request: Request):
         params = request.query_params

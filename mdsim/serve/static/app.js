@@ -72,8 +72,8 @@ function nearestPoint(ev) {
   return best;
 }
 
-function describe(t) {
-  const parts = [t.track_id];
+function describe(t, { withId = true } = {}) {
+  const parts = withId ? [t.track_id] : [];
   for (const d of ["genre", "mood", "instrument", "era"]) {
     if ((t.labels[d] || []).length) parts.push(`${d}: ${t.labels[d].join(", ")}`);
   }
@@ -113,25 +113,53 @@ async function search() {
     }
   } catch (e) { setStatus(e.message); return; }
   const list = document.getElementById("results");
-  list.replaceChildren(...result.results.map(h => {
-    const li = document.createElement("li");
-    li.dataset.track = h.track_id;
-    li.dataset.score = String(h.score);
-    const button = document.createElement("button");
-    button.className = "play";
-    button.textContent = "▶";
-    button.title = "play " + h.track_id;
-    button.onclick = () => play(h.track_id);
-    const dims = Object.entries(h.scores).map(([d, s]) => `${d} ${s.toFixed(2)}`).join(" · ");
-    li.append(button, `${h.track_id}  ${h.score.toFixed(3)}`);
-    const small = document.createElement("div");
-    small.className = "dims";
-    small.textContent = dims;
-    li.append(small);
-    return li;
-  }));
+  list.replaceChildren(...result.results.map(resultItem));
   setStatus(`${result.results.length} results`);
   document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
+}
+
+// One result: play, its labels, and per dimension a bar for its part of the score
+// (normalised weight x cosine; the parts sum to the score). A full bar is the largest
+// weight with cosine 1, so the bars of one list compare.
+function resultItem(h) {
+  const w = state.dims.map(d => Number(document.getElementById("w-" + d).value));
+  const full = Math.max(...w) / Math.max(w.reduce((a, b) => a + b, 0), 1e-9) || 1;
+  const li = document.createElement("li");
+  li.dataset.track = h.track_id;
+  li.dataset.score = String(h.score);
+  const button = document.createElement("button");
+  button.className = "play";
+  button.textContent = "▶";
+  button.title = "play " + h.track_id;
+  button.onclick = () => play(h.track_id);
+  const head = document.createElement("div");
+  head.className = "head";
+  const name = document.createElement("b");
+  name.textContent = h.track_id;
+  head.append(button, name, ` ${h.score.toFixed(3)}`);
+  const labels = document.createElement("div");
+  labels.className = "labels";
+  labels.textContent = describe(h, { withId: false }) || "(no labels)";
+  const bars = document.createElement("div");
+  bars.className = "bars";
+  for (const d of state.dims) {
+    const part = h.parts[d], cos = h.scores[d];
+    const row = document.createElement("div");
+    row.className = "bar" + (part < 0 ? " neg" : "") + (part === 0 ? " off" : "");
+    row.dataset.dim = d;
+    row.dataset.part = String(part);
+    row.title = `${d}: weight ${cos ? (part / cos).toFixed(2) : "?"} × cosine ${cos.toFixed(2)} = ${part.toFixed(3)}`;
+    const fill = document.createElement("span");
+    fill.style.width = `${Math.min(100, Math.abs(part) / full * 100)}%`;
+    const track = document.createElement("span");
+    track.className = "track";
+    track.append(fill);
+    row.append(Object.assign(document.createElement("span"), { textContent: d }), track,
+               Object.assign(document.createElement("span"), { textContent: part.toFixed(2) }));
+    bars.append(row);
+  }
+  li.append(head, labels, bars);
+  return li;
 }
 
 let pending = null;
