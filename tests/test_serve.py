@@ -21,7 +21,7 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still wor
 
 from mdsim.labels import DIMENSIONS  # noqa: E402
 from mdsim.search import Catalog  # noqa: E402
-from mdsim.serve.app import create_app, projection  # noqa: E402
+from mdsim.serve.app import Projection, create_app, projection  # noqa: E402
 
 ATOL = 1e-5
 
@@ -85,6 +85,9 @@ def test_catalog_and_map(client, site):
     moved = Catalog(cat.track_ids, np.where(np.arange(24) // 4 == 1, cat.vectors(), 7.0), dimensions=DIMENSIONS)
     np.testing.assert_allclose(np.abs(projection(moved, moved.weights(dims=["mood"]))), np.abs(only_mood),
                                atol=1e-4)
+    # an outside vector (an upload) is placed on the same map: a catalog track's own vector lands on its point
+    fitted = Projection(cat, cat.weights(weights={"mood": 1, "tempo": 0.5}))
+    np.testing.assert_allclose([fitted.place(v) for v in cat.vectors()[:5]], xy[:5], atol=1e-4)
 
 
 def test_search_endpoint_equals_the_library_and_moves_with_the_weights(client, site):

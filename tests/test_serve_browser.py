@@ -197,3 +197,34 @@ def test_each_result_shows_its_labels_and_what_each_dimension_adds(page, site):
         assert s["parts"] == pytest.approx({d: w[d] * h.scores[d] for d in cat.dimensions}, abs=1e-5)
         assert sum(s["parts"].values()) == pytest.approx(h.score, abs=1e-5)
         assert s["parts"]["genre"] == 0 and s["widths"][0] == "0%"
+
+
+def test_results_are_marked_on_the_map_and_any_can_become_the_query(page, site):
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    page.evaluate("state.query = 't0'; state.upload = null; search()")
+    page.wait_for_function("document.getElementById('map').dataset.marked === "
+                           "String(document.querySelectorAll('#results li').length)")
+    assert page.evaluate("state.results.join()") == ",".join(results(page))
+    second = results(page)[1]
+    before = int(page.evaluate("document.body.dataset.searches || 0"))
+    page.click(f"#results li[data-track='{second}'] button.use")
+    page.wait_for_function(f"Number(document.body.dataset.searches || 0) > {before}")
+    assert page.text_content("#query") == second and second not in results(page)
+    assert results(page) == [h.track_id for h in site[0].search(second, k=10)]
+
+
+def test_the_upload_lies_on_the_map_where_its_track_is_and_plays(page, site):
+    _, _, _, paths = site
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    before = int(page.evaluate("document.body.dataset.searches || 0"))
+    page.set_input_files("#upload", str(paths[3]))
+    page.wait_for_function(f"Number(document.body.dataset.searches || 0) > {before}")
+    upload, t3 = page.evaluate("[state.uploadXY, state.xy[state.tracks.findIndex(t => t.track_id === 't3')]]")
+    assert upload == pytest.approx(t3, abs=1e-3)  # the same audio: the same place
+    xy = page.evaluate("toCanvas(state.uploadXY)")
+    box = page.locator("#map").bounding_box()
+    scale = box["width"] / 640
+    page.mouse.click(box["x"] + xy[0] * scale, box["y"] + xy[1] * scale)
+    page.wait_for_function("document.getElementById('player').dataset.track === '(upload)' "
+                           "&& document.getElementById('player').currentTime > 0.3")
+    assert page.text_content("#query") == "t3.wav"

@@ -2,7 +2,8 @@
 // No libraries and nothing from the internet: plain DOM and fetch against the local app.
 "use strict";
 
-const state = { dims: [], tracks: [], byId: {}, xy: [], query: null, upload: null, colourBy: null };
+const state = { dims: [], tracks: [], byId: {}, xy: [], query: null, upload: null, uploadXY: null,
+                results: [], colourBy: null };
 const canvas = document.getElementById("map");
 const ctx = canvas.getContext("2d");
 const player = document.getElementById("player");
@@ -48,6 +49,7 @@ function draw() {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   const values = [...new Set(state.tracks.map(t => labelOf(t, state.colourBy)))].sort();
   const colour = Object.fromEntries(values.map((v, i) => [v, PALETTE[i % PALETTE.length]]));
+  const rank = Object.fromEntries(state.results.map((t, i) => [t, i + 1]));
   state.tracks.forEach((t, i) => {
     const [x, y] = toCanvas(state.xy[i]);
     ctx.beginPath();
@@ -56,21 +58,44 @@ function draw() {
     ctx.fill();
     if (t.track_id === state.query) { ctx.strokeStyle = "#000"; ctx.lineWidth = 2; ctx.stroke(); }
   });
+  // The results: a ring and their rank, drawn over every point so none hides them.
+  ctx.font = "11px system-ui, sans-serif";
+  state.tracks.forEach((t, i) => {
+    if (!rank[t.track_id]) return;
+    const [x, y] = toCanvas(state.xy[i]);
+    ctx.beginPath();
+    ctx.arc(x, y, 8, 0, 2 * Math.PI);
+    ctx.strokeStyle = "#000"; ctx.lineWidth = 1.5; ctx.stroke();
+    ctx.fillStyle = "#000";
+    ctx.fillText(String(rank[t.track_id]), x + 9, y - 6);
+  });
+  if (state.upload && state.uploadXY) {  // the uploaded file: a black diamond
+    const [x, y] = toCanvas(state.uploadXY);
+    ctx.beginPath();
+    ctx.moveTo(x, y - 9); ctx.lineTo(x + 9, y); ctx.lineTo(x, y + 9); ctx.lineTo(x - 9, y); ctx.closePath();
+    ctx.fillStyle = "#000"; ctx.fill();
+  }
   canvas.dataset.points = String(state.tracks.length);
+  canvas.dataset.marked = String(state.tracks.filter(t => rank[t.track_id]).length);
 }
 
-function nearestPoint(ev) {
+function canvasPoint(ev) {
   const rect = canvas.getBoundingClientRect();
-  const x = (ev.clientX - rect.left) * canvas.width / rect.width;
-  const y = (ev.clientY - rect.top) * canvas.height / rect.height;
-  let best = -1, bestD = 100;  // within 10 px
+  return [(ev.clientX - rect.left) * canvas.width / rect.width, (ev.clientY - rect.top) * canvas.height / rect.height];
+}
+function near(ev, p) {  // within 10 px
+  const [x, y] = canvasPoint(ev), [px, py] = toCanvas(p);
+  return (px - x) ** 2 + (py - y) ** 2;
+}
+function nearestPoint(ev) {
+  let best = -1, bestD = 100;
   state.xy.forEach((p, i) => {
-    const [px, py] = toCanvas(p);
-    const d = (px - x) ** 2 + (py - y) ** 2;
+    const d = near(ev, p);
     if (d < bestD) { best = i; bestD = d; }
   });
   return best;
 }
+function onUpload(ev) { return Boolean(state.upload && state.uploadXY && near(ev, state.uploadXY) < 100); }
 
 function describe(t, { withId = true } = {}) {
   const parts = withId ? [t.track_id] : [];
@@ -83,18 +108,21 @@ function describe(t, { withId = true } = {}) {
   return parts.join(" · ");
 }
 
+// A catalog track, or the uploaded file (played from the browser's own copy).
 function play(trackId) {
   clearTimeout(snippetTimer);
-  player.src = "/audio/" + encodeURIComponent(trackId);
-  player.dataset.track = trackId;
+  if (player.src.startsWith("blob:")) URL.revokeObjectURL(player.src);
+  player.src = trackId === null ? URL.createObjectURL(state.upload) : "/audio/" + encodeURIComponent(trackId);
+  player.dataset.track = trackId === null ? "(upload)" : trackId;
   const whole = document.getElementById("whole").checked;
   player.play().catch(e => setStatus("cannot play: " + e.message));
   if (!whole) snippetTimer = setTimeout(() => player.pause(), 3000);
 }
 
+function mapWeights() { return document.getElementById("mapByWeights").checked ? weightsParam() : ""; }
+
 async function loadMap() {
-  const follow = document.getElementById("mapByWeights").checked;
-  const m = await getJSON("/api/map?dims=" + encodeURIComponent(follow ? weightsParam() : ""));
+  const m = await getJSON("/api/map?dims=" + encodeURIComponent(mapWeights()));
   const pos = Object.fromEntries(m.track_ids.map((t, i) => [t, m.xy[i]]));
   state.xy = state.tracks.map(t => pos[t.track_id]);
   draw();
@@ -106,14 +134,17 @@ async function search() {
   let result;
   try {
     if (state.upload) {
-      result = await getJSON("/api/search?" + q, { method: "POST", body: state.upload,
-                                                   headers: { "X-Filename": state.upload.name } });
+      result = await getJSON("/api/search?" + q + "&map_dims=" + encodeURIComponent(mapWeights()),
+                             { method: "POST", body: state.upload, headers: { "X-Filename": state.upload.name } });
+      state.uploadXY = result.xy;
     } else {
       result = await getJSON("/api/search?" + q + "&track=" + encodeURIComponent(state.query));
     }
   } catch (e) { setStatus(e.message); return; }
   const list = document.getElementById("results");
   list.replaceChildren(...result.results.map(resultItem));
+  state.results = result.results.map(h => h.track_id);
+  draw();
   setStatus(`${result.results.length} results`);
   document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
 }
@@ -136,7 +167,11 @@ function resultItem(h) {
   head.className = "head";
   const name = document.createElement("b");
   name.textContent = h.track_id;
-  head.append(button, name, ` ${h.score.toFixed(3)}`);
+  const use = document.createElement("button");
+  use.className = "use";
+  use.textContent = "use as query";
+  use.onclick = () => setQuery(h.track_id);
+  head.append(button, name, ` ${h.score.toFixed(3)} `, use);
   const labels = document.createElement("div");
   labels.className = "labels";
   labels.textContent = describe(h, { withId: false }) || "(no labels)";
@@ -160,6 +195,15 @@ function resultItem(h) {
   }
   li.append(head, labels, bars);
   return li;
+}
+
+function setQuery(trackId) {
+  state.query = trackId;
+  state.upload = null;
+  state.uploadXY = null;
+  document.getElementById("query").textContent = trackId;
+  draw();
+  return search();
 }
 
 let pending = null;
@@ -191,28 +235,26 @@ async function init() {
     sliders.append(label);
     label.querySelector("input").addEventListener("input", onWeightsChanged);
   }
-  document.getElementById("mapByWeights").onchange = loadMap;
+  document.getElementById("mapByWeights").onchange = async () => { await loadMap(); if (state.upload) await search(); };
   for (const name of FILTERS) document.getElementById("f-" + name).addEventListener("change", search);
   canvas.addEventListener("mousemove", ev => {
-    const i = nearestPoint(ev), tip = document.getElementById("tooltip");
-    if (i < 0) { tip.hidden = true; return; }
+    const i = nearestPoint(ev), tip = document.getElementById("tooltip"), upload = onUpload(ev);
+    if (i < 0 && !upload) { tip.hidden = true; return; }
     tip.hidden = false;
-    tip.textContent = describe(state.tracks[i]);
+    tip.textContent = upload ? `${state.upload.name} (the uploaded file: click to play)` : describe(state.tracks[i]);
     tip.style.left = (ev.offsetX + 12) + "px";
     tip.style.top = (ev.offsetY + 12) + "px";
   });
   canvas.addEventListener("click", ev => {
+    if (onUpload(ev)) { play(null); return; }
     const i = nearestPoint(ev);
     if (i < 0) return;
-    state.query = state.tracks[i].track_id;
-    state.upload = null;
-    document.getElementById("query").textContent = state.query;
-    play(state.query);
-    draw();
-    search();
+    play(state.tracks[i].track_id);
+    setQuery(state.tracks[i].track_id);
   });
   document.getElementById("upload").onchange = ev => {
     state.upload = ev.target.files[0] || null;
+    state.uploadXY = null;
     state.query = null;
     document.getElementById("query").textContent = state.upload ? state.upload.name : "(click a point)";
     setStatus("embedding the upload...");
