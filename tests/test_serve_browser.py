@@ -228,3 +228,33 @@ def test_the_upload_lies_on_the_map_where_its_track_is_and_plays(page, site):
     page.wait_for_function("document.getElementById('player').dataset.track === '(upload)' "
                            "&& document.getElementById('player').currentTime > 0.3")
     assert page.text_content("#query") == "t3.wav"
+
+
+def test_a_link_reproduces_the_search(page, server, site):
+    from urllib.parse import parse_qs, urlsplit
+
+    from mdsim.search import Filters
+
+    cat = site[0]
+    page.evaluate("state.query = 't1'; state.upload = null; search()")
+    set_weights(page, {"genre": 0, "mood": 1, "tempo": 0.5, "key": 0})
+    page.fill("#f-max_per_group", "1")
+    page.select_option("#colour", "mood")
+    page.uncheck("#mapByWeights")
+    page.locator("#f-max_per_group").dispatch_event("change")
+    page.wait_for_function("location.search.includes('max_per_group=1') && location.search.includes('map=fixed')")
+    link = page.url
+    assert parse_qs(urlsplit(link).query)["dims"] == ["genre=0,mood=1,tempo=0.5,key=0"]
+    want = [h.track_id for h in cat.search("t1", weights={"mood": 1, "tempo": 0.5}, k=10, filters=Filters(max_per_group=1))]
+    other = page.context.browser.new_page()
+    try:
+        other.goto(link)
+        other.wait_for_selector("body[data-ready='1']")
+        assert results(other) == want and other.text_content("#query") == "t1"
+        assert other.input_value("#colour") == "mood" and not other.is_checked("#mapByWeights")
+        assert other.input_value("#w-tempo") == "0.5" and other.input_value("#f-max_per_group") == "1"
+    finally:
+        other.close()
+    page.fill("#f-max_per_group", "")
+    page.check("#mapByWeights")
+    page.select_option("#colour", "genre")

@@ -16,12 +16,45 @@ function weightsParam() {
 }
 // The filter controls, by the /api/search parameter each one sets (empty or unchecked: unset).
 const FILTERS = ["max_per_group", "tempo_tolerance", "dedupe", "harmonic", "exclude_group"];
-function filtersParam() {
+function filterValues() {  // [[name, value]] of the filters that are set
   return FILTERS.map(name => {
     const el = document.getElementById("f-" + name);
-    const value = el.type === "checkbox" ? (el.checked ? "1" : "") : el.value.trim();
-    return value ? `&${name}=${encodeURIComponent(value)}` : "";
-  }).join("");
+    return [name, el.type === "checkbox" ? (el.checked ? "1" : "") : el.value.trim()];
+  }).filter(([, value]) => value);
+}
+function filtersParam() {
+  return filterValues().map(([name, value]) => `&${name}=${encodeURIComponent(value)}`).join("");
+}
+
+// The page's state lives in its URL (track, dims, the filters, colour, map=fixed), so a
+// link reproduces a search; an upload cannot travel in a link and is left out.
+function saveState() {
+  const p = new URLSearchParams(filterValues());
+  if (state.query) p.set("track", state.query);
+  p.set("dims", weightsParam());
+  p.set("colour", state.colourBy);
+  if (!document.getElementById("mapByWeights").checked) p.set("map", "fixed");
+  history.replaceState(null, "", "?" + p.toString());
+}
+function restoreState() {  // the controls from the URL; returns the track to query, if any
+  const p = new URLSearchParams(location.search);
+  for (const part of (p.get("dims") || "").split(",")) {
+    const [d, v] = part.split("="), el = document.getElementById("w-" + d);
+    if (el && v !== undefined && v.trim() !== "" && !isNaN(Number(v))) {
+      el.value = v;
+      document.getElementById("v-" + d).textContent = el.value;
+    }
+  }
+  for (const name of FILTERS) {
+    const el = document.getElementById("f-" + name), value = p.get(name) || "";
+    if (el.type === "checkbox") el.checked = ["1", "true", "on"].includes(value);
+    else el.value = value;
+  }
+  const colour = document.getElementById("colour");
+  if ([...colour.options].some(o => o.value === p.get("colour"))) colour.value = p.get("colour");
+  state.colourBy = colour.value;
+  document.getElementById("mapByWeights").checked = p.get("map") !== "fixed";
+  return state.byId[p.get("track")] ? p.get("track") : null;
 }
 function setStatus(text) { document.getElementById("status").textContent = text; }
 
@@ -129,6 +162,7 @@ async function loadMap() {
 }
 
 async function search() {
+  saveState();
   if (!state.query && !state.upload) return;
   const q = "dims=" + encodeURIComponent(weightsParam()) + "&k=10" + filtersParam();
   let result;
@@ -226,7 +260,7 @@ async function init() {
   const colour = document.getElementById("colour");
   for (const d of [...state.dims, "group"]) colour.add(new Option(d, d));
   state.colourBy = colour.value;
-  colour.onchange = () => { state.colourBy = colour.value; draw(); };
+  colour.onchange = () => { state.colourBy = colour.value; saveState(); draw(); };
   const sliders = document.getElementById("sliders");
   for (const d of state.dims) {
     const label = document.createElement("label");
@@ -235,7 +269,7 @@ async function init() {
     sliders.append(label);
     label.querySelector("input").addEventListener("input", onWeightsChanged);
   }
-  document.getElementById("mapByWeights").onchange = async () => { await loadMap(); if (state.upload) await search(); };
+  document.getElementById("mapByWeights").onchange = async () => { saveState(); await loadMap(); if (state.upload) await search(); };
   for (const name of FILTERS) document.getElementById("f-" + name).addEventListener("change", search);
   canvas.addEventListener("mousemove", ev => {
     const i = nearestPoint(ev), tip = document.getElementById("tooltip"), upload = onUpload(ev);
@@ -260,7 +294,9 @@ async function init() {
     setStatus("embedding the upload...");
     search();
   };
+  const track = restoreState();
   await loadMap();
+  if (track) await setQuery(track);
   document.body.dataset.ready = "1";
 }
 
