@@ -258,3 +258,43 @@ def test_a_link_reproduces_the_search(page, server, site):
     page.fill("#f-max_per_group", "")
     page.check("#mapByWeights")
     page.select_option("#colour", "genre")
+
+
+def legend(page) -> list:
+    return page.eval_on_selector_all("#legend .entry", "els => els.map(e => e.textContent)")
+
+
+def test_colour_legend_scale_and_categories(page):
+    page.select_option("#colour", "tempo")  # continuous: a scale from the slowest to the fastest
+    assert page.text_content("#legend").startswith("90 BPM") and "165 BPM" in page.text_content("#legend")
+    assert page.locator("#legend .scale").count() == 1 and legend(page) == []
+    page.select_option("#colour", "mood")
+    assert legend(page) == ["happy (3)", "sad (3)"] and page.locator("#legend .scale").count() == 0
+    page.select_option("#colour", "genre")
+    assert legend(page) == ["(none) (6)"]
+    # Many categories: the commonest nine keep a colour, the rest are one "others" entry.
+    rows = page.evaluate("""() => { const saved = state.tracks;
+        state.tracks = Array.from({length: 30}, (_, i) => ({track_id: 'x' + i, labels: {mood: [i < 5 ? 'calm' : 'm' + i]}}));
+        const c = colouring('mood'); state.tracks = saved;
+        return [c.rows.map(r => r[0] + ' ' + r[2]), new Set(c.colours).size]; }""")
+    assert rows[0][0] == "calm 5" and rows[0][-1] == "17 others 17" and len(rows[0]) == 10 and rows[1] == 10
+
+
+def test_map_keeps_its_layout_unless_its_projection_changes_and_old_tooltips_go(page, site):
+    page.evaluate("state.query = 't0'; state.upload = null; search()")
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    page.uncheck("#mapByWeights")
+    page.wait_for_function("state.mapDims === ''")
+    loads = page.get_attribute("#map", "data-loads")
+    set_weights(page, {"genre": 0, "mood": 1, "tempo": 0.5, "key": 0})  # searched again, the map stays
+    assert page.get_attribute("#map", "data-loads") == loads
+    page.check("#mapByWeights")
+    page.wait_for_function(f"document.getElementById('map').dataset.loads !== {loads!r}")
+    xy = page.evaluate("toCanvas(state.xy[1])")
+    box = page.locator("#map").bounding_box()
+    page.mouse.move(box["x"] + xy[0] * box["width"] / 640, box["y"] + xy[1] * box["width"] / 640)
+    assert page.is_visible("#tooltip") and page.text_content("#tooltip").startswith("t1")
+    set_weights(page, {"genre": 1, "mood": 0, "tempo": 1, "key": 1})  # a new layout: the tooltip was for the old
+    page.wait_for_function("state.mapDims === 'genre=1,mood=0,tempo=1,key=1'")
+    assert not page.is_visible("#tooltip")
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})

@@ -3,12 +3,12 @@
 "use strict";
 
 const state = { dims: [], tracks: [], byId: {}, xy: [], query: null, upload: null, uploadXY: null,
-                results: [], colourBy: null };
+                results: [], colourBy: null, mapDims: null };
 const canvas = document.getElementById("map");
 const ctx = canvas.getContext("2d");
 const player = document.getElementById("player");
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                 "#7f7f7f", "#bcbd22", "#17becf"];
+                 "#393b79", "#bcbd22", "#17becf"];
 let snippetTimer = null;
 
 function weightsParam() {
@@ -68,7 +68,6 @@ async function getJSON(url, options) {
 function labelOf(track, dim) {
   if (dim === "group") return track.group || "(none)";
   if (dim === "key") return track.key_name || "(unknown)";
-  if (dim === "tempo") return track.labels.tempo ? `${Math.round(track.labels.tempo / 20) * 20} BPM` : "(unknown)";
   const tags = track.labels[dim] || [];
   return tags.length ? tags[0] : "(none)";
 }
@@ -78,16 +77,67 @@ function toCanvas(p) {
   return [m + (p[0] + 1) / 2 * w, m + (1 - (p[1] + 1) / 2) * h];
 }
 
+// Colours for "colour by": tempo on a continuous scale (viridis stops), categories in
+// distinct colours, at most PALETTE.length of them: beyond that the commonest keep theirs
+// and the rest are "other". Returns the colour of each track and the legend's rows.
+const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+const UNKNOWN = "#d0d0d0", OTHER = "#8a8a8a";
+function scaleColour(f) {
+  const x = Math.min(Math.max(f, 0), 1) * (VIRIDIS.length - 1), i = Math.min(Math.floor(x), VIRIDIS.length - 2);
+  const c = VIRIDIS[i].map((v, j) => Math.round(v + (VIRIDIS[i + 1][j] - v) * (x - i)));
+  return `rgb(${c.join(",")})`;
+}
+function colouring(by) {
+  if (by === "tempo") {
+    const bpm = state.tracks.map(t => t.labels.tempo).filter(v => v);
+    const lo = Math.min(...bpm), hi = Math.max(...bpm);
+    return { colours: state.tracks.map(t => t.labels.tempo ? scaleColour((t.labels.tempo - lo) / ((hi - lo) || 1)) : UNKNOWN),
+             scale: bpm.length ? { lo: `${Math.round(lo)} BPM`, hi: `${Math.round(hi)} BPM` } : null,
+             rows: bpm.length < state.tracks.length ? [["(unknown)", UNKNOWN, state.tracks.length - bpm.length]] : [] };
+  }
+  const labels = state.tracks.map(t => labelOf(t, by)), count = {};
+  labels.forEach(v => { count[v] = (count[v] || 0) + 1; });
+  const known = Object.keys(count).filter(v => !v.startsWith("(")).sort((a, b) => count[b] - count[a] || a.localeCompare(b));
+  const own = known.length > PALETTE.length ? known.slice(0, PALETTE.length - 1) : known;
+  const colour = Object.fromEntries(own.map((v, i) => [v, PALETTE[i]]));
+  const rows = own.map(v => [v, colour[v], count[v]]);
+  const others = known.length - own.length;
+  if (others) rows.push([`${others} others`, OTHER, known.slice(own.length).reduce((n, v) => n + count[v], 0)]);
+  for (const v of Object.keys(count).filter(v => v.startsWith("("))) rows.push([v, UNKNOWN, count[v]]);
+  return { colours: labels.map(v => colour[v] || (v.startsWith("(") ? UNKNOWN : OTHER)), scale: null, rows };
+}
+function drawLegend({ scale, rows }) {
+  const legend = document.getElementById("legend");
+  legend.replaceChildren();
+  if (scale) {
+    const bar = document.createElement("div");
+    bar.className = "scale";
+    bar.style.background = `linear-gradient(to right, ${[0, .25, .5, .75, 1].map(scaleColour).join(",")})`;
+    legend.append(Object.assign(document.createElement("span"), { textContent: scale.lo }), bar,
+                  Object.assign(document.createElement("span"), { textContent: scale.hi }));
+  }
+  for (const [name, colour, n] of rows) {
+    const row = document.createElement("span");
+    row.className = "entry";
+    row.dataset.label = name;
+    const swatch = document.createElement("i");
+    swatch.style.background = colour;
+    row.append(swatch, `${name} (${n})`);
+    legend.append(row);
+  }
+  legend.dataset.by = state.colourBy;
+}
+
 function draw() {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  const values = [...new Set(state.tracks.map(t => labelOf(t, state.colourBy)))].sort();
-  const colour = Object.fromEntries(values.map((v, i) => [v, PALETTE[i % PALETTE.length]]));
+  const colours = colouring(state.colourBy);
+  drawLegend(colours);
   const rank = Object.fromEntries(state.results.map((t, i) => [t, i + 1]));
   state.tracks.forEach((t, i) => {
     const [x, y] = toCanvas(state.xy[i]);
     ctx.beginPath();
     ctx.arc(x, y, t.track_id === state.query ? 7 : 4, 0, 2 * Math.PI);
-    ctx.fillStyle = colour[labelOf(t, state.colourBy)];
+    ctx.fillStyle = colours.colours[i];
     ctx.fill();
     if (t.track_id === state.query) { ctx.strokeStyle = "#000"; ctx.lineWidth = 2; ctx.stroke(); }
   });
@@ -154,8 +204,16 @@ function play(trackId) {
 
 function mapWeights() { return document.getElementById("mapByWeights").checked ? weightsParam() : ""; }
 
+// The map is fetched again only when its projection changes (another weighting with
+// "map follows the sliders"); the tooltip of the old layout goes with it.
 async function loadMap() {
-  const m = await getJSON("/api/map?dims=" + encodeURIComponent(mapWeights()));
+  const dims = mapWeights();
+  if (dims === state.mapDims) return;
+  const m = await getJSON("/api/map?dims=" + encodeURIComponent(dims));
+  if (mapWeights() !== dims) return;  // the sliders moved on: a newer load is under way
+  state.mapDims = dims;
+  canvas.dataset.loads = String(Number(canvas.dataset.loads || 0) + 1);
+  document.getElementById("tooltip").hidden = true;
   const pos = Object.fromEntries(m.track_ids.map((t, i) => [t, m.xy[i]]));
   state.xy = state.tracks.map(t => pos[t.track_id]);
   draw();
@@ -279,6 +337,7 @@ async function init() {
     tip.style.left = (ev.offsetX + 12) + "px";
     tip.style.top = (ev.offsetY + 12) + "px";
   });
+  canvas.addEventListener("mouseleave", () => { document.getElementById("tooltip").hidden = true; });
   canvas.addEventListener("click", ev => {
     if (onUpload(ev)) { play(null); return; }
     const i = nearestPoint(ev);
