@@ -298,3 +298,49 @@ def test_map_keeps_its_layout_unless_its_projection_changes_and_old_tooltips_go(
     page.wait_for_function("state.mapDims === 'genre=1,mood=0,tempo=1,key=1'")
     assert not page.is_visible("#tooltip")
     set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+
+
+def test_keyboard_moves_through_results_and_plays_and_pauses(page, site):
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    page.evaluate("state.query = 't0'; state.upload = null; search()")
+    page.wait_for_function("document.querySelectorAll('#results li').length > 1")
+    shown = results(page)
+    page.focus("#map")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.dataset.track") == shown[1] == page.evaluate("state.focus")
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate("document.activeElement.dataset.track") == shown[0]
+    page.keyboard.press(" ")  # plays the focused result; its button shows the pause sign
+    page.wait_for_function(f"document.body.dataset.playing === {shown[0]!r}")
+    assert page.text_content(f"#results li[data-track='{shown[0]}'] button.play") == "❚❚"
+    assert page.text_content(f"#results li[data-track='{shown[1]}'] button.play") == "▶"
+    page.keyboard.press(" ")  # and pauses it
+    page.wait_for_function("document.body.dataset.playing === '' && document.getElementById('player').paused")
+    assert page.text_content(f"#results li[data-track='{shown[0]}'] button.play") == "▶"
+    page.focus("#map")
+    page.keyboard.press(" ")  # on the map, space resumes the player
+    page.wait_for_function(f"document.body.dataset.playing === {shown[0]!r}")
+    page.keyboard.press(" ")
+    page.wait_for_function("document.getElementById('player').paused")
+    page.focus(f"#results li[data-track='{shown[1]}']")
+    page.keyboard.press("Enter")  # makes it the query
+    page.wait_for_function(f"document.getElementById('query').textContent === {shown[1]!r}")
+
+
+@pytest.mark.parametrize("size", [(800, 600), (390, 844)])
+def test_usable_in_a_narrow_window_and_on_a_phone(page, server, size):
+    width, height = size
+    small = page.context.browser.new_page(viewport={"width": width, "height": height})
+    try:
+        small.goto(server + "/?track=t0")
+        small.wait_for_selector("body[data-ready='1']")
+        assert small.evaluate("document.documentElement.scrollWidth") <= width  # nothing off to the side
+        for selector in ("#map", "#player", "#sliders", "#results li", "#legend"):
+            box = small.locator(selector).first.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1, selector
+        assert small.locator("#map").bounding_box()["width"] >= min(width - 40, 300)
+        if os.environ.get("MDSIM_SCREENSHOT"):
+            small.screenshot(path=os.environ["MDSIM_SCREENSHOT"].replace(".png", f"_{width}.png"), full_page=True)
+    finally:
+        small.close()

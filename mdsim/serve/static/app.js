@@ -3,7 +3,7 @@
 "use strict";
 
 const state = { dims: [], tracks: [], byId: {}, xy: [], query: null, upload: null, uploadXY: null,
-                results: [], colourBy: null, mapDims: null };
+                results: [], colourBy: null, mapDims: null, focus: null };
 const canvas = document.getElementById("map");
 const ctx = canvas.getContext("2d");
 const player = document.getElementById("player");
@@ -147,8 +147,10 @@ function draw() {
     if (!rank[t.track_id]) return;
     const [x, y] = toCanvas(state.xy[i]);
     ctx.beginPath();
-    ctx.arc(x, y, 8, 0, 2 * Math.PI);
-    ctx.strokeStyle = "#000"; ctx.lineWidth = 1.5; ctx.stroke();
+    ctx.arc(x, y, t.track_id === state.focus ? 11 : 8, 0, 2 * Math.PI);
+    ctx.strokeStyle = t.track_id === state.focus ? "#d62728" : "#000";
+    ctx.lineWidth = t.track_id === state.focus ? 3 : 1.5;
+    ctx.stroke();
     ctx.fillStyle = "#000";
     ctx.fillText(String(rank[t.track_id]), x + 9, y - 6);
   });
@@ -202,6 +204,50 @@ function play(trackId) {
   if (!whole) snippetTimer = setTimeout(() => player.pause(), 3000);
 }
 
+// Play a track, or pause it when it is the one playing.
+function toggle(trackId) {
+  if (player.dataset.track === trackId && !player.paused) player.pause();
+  else if (player.dataset.track === trackId && player.src && player.currentTime > 0) player.play();
+  else play(trackId);
+}
+// The play buttons say what the player does: ❚❚ on the result playing, ▶ on the others.
+function showPlaying() {
+  const playing = player.paused ? null : player.dataset.track;
+  for (const li of document.querySelectorAll("#results li")) {
+    const on = li.dataset.track === playing, button = li.querySelector("button.play");
+    li.classList.toggle("playing", on);
+    button.textContent = on ? "❚❚" : "▶";
+    button.title = (on ? "pause " : "play ") + li.dataset.track;
+  }
+  document.body.dataset.playing = playing || "";
+}
+
+// Keyboard: from the map or a result, up and down arrows move through the results (ringed
+// on the map), Enter makes the result the query, space plays or pauses it (on the map:
+// the player).
+function resultKeys(ev) {
+  const items = [...document.querySelectorAll("#results li")];
+  const at = items.indexOf(ev.target.closest ? ev.target.closest("#results li") : null);
+  if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+    if (!items.length) return;
+    const next = at < 0 ? (ev.key === "ArrowDown" ? 0 : items.length - 1)
+                        : Math.min(Math.max(at + (ev.key === "ArrowDown" ? 1 : -1), 0), items.length - 1);
+    items[next].focus();
+  } else if (ev.key === " " && at >= 0 && ev.target === items[at]) {
+    toggle(items[at].dataset.track);
+  } else if (ev.key === " " && ev.target === canvas) {
+    if (player.paused && player.src) player.play(); else player.pause();
+  } else if (ev.key === "Enter" && at >= 0 && ev.target === items[at]) {
+    setQuery(items[at].dataset.track);
+  } else return;
+  ev.preventDefault();
+}
+function showFocus() {
+  const li = document.activeElement && document.activeElement.closest && document.activeElement.closest("#results li");
+  state.focus = li ? li.dataset.track : null;
+  draw();
+}
+
 function mapWeights() { return document.getElementById("mapByWeights").checked ? weightsParam() : ""; }
 
 // The map is fetched again only when its projection changes (another weighting with
@@ -236,6 +282,7 @@ async function search() {
   const list = document.getElementById("results");
   list.replaceChildren(...result.results.map(resultItem));
   state.results = result.results.map(h => h.track_id);
+  showPlaying();
   draw();
   setStatus(`${result.results.length} results`);
   document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
@@ -250,11 +297,12 @@ function resultItem(h) {
   const li = document.createElement("li");
   li.dataset.track = h.track_id;
   li.dataset.score = String(h.score);
+  li.tabIndex = 0;
   const button = document.createElement("button");
   button.className = "play";
   button.textContent = "▶";
   button.title = "play " + h.track_id;
-  button.onclick = () => play(h.track_id);
+  button.onclick = () => toggle(h.track_id);
   const head = document.createElement("div");
   head.className = "head";
   const name = document.createElement("b");
@@ -337,6 +385,10 @@ async function init() {
     tip.style.left = (ev.offsetX + 12) + "px";
     tip.style.top = (ev.offsetY + 12) + "px";
   });
+  for (const el of [canvas, document.getElementById("results")]) el.addEventListener("keydown", resultKeys);
+  document.getElementById("results").addEventListener("focusin", showFocus);
+  document.getElementById("results").addEventListener("focusout", () => setTimeout(showFocus, 0));
+  for (const name of ["play", "pause", "ended", "emptied"]) player.addEventListener(name, showPlaying);
   canvas.addEventListener("mouseleave", () => { document.getElementById("tooltip").hidden = true; });
   canvas.addEventListener("click", ev => {
     if (onUpload(ev)) { play(null); return; }
