@@ -7,8 +7,6 @@ const state = { dims: [], tracks: [], byId: {}, xy: [], query: null, upload: nul
 const canvas = document.getElementById("map");
 const ctx = canvas.getContext("2d");
 const player = document.getElementById("player");
-const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                 "#393b79", "#bcbd22", "#17becf"];
 let snippetTimer = null;
 
 function weightsParam() {
@@ -77,16 +75,9 @@ function toCanvas(p) {
   return [m + (p[0] + 1) / 2 * w, m + (1 - (p[1] + 1) / 2) * h];
 }
 
-// Colours for "colour by": tempo on a continuous scale (viridis stops), categories in
+// Colours for "colour by": tempo on a continuous scale (legend.js), categories in
 // distinct colours, at most PALETTE.length of them: beyond that the commonest keep theirs
 // and the rest are "other". Returns the colour of each track and the legend's rows.
-const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
-const UNKNOWN = "#d0d0d0", OTHER = "#8a8a8a";
-function scaleColour(f) {
-  const x = Math.min(Math.max(f, 0), 1) * (VIRIDIS.length - 1), i = Math.min(Math.floor(x), VIRIDIS.length - 2);
-  const c = VIRIDIS[i].map((v, j) => Math.round(v + (VIRIDIS[i + 1][j] - v) * (x - i)));
-  return `rgb(${c.join(",")})`;
-}
 function colouring(by) {
   if (by === "tempo") {
     const bpm = state.tracks.map(t => t.labels.tempo).filter(v => v);
@@ -106,32 +97,11 @@ function colouring(by) {
   for (const v of Object.keys(count).filter(v => v.startsWith("("))) rows.push([v, UNKNOWN, count[v]]);
   return { colours: labels.map(v => colour[v] || (v.startsWith("(") ? UNKNOWN : OTHER)), scale: null, rows };
 }
-function drawLegend({ scale, rows }) {
-  const legend = document.getElementById("legend");
-  legend.replaceChildren();
-  if (scale) {
-    const bar = document.createElement("div");
-    bar.className = "scale";
-    bar.style.background = `linear-gradient(to right, ${[0, .25, .5, .75, 1].map(scaleColour).join(",")})`;
-    legend.append(Object.assign(document.createElement("span"), { textContent: scale.lo }), bar,
-                  Object.assign(document.createElement("span"), { textContent: scale.hi }));
-  }
-  for (const [name, colour, n] of rows) {
-    const row = document.createElement("span");
-    row.className = "entry";
-    row.dataset.label = name;
-    const swatch = document.createElement("i");
-    swatch.style.background = colour;
-    row.append(swatch, `${name} (${n})`);
-    legend.append(row);
-  }
-  legend.dataset.by = state.colourBy;
-}
-
 function draw() {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   const colours = colouring(state.colourBy);
-  drawLegend(colours);
+  drawLegend(document.getElementById("legend"), colours);
+  document.getElementById("legend").dataset.by = state.colourBy;
   const rank = Object.fromEntries(state.results.map((t, i) => [t, i + 1]));
   state.tracks.forEach((t, i) => {
     const [x, y] = toCanvas(state.xy[i]);
