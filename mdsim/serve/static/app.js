@@ -101,7 +101,6 @@ function draw() {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   const colours = colouring(state.colourBy);
   drawLegend(document.getElementById("legend"), colours);
-  document.getElementById("legend").dataset.by = state.colourBy;
   const rank = Object.fromEntries(state.results.map((t, i) => [t, i + 1]));
   state.tracks.forEach((t, i) => {
     const [x, y] = toCanvas(state.xy[i]);
@@ -138,11 +137,11 @@ function canvasPoint(ev) {
   const rect = canvas.getBoundingClientRect();
   return [(ev.clientX - rect.left) * canvas.width / rect.width, (ev.clientY - rect.top) * canvas.height / rect.height];
 }
-function near(ev, p) {  // within 10 px
+function near(ev, p) {  // squared distance, in canvas pixels, from the pointer to map point p
   const [x, y] = canvasPoint(ev), [px, py] = toCanvas(p);
   return (px - x) ** 2 + (py - y) ** 2;
 }
-function nearestPoint(ev) {
+function nearestPoint(ev) {  // the index of the track within 10 px, or -1
   let best = -1, bestD = 100;
   state.xy.forEach((p, i) => {
     const d = near(ev, p);
