@@ -66,7 +66,7 @@ def client(site):
 def test_page_and_static_files_are_package_data(client):
     r = client.get("/")
     assert r.status_code == 200 and "<canvas id=\"map\"" in r.text
-    for name in ("app.js", "style.css"):
+    for name in ("app.js", "legend.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
     assert "http" not in client.get("/").text.replace("http-equiv", "")  # nothing from the internet
 
