@@ -21,7 +21,7 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still wor
 
 from mdsim.labels import DIMENSIONS  # noqa: E402
 from mdsim.search import Catalog  # noqa: E402
-from mdsim.serve.app import create_app, projection  # noqa: E402
+from mdsim.serve.app import Projection, create_app, projection  # noqa: E402
 
 ATOL = 1e-5
 
@@ -66,7 +66,7 @@ def client(site):
 def test_page_and_static_files_are_package_data(client):
     r = client.get("/")
     assert r.status_code == 200 and "<canvas id=\"map\"" in r.text
-    for name in ("app.js", "style.css"):
+    for name in ("app.js", "legend.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
     assert "http" not in client.get("/").text.replace("http-equiv", "")  # nothing from the internet
 
@@ -85,6 +85,9 @@ def test_catalog_and_map(client, site):
     moved = Catalog(cat.track_ids, np.where(np.arange(24) // 4 == 1, cat.vectors(), 7.0), dimensions=DIMENSIONS)
     np.testing.assert_allclose(np.abs(projection(moved, moved.weights(dims=["mood"]))), np.abs(only_mood),
                                atol=1e-4)
+    # an outside vector (an upload) is placed on the same map: a catalog track's own vector lands on its point
+    fitted = Projection(cat, cat.weights(weights={"mood": 1, "tempo": 0.5}))
+    np.testing.assert_allclose([fitted.place(v) for v in cat.vectors()[:5]], xy[:5], atol=1e-4)
 
 
 def test_search_endpoint_equals_the_library_and_moves_with_the_weights(client, site):
@@ -97,6 +100,11 @@ def test_search_endpoint_equals_the_library_and_moves_with_the_weights(client, s
                       filters=Filters(exclude_group=True, tempo_range=(80, 150)))
     assert [h["track_id"] for h in got] == [h.track_id for h in want]
     np.testing.assert_allclose([h["score"] for h in got], [h.score for h in want], atol=ATOL)
+    w = cat.weights(weights={"mood": 1, "tempo": 0.25})
+    for h in got:  # each dimension's part of the score: normalised weight x cosine, summing to it
+        assert h["parts"] == pytest.approx({d: wk * h["scores"][d] for d, wk in zip(cat.dimensions, w)}, abs=ATOL)
+        assert sum(h["parts"].values()) == pytest.approx(h["score"], abs=ATOL)
+        assert h["parts"]["genre"] == 0
     mood_only = client.get("/api/search", params={"track": "brahms", "dims": "mood=1", "k": 3}).json()
     assert all(h["score"] == pytest.approx(h["scores"]["mood"], abs=ATOL) for h in mood_only["results"])
     bad = client.get("/api/search", params={"track": "brahms", "dims": "colour=1"})

@@ -148,7 +148,9 @@ def test_upload_query_finds_the_uploaded_track(page, site):
     top = float(page.get_attribute("#results li", "data-score"))
     assert top == pytest.approx(1.0, abs=1e-4)
     if os.environ.get("MDSIM_SCREENSHOT"):
+        page.select_option("#colour", "mood")
         page.screenshot(path=os.environ["MDSIM_SCREENSHOT"])
+        page.select_option("#colour", "genre")
 
 
 def test_filter_controls_give_the_library_results(page, site):
@@ -176,3 +178,171 @@ def test_filter_controls_give_the_library_results(page, site):
     page.fill("#f-tempo_tolerance", "")
     page.fill("#f-max_per_group", "")
     page.uncheck("#f-harmonic")
+
+
+def test_each_result_shows_its_labels_and_what_each_dimension_adds(page, site):
+    cat = site[0]
+    set_weights(page, {"genre": 0, "mood": 1, "tempo": 0.5, "key": 0.25})
+    page.evaluate("state.query = 't0'; state.upload = null; search()")
+    want = cat.search("t0", weights={"mood": 1, "tempo": 0.5, "key": 0.25}, k=10)
+    page.wait_for_function(f"Array.from(document.querySelectorAll('#results li')).map(e => e.dataset.track)"
+                           f".join() === {','.join(h.track_id for h in want)!r}")
+    shown = page.eval_on_selector_all("#results li", """els => els.map(e => ({
+        labels: e.querySelector('.labels').textContent,
+        parts: Object.fromEntries(Array.from(e.querySelectorAll('.bar')).map(b => [b.dataset.dim, Number(b.dataset.part)])),
+        widths: Array.from(e.querySelectorAll('.bar .track span')).map(s => s.style.width)}))""")
+    w = dict(zip(cat.dimensions, cat.weights(weights={"mood": 1, "tempo": 0.5, "key": 0.25})))
+    for h, s in zip(want, shown):
+        assert f"{round(h.labels['tempo'])} BPM" in s["labels"] and h.labels["mood"][0] in s["labels"]
+        assert h.to_dict()["key_name"] in s["labels"]
+        assert list(s["parts"]) == list(cat.dimensions)
+        assert s["parts"] == pytest.approx({d: w[d] * h.scores[d] for d in cat.dimensions}, abs=1e-5)
+        assert sum(s["parts"].values()) == pytest.approx(h.score, abs=1e-5)
+        assert s["parts"]["genre"] == 0 and s["widths"][0] == "0%"
+
+
+def test_results_are_marked_on_the_map_and_any_can_become_the_query(page, site):
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    page.evaluate("state.query = 't0'; state.upload = null; search()")
+    page.wait_for_function("document.getElementById('map').dataset.marked === "
+                           "String(document.querySelectorAll('#results li').length)")
+    assert page.evaluate("state.results.join()") == ",".join(results(page))
+    second = results(page)[1]
+    before = int(page.evaluate("document.body.dataset.searches || 0"))
+    page.click(f"#results li[data-track='{second}'] button.use")
+    page.wait_for_function(f"Number(document.body.dataset.searches || 0) > {before}")
+    assert page.text_content("#query") == second and second not in results(page)
+    assert results(page) == [h.track_id for h in site[0].search(second, k=10)]
+
+
+def test_the_upload_lies_on_the_map_where_its_track_is_and_plays(page, site):
+    _, _, _, paths = site
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    before = int(page.evaluate("document.body.dataset.searches || 0"))
+    page.set_input_files("#upload", str(paths[3]))
+    page.wait_for_function(f"Number(document.body.dataset.searches || 0) > {before}")
+    upload, t3 = page.evaluate("[state.uploadXY, state.xy[state.tracks.findIndex(t => t.track_id === 't3')]]")
+    assert upload == pytest.approx(t3, abs=1e-3)  # the same audio: the same place
+    xy = page.evaluate("toCanvas(state.uploadXY)")
+    box = page.locator("#map").bounding_box()
+    scale = box["width"] / 640
+    page.mouse.click(box["x"] + xy[0] * scale, box["y"] + xy[1] * scale)
+    page.wait_for_function("document.getElementById('player').dataset.track === '(upload)' "
+                           "&& document.getElementById('player').currentTime > 0.3")
+    assert page.text_content("#query") == "t3.wav"
+
+
+def test_a_link_reproduces_the_search(page, server, site):
+    from urllib.parse import parse_qs, urlsplit
+
+    from mdsim.search import Filters
+
+    cat = site[0]
+    page.evaluate("state.query = 't1'; state.upload = null; search()")
+    set_weights(page, {"genre": 0, "mood": 1, "tempo": 0.5, "key": 0})
+    page.fill("#f-max_per_group", "1")
+    page.select_option("#colour", "mood")
+    page.uncheck("#mapByWeights")
+    page.locator("#f-max_per_group").dispatch_event("change")
+    page.wait_for_function("location.search.includes('max_per_group=1') && location.search.includes('map=fixed')")
+    link = page.url
+    assert parse_qs(urlsplit(link).query)["dims"] == ["genre=0,mood=1,tempo=0.5,key=0"]
+    want = [h.track_id for h in cat.search("t1", weights={"mood": 1, "tempo": 0.5}, k=10, filters=Filters(max_per_group=1))]
+    other = page.context.browser.new_page()
+    try:
+        other.goto(link)
+        other.wait_for_selector("body[data-ready='1']")
+        assert results(other) == want and other.text_content("#query") == "t1"
+        assert other.input_value("#colour") == "mood" and not other.is_checked("#mapByWeights")
+        assert other.input_value("#w-tempo") == "0.5" and other.input_value("#f-max_per_group") == "1"
+    finally:
+        other.close()
+    page.fill("#f-max_per_group", "")
+    page.check("#mapByWeights")
+    page.select_option("#colour", "genre")
+
+
+def legend(page) -> list:
+    return page.eval_on_selector_all("#legend .entry", "els => els.map(e => e.textContent)")
+
+
+def test_colour_legend_scale_and_categories(page):
+    page.select_option("#colour", "tempo")  # continuous: a scale from the slowest to the fastest
+    assert page.text_content("#legend").startswith("90 BPM") and "165 BPM" in page.text_content("#legend")
+    assert page.locator("#legend .scale").count() == 1 and legend(page) == []
+    page.select_option("#colour", "mood")
+    assert legend(page) == ["happy (3)", "sad (3)"] and page.locator("#legend .scale").count() == 0
+    page.select_option("#colour", "genre")
+    assert legend(page) == ["(none) (6)"]
+    # Many categories: the commonest nine keep a colour, the rest are one "others" entry.
+    rows = page.evaluate("""() => { const saved = state.tracks;
+        state.tracks = Array.from({length: 30}, (_, i) => ({track_id: 'x' + i, labels: {mood: [i < 5 ? 'calm' : 'm' + i]}}));
+        const c = colouring('mood'); state.tracks = saved;
+        return [c.rows.map(r => r[0] + ' ' + r[2]), new Set(c.colours).size]; }""")
+    assert rows[0][0] == "calm 5" and rows[0][-1] == "17 others 17" and len(rows[0]) == 10 and rows[1] == 10
+
+
+def test_map_keeps_its_layout_unless_its_projection_changes_and_old_tooltips_go(page, site):
+    page.evaluate("state.query = 't0'; state.upload = null; search()")
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    page.uncheck("#mapByWeights")
+    page.wait_for_function("state.mapDims === ''")
+    loads = page.get_attribute("#map", "data-loads")
+    set_weights(page, {"genre": 0, "mood": 1, "tempo": 0.5, "key": 0})  # searched again, the map stays
+    assert page.get_attribute("#map", "data-loads") == loads
+    page.check("#mapByWeights")
+    page.wait_for_function(f"document.getElementById('map').dataset.loads !== {loads!r}")
+    xy = page.evaluate("toCanvas(state.xy[1])")
+    box = page.locator("#map").bounding_box()
+    page.mouse.move(box["x"] + xy[0] * box["width"] / 640, box["y"] + xy[1] * box["width"] / 640)
+    assert page.is_visible("#tooltip") and page.text_content("#tooltip").startswith("t1")
+    set_weights(page, {"genre": 1, "mood": 0, "tempo": 1, "key": 1})  # a new layout: the tooltip was for the old
+    page.wait_for_function("state.mapDims === 'genre=1,mood=0,tempo=1,key=1'")
+    assert not page.is_visible("#tooltip")
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+
+
+def test_keyboard_moves_through_results_and_plays_and_pauses(page, site):
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    page.evaluate("state.query = 't0'; state.upload = null; search()")
+    page.wait_for_function("document.querySelectorAll('#results li').length > 1")
+    shown = results(page)
+    page.focus("#map")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.dataset.track") == shown[1] == page.evaluate("state.focus")
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate("document.activeElement.dataset.track") == shown[0]
+    page.keyboard.press(" ")  # plays the focused result; its button shows the pause sign
+    page.wait_for_function(f"document.body.dataset.playing === {shown[0]!r}")
+    assert page.text_content(f"#results li[data-track='{shown[0]}'] button.play") == "❚❚"
+    assert page.text_content(f"#results li[data-track='{shown[1]}'] button.play") == "▶"
+    page.keyboard.press(" ")  # and pauses it
+    page.wait_for_function("document.body.dataset.playing === '' && document.getElementById('player').paused")
+    assert page.text_content(f"#results li[data-track='{shown[0]}'] button.play") == "▶"
+    page.focus("#map")
+    page.keyboard.press(" ")  # on the map, space resumes the player
+    page.wait_for_function(f"document.body.dataset.playing === {shown[0]!r}")
+    page.keyboard.press(" ")
+    page.wait_for_function("document.getElementById('player').paused")
+    page.focus(f"#results li[data-track='{shown[1]}']")
+    page.keyboard.press("Enter")  # makes it the query
+    page.wait_for_function(f"document.getElementById('query').textContent === {shown[1]!r}")
+
+
+@pytest.mark.parametrize("size", [(800, 600), (390, 844)])
+def test_usable_in_a_narrow_window_and_on_a_phone(page, server, size):
+    width, height = size
+    small = page.context.browser.new_page(viewport={"width": width, "height": height})
+    try:
+        small.goto(server + "/?track=t0")
+        small.wait_for_selector("body[data-ready='1']")
+        assert small.evaluate("document.documentElement.scrollWidth") <= width  # nothing off to the side
+        for selector in ("#map", "#player", "#sliders", "#results li", "#legend"):
+            box = small.locator(selector).first.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1, selector
+        assert small.locator("#map").bounding_box()["width"] >= min(width - 40, 300)
+        if os.environ.get("MDSIM_SCREENSHOT"):
+            small.screenshot(path=os.environ["MDSIM_SCREENSHOT"].replace(".png", f"_{width}.png"), full_page=True)
+    finally:
+        small.close()

@@ -99,3 +99,48 @@ def test_click_plays_the_note(page):
     assert "n7" in page.inner_text("#playing")
     if os.environ.get("MDSIM_SCREENSHOT"):
         page.screenshot(path=os.environ["MDSIM_SCREENSHOT"])
+
+
+def test_wheel_zooms_towards_the_cursor_and_shift_drag_pans(page):
+    box = page.locator("#map").bounding_box()
+    scale = box["width"] / 640
+    x, y = page.evaluate("screenOf('n3')")
+    page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+    spread = page.evaluate("Math.hypot(screenOf('n11')[0] - screenOf('n0')[0], screenOf('n11')[1] - screenOf('n0')[1])")
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(f"Math.hypot(screenOf('n11')[0] - screenOf('n0')[0], screenOf('n11')[1] - screenOf('n0')[1]) > {1.2 * spread}")
+    assert page.evaluate("screenOf('n3')") == pytest.approx([x, y], abs=1.5)  # the note under the cursor stays
+    before = page.evaluate("['n0', 'n5', 'n11'].map(screenOf)")
+    page.keyboard.down("Shift")
+    page.mouse.move(box["x"] + 200, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 260, box["y"] + 230, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    after = page.evaluate("['n0', 'n5', 'n11'].map(screenOf)")
+    for b, a in zip(before, after):  # every note moved by the drag, none rotated
+        assert [a[0] - b[0], a[1] - b[1]] == pytest.approx([60 / scale, 30 / scale], abs=1.0)
+    page.click("#reset")
+    assert page.evaluate("[view.zoom, view.panX, view.panY]") == [1, 0, 0]
+
+
+def test_clicked_note_is_ringed_and_the_legend_counts(page):
+    page.select_option("#colour", "instrument")
+    entries = page.eval_on_selector_all("#legend .entry", "els => els.map(e => e.textContent)")
+    assert entries == ["flute (6)", "piano (6)"]
+    page.check("#heldOnly")  # counts follow the notes shown
+    assert page.eval_on_selector_all("#legend .entry", "els => els.map(e => e.textContent)") == ["flute (2)", "piano (1)"]
+    page.uncheck("#heldOnly")
+    page.select_option("#colour", "pitch")
+    assert page.locator("#legend .scale").count() == 1
+    assert page.inner_text("#legend").startswith("MIDI 57 p0") and "MIDI 68 p11" in page.inner_text("#legend")
+    x, y = page.evaluate("screenOf('n4')")
+    box = page.locator("#map").bounding_box()
+    scale = box["width"] / 640
+    page.mouse.click(box["x"] + x * scale, box["y"] + y * scale)
+    page.wait_for_function("document.getElementById('map').dataset.selected === 'n4'")
+    # the ring is drawn: black pixels just outside the note's dot
+    dark = page.evaluate(f"""(() => {{ const d = canvas.getContext('2d').getImageData({x} - 9, {y} - 9, 18, 18).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 200 && d[i] + d[i + 1] + d[i + 2] < 120) n++;
+        return n; }})()""")
+    assert dark > 20

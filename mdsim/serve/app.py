@@ -10,9 +10,11 @@ Routes (JSON unless said otherwise):
   per-subspace cosine distances); computed once per weighting, then cached
 - ``GET /api/search?track=ID&dims=...&k=10&exclude_group=1&tempo=LOW:HIGH&key=...&key_compatible=1&min_score=``
   (also ``tempo_tolerance``, ``harmonic=1``, ``max_per_group``, ``dedupe``; ``track``
-  repeated: several seeds)
-- ``POST /api/search?dims=...`` with the audio file as the body: query by an
-  uploaded file (needs the catalog's model)
+  repeated: several seeds). Each result has ``parts``: per dimension, its normalised
+  weight times its cosine, the share of the score it gives (they sum to ``score``)
+- ``POST /api/search?dims=...&map_dims=...`` with the audio file as the body: query by an
+  uploaded file (needs the catalog's model); the answer's ``xy`` places the file on the
+  map of ``map_dims`` (as ``/api/map?dims=``)
 - ``GET /api/playlist?seed=ID&n=20&dims=...`` and ``GET /api/path?from=ID&to=ID&n=10``:
   playlists (:mod:`mdsim.search.playlist`), ``n`` at most ``MAX_PLAYLIST``, the same filters
 - ``GET /openapi.json``: the API described (OpenAPI 3.1, :mod:`mdsim.serve.openapi`)
@@ -80,20 +82,33 @@ def confined_file(source, audio_roots) -> Path:
     return real
 
 
+class Projection:
+    """The map's projection for one weighting: block k scaled by sqrt(w_k), centred, on the
+    first two principal axes (fitted on at most ``MAP_SAMPLE`` rows), scaled so the
+    catalog fills [-1, 1]. ``xy`` holds the catalog's points; :meth:`place` puts any
+    block-normalised vector (an uploaded query) on the same map."""
+
+    def __init__(self, catalog: Catalog, weights: np.ndarray):
+        self.catalog, self.weights = catalog, np.sqrt(weights)
+        X = catalog.scale(catalog.vectors(), self.weights)
+        self.mean, self.axes, self.size = np.zeros(X.shape[1], np.float32), np.zeros((X.shape[1], 2), np.float32), 1.0
+        if len(X) >= 2:
+            sample = X if len(X) <= MAP_SAMPLE else X[np.random.default_rng(0).choice(len(X), MAP_SAMPLE, replace=False)]
+            self.mean = sample.mean(axis=0)
+            _, _, vt = np.linalg.svd(sample - self.mean, full_matrices=False)
+            self.axes = np.pad(vt[:2].T, ((0, 0), (0, max(0, 2 - len(vt)))))
+        xy = (X - self.mean) @ self.axes
+        self.size = max(float(np.abs(xy).max(initial=0.0)), 1e-12)
+        self.xy = (xy / self.size).astype(np.float32)
+
+    def place(self, vector: np.ndarray) -> np.ndarray:
+        """``(2,)`` map coordinates of one block-normalised ``(D,)`` vector."""
+        return ((self.catalog.scale(vector[None], self.weights)[0] - self.mean) @ self.axes / self.size).astype(np.float32)
+
+
 def projection(catalog: Catalog, weights: np.ndarray) -> np.ndarray:
-    """``(N, 2)`` float32: the catalog's vectors, block k scaled by sqrt(w_k), on their
-    first two principal axes (fitted on at most ``MAP_SAMPLE`` rows), scaled to [-1, 1]."""
-    X = catalog.scale(catalog.vectors(), np.sqrt(weights))
-    if len(X) < 2:
-        return np.zeros((len(X), 2), np.float32)
-    sample = X if len(X) <= MAP_SAMPLE else X[np.random.default_rng(0).choice(len(X), MAP_SAMPLE, replace=False)]
-    mean = sample.mean(axis=0)
-    _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
-    axes = vt[:2].T
-    if axes.shape[1] < 2:
-        axes = np.pad(axes, ((0, 0), (0, 2 - axes.shape[1])))
-    xy = (X - mean) @ axes
-    return (xy / max(float(np.abs(xy).max()), 1e-12)).astype(np.float32)
+    """``(N, 2)`` float32: the catalog's points on the map of ``weights`` (:class:`Projection`)."""
+    return Projection(catalog, weights).xy
 
 
 def _number(params, name: str, *, whole: bool = False):
@@ -204,23 +219,30 @@ def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port
         return JSONResponse({"dimensions": list(catalog.dimensions), "n_tracks": len(catalog),
                              "tracks": [dict(t, key_name=_key_name(t["labels"]["key"])) for t in tracks]})
 
-    async def map_(request: Request):
-        w = weights_of(request)
+    def map_of(dims) -> Projection:
+        w = catalog.weights(weights=parse_weights(dims))
         key = tuple(np.round(w, 6))
         if key not in maps:
-            maps[key] = projection(catalog, w)
+            maps[key] = Projection(catalog, w)
             while len(maps) > MAP_CACHE:
                 maps.popitem(last=False)
         maps.move_to_end(key)
-        return JSONResponse({"track_ids": catalog.track_ids, "xy": maps[key].round(5).tolist()})
+        return maps[key]
+
+    async def map_(request: Request):
+        return JSONResponse({"track_ids": catalog.track_ids,
+                             "xy": map_of(request.query_params.get("dims")).xy.round(5).tolist()})
 
     async def search(request: Request):
         params = request.query_params
         k = _number(params, "k", whole=True)  # the catalog caps it at its size
         k = 10 if k is None else k
+        placed = {}
         if request.method == "POST":
             query = await _embed_upload(request)
             track = None
+            # Where the upload lies on the map the page shows (map_dims: that map's weights).
+            placed["xy"] = map_of(params.get("map_dims")).place(catalog.query_vector(query)).round(5).tolist()
         else:
             tracks = [t for t in params.getlist("track") if t]
             if not tracks:
@@ -228,7 +250,10 @@ def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port
             track = query = tracks[0] if len(tracks) == 1 else tracks
         hits = catalog.search(query, weights=parse_weights(params.get("dims")), k=k,
                               filters=_filters(params, track=track))
-        return JSONResponse({"query": track, "results": [h.to_dict() for h in hits]})
+        # What each dimension adds to the score (the page's "why is this similar" bars).
+        w = dict(zip(catalog.dimensions, weights_of(request).tolist()))
+        return JSONResponse({"query": track, **placed, "results": [
+            dict(h.to_dict(), parts={d: w[d] * s for d, s in h.scores.items()}) for h in hits]})
 
     async def playlist(request: Request):
         params = request.query_params

@@ -70,7 +70,9 @@ OPENAPI = {
              WEIGHTS, *FILTERS,
              _param("min_score", "number", "drop results below this score", minimum=-1, maximum=1)],
             {"type": "object", "properties": {"query": {}, "results": {"type": "array", "items": {
-                "allOf": [TRACK, {"properties": {"rank": {"type": "integer"}}}]}}}}),
+                "allOf": [TRACK, {"properties": {"rank": {"type": "integer"}, "parts": {
+                    "type": "object", "additionalProperties": {"type": "number"},
+                    "description": "per dimension, normalised weight x cosine; they sum to score"}}}]}}}}),
         "/api/playlist": _get(
             "the seeds, then n tracks, each the nearest unused one to the track before",
             [_param("seed", "string", "a catalog track id, repeated for several", required=True, repeated=True),
