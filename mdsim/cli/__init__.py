@@ -10,7 +10,9 @@ and ``mdsim prep`` stay light; only subcommands that run a network load it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 
 from mdsim import __version__
@@ -65,6 +67,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a scheduler's or container's stop) raised as an interrupt.
+
+    A subclass of KeyboardInterrupt, so every path that keeps finished work on Ctrl-C
+    (prep's commit, train's finished epochs, embed's checkpoints) runs for it too."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    # One stop request is enough: further ones (a supervisor repeating itself) must not break
+    # the commit that the first one started; SIGKILL still ends the process at once.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM becomes :class:`Terminated` in the main thread while the command runs.
+
+    Left alone where the caller ignores SIGTERM or set a handler of its own, and outside
+    the main thread (where Python cannot set one); the previous handler is restored after."""
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous != signal.SIG_DFL:
+            previous = None
+        else:
+            signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # main() called from a thread other than the main one
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     """Run the ``mdsim`` command; returns the exit status."""
     args = parse_args(argv)
@@ -73,14 +110,16 @@ def main(argv=None) -> int:
     # A user's warning is a sentence, not a source line.
     warnings.formatwarning = lambda message, category, *a, **k: f"mdsim {args.command}: warning: {message}\n"
     try:
-        return args.run(args)
+        with _sigterm_as_interrupt():
+            return args.run(args)
     except MdsimError as e:
         print(f"mdsim {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mdsim {args.command}: interrupted; finished work is kept, run the same command to resume",
+    except KeyboardInterrupt as e:
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"mdsim {args.command}: {how}; finished work is kept, run the same command to resume",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     except BrokenPipeError:  # the reader left (`mdsim inspect STORE | head`): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 141
