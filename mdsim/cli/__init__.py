@@ -19,6 +19,7 @@ from mdsim import __version__
 from mdsim.cli import (analyze, embed, evaluate, index, inspect, manifold, playlist, prep, pretrain, search, serve,
                        train, triplets)
 from mdsim.errors import MdsimError
+from mdsim.native_log import quiet_tensorflow_start
 
 #: The subcommands, in the order of ``mdsim --help``.
 COMMANDS = (prep, inspect, train, pretrain, embed, triplets, evaluate, index, search, playlist, serve, analyze, manifold)
@@ -109,6 +110,7 @@ def main(argv=None) -> int:
 
     # A user's warning is a sentence, not a source line.
     warnings.formatwarning = lambda message, category, *a, **k: f"mdsim {args.command}: warning: {message}\n"
+    quiet_tensorflow_start()  # TensorFlow's native start-up lines are noise on a user's terminal
     try:
         with _sigterm_as_interrupt():
             return args.run(args)
