@@ -296,3 +296,38 @@ def test_only_the_served_address_is_answered_and_no_cors(site):
     pre = local_client(app).options("/api/search", headers={"Origin": "http://evil.example",
                                                             "Access-Control-Request-Method": "POST"})
     assert not any(h.lower().startswith("access-control-") for h in pre.headers)
+
+
+def test_a_catalog_moved_with_its_audio_is_served_from_the_new_root(site, tmp_path):
+    import h5py
+
+    cat, root, x = site
+    recordings = [t for t in cat.track_ids if t not in ("escape", "link", "relative")
+                  and cat.info(t)["source_path"]]
+    mine = Catalog(recordings, x[:len(recordings)], dimensions=DIMENSIONS,
+                   sources={t: cat.info(t)["source_path"] for t in recordings})
+    mine.save(tmp_path / "cat")
+    with h5py.File(tmp_path / "cat" / "tracks.h5") as f:  # kept relative to the folder they were found in
+        assert sorted(f["source_path"].asstr()[()]) == sorted(
+            Path(mine.info(t)["source_path"]).relative_to(root).as_posix() for t in recordings)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "cat", elsewhere / "catalog")
+    shutil.copytree(root, elsewhere / "audio", symlinks=True)
+    shutil.rmtree(root)  # the audio is only where it was copied to
+    moved = local_client(create_app(Catalog.load(elsewhere / "catalog"), audio_root=elsewhere / "audio"))
+    for t in ("brahms", "fishin"):
+        r = moved.get(f"/audio/{t}")
+        assert r.status_code == 200 and r.content == next((elsewhere / "audio").rglob(f"{t}.ogg")).read_bytes()
+
+
+def test_find_audio_reads_old_absolute_paths_under_a_new_root(tmp_path):
+    from mdsim.search.catalog import find_audio
+
+    new = tmp_path / "new"
+    (new / "sub").mkdir(parents=True)
+    (new / "sub" / "a.ogg").write_bytes(b"OggS")
+    (new / "a.ogg").write_bytes(b"OggS")
+    assert find_audio("/gone/music/sub/a.ogg", [new]) == new / "sub" / "a.ogg"  # the longest tail first
+    assert find_audio("/gone/music/b.ogg", [new]) is None
+    assert find_audio("sub/a.ogg", [tmp_path / "other", new]) == new / "sub" / "a.ogg"  # any root, in turn
+    assert find_audio("", [new]) is None

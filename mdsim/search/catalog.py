@@ -71,6 +71,45 @@ def _check_files(path: Path, expected: dict | None) -> None:
                              f"rebuild the catalog with `mdsim index EMBEDDINGS.h5 --out {path}`")
 
 
+
+def audio_root_of(sources) -> str:
+    """The deepest folder holding every path of ``sources``; ``""`` when there is none, or
+    when a path is relative already (it is then kept as given, relative to the served root)."""
+    given = [s for s in sources if s]
+    if not given or not all(os.path.isabs(s) for s in given):
+        return ""
+    return os.path.commonpath([os.path.dirname(s) for s in given])
+
+
+def relative_to_root(sources, root: str) -> list:
+    """Each absolute path of ``sources`` under ``root`` relative to it, in POSIX form; others as they are."""
+    if not root:
+        return list(sources)
+    return [Path(os.path.relpath(s, root)).as_posix() if s and os.path.isabs(s) else s for s in sources]
+
+
+def find_audio(source: str, roots) -> Path | None:
+    """The file that a catalog's ``source`` path names, looked for under ``roots``.
+
+    A catalog copied to another machine or folder keeps the paths where its audio was
+    found; given the folder it now lives in, a path is tried as it is, then each of its
+    tails under each root, longest first: ``/old/music/sub/a.ogg`` is
+    ``ROOT/music/sub/a.ogg``, ``ROOT/sub/a.ogg`` or ``ROOT/a.ogg``. ``None`` when no file
+    is found; the path itself when it is a file outside every root and no tail is found.
+    The caller checks that the file (symlinks resolved) lies under a root."""
+    if not source:
+        return None
+    path = Path(source)
+    if path.is_absolute() and path.is_file() and any(path.is_relative_to(root) for root in roots):
+        return path
+    parts = path.parts[1:] if path.is_absolute() else path.parts
+    for i in range(len(parts)):
+        for root in roots:
+            candidate = Path(root).joinpath(*parts[i:])
+            if candidate.is_file():
+                return candidate
+    return path if path.is_absolute() and path.is_file() else None
+
 @dataclass(frozen=True)
 class Filters:
     """Which catalog tracks a search may return.
@@ -606,10 +645,16 @@ class Catalog:
                 f.create_dataset("tempo", data=self._tempo)
                 f.create_dataset("key_index", data=self._key)
                 f.create_dataset("group", data=self._group.astype(object), dtype=text)
-                f.create_dataset("source_path", data=self._source.astype(object), dtype=text)
+                # Relative to the folder the audio was found under: a catalog moved with its audio
+                # is served with --audio-root NEW_FOLDER (find_audio); the root is kept for paths.
+                root = audio_root_of(self._source.tolist())
+                sources = relative_to_root(self._source.tolist(), root)
+                f.create_dataset("source_path", data=np.array(sources, dtype=object), dtype=text)
+            metadata = dict(self.metadata, audio_root=root) if root else \
+                {k: v for k, v in self.metadata.items() if k != "audio_root"}
             head = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "n_tracks": len(self),
                     "dimensions": list(self.dimensions), "slices": [list(s) for s in self.slices.values()],
-                    "index": self.spec.to_dict(), "metadata": self.metadata,
+                    "index": self.spec.to_dict(), "metadata": metadata,
                     "sha256": {name: _file_sha256(tmp / name) for name in CHECKSUMMED}}
             (tmp / "catalog.json").write_text(json.dumps(head, indent=2) + "\n")
             old = None
@@ -655,7 +700,10 @@ class Catalog:
                 self._tempo = f["tempo"][()]
                 self._key = f["key_index"][()]
                 self._group = np.array(f["group"].asstr()[()], dtype=str)
-                self._source = np.array(f["source_path"].asstr()[()], dtype=str)
+                sources = f["source_path"].asstr()[()].tolist()
+            root = self.metadata.pop("audio_root", "")  # version-1 catalogs of earlier mdsim: absolute paths
+            self._source = np.array([os.path.join(root, s) if root and s and not os.path.isabs(s) else s
+                                     for s in sources], dtype=str)
         except StoreError:
             raise
         except (KeyError, ValueError, OSError, RuntimeError, TypeError) as e:

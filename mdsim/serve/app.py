@@ -42,6 +42,7 @@ from starlette.staticfiles import StaticFiles
 
 from mdsim.errors import MdsimError
 from mdsim.search import Catalog, Filters, continue_from, walk
+from mdsim.search.catalog import find_audio
 from mdsim.search.query import parse_range, parse_weights
 from mdsim.serve.openapi import MAX_PLAYLIST, OPENAPI
 
@@ -57,7 +58,7 @@ MAX_UPLOAD = 64 << 20
 def audio_file(catalog: Catalog, audio_roots, track_id: str) -> Path:
     """The audio file of a catalog track, or an HTTPException: 404 for a track not in
     the catalog or without a file, 403 for a file outside every one of ``audio_roots``
-    (resolved folders; symlinks resolved). A relative path is read under the first root."""
+    (resolved folders; symlinks resolved). A relative path is read under the roots."""
     if track_id not in catalog:
         raise HTTPException(404, "no such track")
     return confined_file(catalog.info(track_id)["source_path"], audio_roots)
@@ -65,12 +66,13 @@ def audio_file(catalog: Catalog, audio_roots, track_id: str) -> Path:
 
 def confined_file(source, audio_roots) -> Path:
     """``source`` resolved (symlinks too) if it is a file inside one of ``audio_roots``;
-    else an HTTPException (404 no path or no file, 403 outside every root)."""
+    else an HTTPException (404 no path or no file, 403 outside every root). A catalog
+    moved with its audio finds it under the new roots (:func:`mdsim.search.catalog.find_audio`)."""
     if not source:
         raise HTTPException(404, "this track has no audio path")
-    path = Path(source)
-    if not path.is_absolute():
-        path = audio_roots[0] / path
+    path = find_audio(source, audio_roots)
+    if path is None:
+        raise HTTPException(404, "audio file not found")
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError):
