@@ -54,7 +54,8 @@ SMALL_SUBSET = 4096
 CHECKSUMMED = ("index.faiss", "tracks.h5")
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, as hex."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -66,7 +67,7 @@ def _check_files(path: Path, expected: dict | None) -> None:
     """Refuse a catalog whose data files differ from the checksums its ``catalog.json``
     records (a catalog written before checksums, without them, is read as it is)."""
     for name, digest in (expected or {}).items():
-        if name in CHECKSUMMED and _file_sha256(path / name) != digest:
+        if name in CHECKSUMMED and file_sha256(path / name) != digest:
             raise StoreError(f"{path / name} is damaged: it does not match the checksum in {path / 'catalog.json'}; "
                              f"rebuild the catalog with `mdsim index EMBEDDINGS.h5 --out {path}`")
 
@@ -303,6 +304,7 @@ class Catalog:
         self.slices = {d: (int(a), int(b)) for d, a, b in zip(dims, starts[:-1], starts[1:])}
         self.spec = index if isinstance(index, faiss_index.IndexSpec) else faiss_index.IndexSpec(kind=index)
         self.metadata = dict(metadata or {})
+        self.folder = None
         self._ids = np.zeros(0, dtype=str)
         self._pos = {}
         self._tags, self._tempo, self._key = [], np.zeros(0), np.zeros(0, np.int16)
@@ -655,7 +657,7 @@ class Catalog:
             head = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "n_tracks": len(self),
                     "dimensions": list(self.dimensions), "slices": [list(s) for s in self.slices.values()],
                     "index": self.spec.to_dict(), "metadata": metadata,
-                    "sha256": {name: _file_sha256(tmp / name) for name in CHECKSUMMED}}
+                    "sha256": {name: file_sha256(tmp / name) for name in CHECKSUMMED}}
             (tmp / "catalog.json").write_text(json.dumps(head, indent=2) + "\n")
             old = None
             if path.exists():
@@ -667,6 +669,7 @@ class Catalog:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
+        self.folder = path
         return path
 
     @classmethod
@@ -692,6 +695,8 @@ class Catalog:
             self.slices = {d: tuple(s) for d, s in zip(self.dimensions, head["slices"])}
             self.spec = faiss_index.IndexSpec(**head["index"])
             self.metadata = head.get("metadata", {})
+            #: The folder it was read from (its model is looked for there: search.build.catalog_model).
+            self.folder = path
             _check_files(path, head.get("sha256"))
             self._index = faiss_index.read(path / "index.faiss")
             with h5py.File(path / "tracks.h5", "r") as f:
