@@ -183,11 +183,10 @@ def catalog_model(catalog: Catalog, *, model=None):
         it was looked for).
     """
     from mdsim.api import load_model
-    from mdsim.search.catalog import file_sha256
 
     expected = catalog.metadata.get("model_sha256")
     if model is None:
-        model = _find_model_file(catalog, expected, file_sha256)
+        model = _find_model_file(catalog, expected)
     if not hasattr(model, "embed"):
         model = load_model(model)
     if expected and expected != model.fingerprint:
@@ -197,9 +196,11 @@ def catalog_model(catalog: Catalog, *, model=None):
     return model
 
 
-def _find_model_file(catalog: Catalog, expected, digest) -> Path:
+def _find_model_file(catalog: Catalog, expected) -> Path:
+    from mdsim.search.catalog import file_sha256
+
     named = catalog.metadata.get("model")
-    folder = getattr(catalog, "folder", None)
+    folder = catalog.folder
     places = [] if folder is None else [Path(folder), Path(folder).parent]
     candidates = []
     if named:
@@ -207,7 +208,7 @@ def _find_model_file(catalog: Catalog, expected, digest) -> Path:
         candidates += [place / Path(named).name for place in places]
     candidates += [f for place in places for f in sorted(place.glob("*.keras"))]
     for path in dict.fromkeys(candidates):  # in order, each once
-        if path.is_file() and (not expected or digest(path) == expected):
+        if path.is_file() and (not expected or file_sha256(path) == expected):
             return path
     where = ", ".join(str(p) for p in places) or "a catalog not read from a folder"
     raise ModelError(f"the catalog's model ({named or 'unnamed'}"
