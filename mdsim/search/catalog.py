@@ -72,7 +72,6 @@ def _check_files(path: Path, expected: dict | None) -> None:
                              f"rebuild the catalog with `mdsim index EMBEDDINGS.h5 --out {path}`")
 
 
-
 def audio_root_of(sources) -> str:
     """The deepest folder holding every path of ``sources``; ``""`` when there is none, or
     when a path is relative already (it is then kept as given, relative to the served root)."""
@@ -110,6 +109,7 @@ def find_audio(source: str, roots) -> Path | None:
             if candidate.is_file():
                 return candidate
     return path if path.is_absolute() and path.is_file() else None
+
 
 @dataclass(frozen=True)
 class Filters:
