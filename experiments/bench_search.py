@@ -14,7 +14,13 @@ trained model's embeddings; docs/search.md says how), in one run:
 - an approximate HNSW catalog at ``--approx-size``: build time, recall@10
   against exact (equal weights, ``mood=1,tempo=0.5``, ``key`` alone) and p50
   for several ``ef_search``;
-- build time and memory (resident set growth) of each catalog.
+- build time and memory (resident set growth) of each catalog;
+- at each size, filtered queries: a tempo range keeping ``FILTER_SHARE`` (5 %) of the
+  tracks (tempi drawn uniformly from 60 to 180 BPM), p50 of single queries
+  (``Catalog.search``) and q/s of batches (``Catalog.search_vectors`` with the allowed
+  rows) against the same queries unfiltered, in the same run;
+- at each size, the time of a 20-track playlist from one seed (``continue_from``) and of
+  a 10-track path between two tracks (``walk``), median of ``PLAYLIST_RUNS``.
 
 Every search runs on ``--threads`` threads (default 1: the goals are per core);
 the HNSW build uses every core. Times are the best of nothing: they are
@@ -61,6 +67,11 @@ N_CLUSTERS = 50
 NOISE = 0.5
 CHUNK = 100_000
 WEIGHTINGS = {"equal": None, "mood=1,tempo=0.5": {"mood": 1.0, "tempo": 0.5}, "key": {"key": 1.0}}
+#: Tempi of the generated tracks (BPM, uniform), and the range the filtered queries keep.
+TEMPO_LOW, TEMPO_HIGH = 60.0, 180.0
+FILTER_SHARE = 0.05
+TEMPO_RANGE = (100.0, 100.0 + FILTER_SHARE * (TEMPO_HIGH - TEMPO_LOW))
+PLAYLIST_RUNS = 5
 
 
 def rss_mib() -> float:
@@ -92,7 +103,9 @@ def build(n: int, gen: Generator, spec: IndexSpec) -> tuple[Catalog, float, floa
     cat = Catalog([], np.zeros((0, WIDTH * len(DIMENSIONS)), np.float32), dimensions=DIMENSIONS, index=spec)
     for start in range(0, n, CHUNK):
         m = min(CHUNK, n - start)
-        cat.add([str(i) for i in range(start, start + m)], gen(m))
+        ids = [str(i) for i in range(start, start + m)]
+        tempo = gen.rng.uniform(TEMPO_LOW, TEMPO_HIGH, m)
+        cat.add(ids, gen(m), labels={t: {"tempo": float(b)} for t, b in zip(ids, tempo)})
     return cat, time.perf_counter() - t0, rss_mib() - before
 
 
@@ -150,7 +163,43 @@ def bench_exact(n: int, args, gen: Generator) -> dict:
         entry["numpy_qps"] = time_batches(lambda q: numpy_top(cat.scale(q, cat.weights(weights=weights))),
                                           queries, args.batch)
         row["weightings"][name] = entry
+    row["filtered"] = bench_filtered(cat, queries, args)
+    row["playlists"] = bench_playlists(cat)
     return row, cat, queries
+
+
+def bench_filtered(cat: Catalog, queries, args) -> dict:
+    """``Catalog.search`` with and without the tempo range (``TEMPO_RANGE``), one run."""
+    from mdsim.search import Filters
+
+    kept = Filters(tempo_range=TEMPO_RANGE)
+    share = float(np.mean(cat.allowed(kept)))
+    out = {"share": share}
+    for name, filters in (("unfiltered", None), ("filtered", kept)):
+        one = lambda q, f=filters: cat.search(q[0], k=10, filters=f)  # noqa: E731
+        many = lambda q, f=filters: cat.search_vectors(q, k=10, allowed=None if f is None else cat.allowed(f))  # noqa: E731
+        out[name] = {"p50": time_single(one, queries)[0], "qps": time_batches(many, queries, args.batch)}
+    hits = cat.search(queries[0], k=10, filters=kept)
+    assert all(TEMPO_RANGE[0] <= h.labels["tempo"] <= TEMPO_RANGE[1] for h in hits)
+    return out
+
+
+def bench_playlists(cat: Catalog) -> dict:
+    """Median seconds of a 20-track ``continue_from`` and a 10-track ``walk``."""
+    from mdsim.search import continue_from, walk
+
+    ids = cat.track_ids
+    runs = {"continue_from, 20 tracks": lambda i: continue_from(cat, [ids[i]], n=20),
+            "walk, 10 tracks": lambda i: walk(cat, ids[i], ids[-1 - i], n=10)}
+    out = {}
+    for name, fn in runs.items():
+        times = []
+        for i in range(PLAYLIST_RUNS):
+            t0 = time.perf_counter()
+            fn(i)
+            times.append(time.perf_counter() - t0)
+        out[name] = float(np.median(times))
+    return out
 
 
 def bench_approx(n: int, args, gen: Generator, exact: Catalog, queries) -> dict:
@@ -183,6 +232,22 @@ def exact_markdown(exact_rows, args) -> str:
                        f"{e['qps']:,.0f} | {e['sklearn_p50']:.2f} | {e['numpy_p50']:.2f} | "
                        f"{e['sklearn_p50'] / e['p50']:.1f}x, {e['qps'] / e['sklearn_qps']:.1f}x | "
                        f"{e['numpy_p50'] / e['p50']:.1f}x, {e['qps'] / e['numpy_qps']:.1f}x | {e['agree']:.0%} |")
+    low, high = TEMPO_RANGE
+    out += ["", f"Single queries (Catalog.search) and batches of {args.batch} (search_vectors), with the tempo range "
+            f"{low:g}:{high:g} BPM (tempi uniform in {TEMPO_LOW:g}-{TEMPO_HIGH:g}) against none:", "",
+            "| filter | items | tracks kept | p50 (ms) | q/s | p50 / unfiltered p50 |", "|---|---:|---:|---:|---:|---:|"]
+    for r in exact_rows:
+        f = r["filtered"]
+        for name in ("unfiltered", "filtered"):
+            label = "none" if name == "unfiltered" else f"tempo {low:g}:{high:g}"
+            kept = "100%" if name == "unfiltered" else f"{f['share']:.1%}"
+            out.append(f"| {label} | {r['n']:,} | {kept} | {f[name]['p50']:.2f} | {f[name]['qps']:,.0f} | "
+                       f"{f[name]['p50'] / f['unfiltered']['p50']:.2f} |")
+    out += ["", f"Playlists (median of {PLAYLIST_RUNS}, equal weights, no filter):", "",
+            "| playlist | items | time (ms) |", "|---|---:|---:|"]
+    for r in exact_rows:
+        for name, seconds in r["playlists"].items():
+            out.append(f"| {name} | {r['n']:,} | {seconds * 1000:.1f} |")
     out += ["", "| catalog | items | build (s) | memory (MiB) |", "|---|---:|---:|---:|"]
     for r in exact_rows:
         out.append(f"| flat | {r['n']:,} | {r['build_s']:.1f} | {r['memory_mib']:,.0f} |")

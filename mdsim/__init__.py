@@ -4,11 +4,8 @@ One embedding per 3 s of audio, split into a named subspace per dimension
 (genre, mood, instrument, era, tempo, key).
 """
 
-import os as _os
-
-# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise to mdsim's users.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+# First: notes whether the user set TF_CPP_MIN_LOG_LEVEL, then sets mdsim's default (2).
+from mdsim import native_log as _native_log  # noqa: F401
 from mdsim._version import __version__  # noqa: E402
 from mdsim.errors import MdsimError  # noqa: E402
 from mdsim.labels import DIMENSIONS  # noqa: E402

@@ -353,29 +353,37 @@ def _embed_locked(inputs, model, out: Path, *, dims, segments, batch_size, check
 
     bar = tqdm(total=len(todo), unit="track", desc="embed", disable=not progress, file=log, dynamic_ncols=True)
     loaded: list = []  # (source, features) waiting for the network
-    for (s, feats, error), last in prefetch(todo, load):
-        if error:
-            summary.failed.append((s.track_id, error))
-            output.fail(s.track_id, error)
-            bar.write(f"embed: failed {s.track_id}: {error}", file=log)
-            bar.update(1)
-        else:
-            loaded.append((s, feats))
-        if loaded and (sum(model.n_segments(f) for _, f in loaded) >= batch_size or last):
-            results = model.embed_features([f for _, f in loaded], dims=dims,
-                                           mode="segments" if segments else "track",
-                                           batch_size=batch_size, sources=[x.track_id for x, _ in loaded])
-            for (src, f), emb in zip(loaded, results):
-                output.add(src.track_id, emb, src.digest)
-                summary.done += 1
-                summary.segments += model.n_segments(f)
-                summary.audio_seconds += f["mel"].shape[1] * sr_frames
-            bar.update(len(loaded))
-            loaded = []
-            if (time.perf_counter() - last_write > checkpoint_seconds
-                    or output.n_pending >= checkpoint_tracks):
-                output.checkpoint(slices)
-                last_write = time.perf_counter()
+    try:
+        for (s, feats, error), last in prefetch(todo, load):
+            if error:
+                summary.failed.append((s.track_id, error))
+                output.fail(s.track_id, error)
+                bar.write(f"embed: failed {s.track_id}: {error}", file=log)
+                bar.update(1)
+            else:
+                loaded.append((s, feats))
+            if loaded and (sum(model.n_segments(f) for _, f in loaded) >= batch_size or last):
+                results = model.embed_features([f for _, f in loaded], dims=dims,
+                                               mode="segments" if segments else "track",
+                                               batch_size=batch_size, sources=[x.track_id for x, _ in loaded])
+                for (src, f), emb in zip(loaded, results):
+                    output.add(src.track_id, emb, src.digest)
+                    summary.done += 1
+                    summary.segments += model.n_segments(f)
+                    summary.audio_seconds += f["mel"].shape[1] * sr_frames
+                bar.update(len(loaded))
+                loaded = []
+                if (time.perf_counter() - last_write > checkpoint_seconds
+                        or output.n_pending >= checkpoint_tracks):
+                    output.checkpoint(slices)
+                    last_write = time.perf_counter()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was embedded is written, as a checkpoint would
+        bar.close()
+        output.checkpoint(slices)
+        print(f"\nembed: interrupted; kept the {summary.done} tracks embedded in this run "
+              f"({len(summary.failed)} failed) in {out} and {out}.parts. Run the same command again to continue.",
+              file=log)
+        raise
     bar.close()
     held = output.finish(slices)
     summary.wall_seconds = time.perf_counter() - t0

@@ -47,15 +47,17 @@ def clicks(bpm=120.0, seconds=6.0, sr=SR):
     return 0.5 * y / np.abs(y).max()
 
 
-def sigint_at_default() -> None:
-    """``preexec_fn`` for a child that a test interrupts: SIGINT back at its default.
+def stop_signals_at_default() -> None:
+    """``preexec_fn`` for a child that a test interrupts: SIGINT and SIGTERM back at their defaults.
 
     A process started in the background (``cmd &`` from a script, ``nohup``, some CI wrappers)
     runs with SIGINT ignored, and its children inherit that, so Python in the child would never
-    raise KeyboardInterrupt and a Ctrl-C test would measure how the suite was launched."""
+    raise KeyboardInterrupt and a Ctrl-C test would measure how the suite was launched; a
+    supervisor may likewise leave SIGTERM ignored, which `mdsim` then leaves alone."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def write_wav(path, y, sr=SR):

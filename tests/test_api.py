@@ -266,6 +266,32 @@ def test_embed_checkpoints_append_only_new_tracks_and_a_killed_run_resumes(model
     np.testing.assert_allclose(result.embeddings[1], model.embed(files[1]).vectors, rtol=1e-5, atol=1e-6)
 
 
+def test_an_interrupted_embed_writes_what_it_embedded_and_says_so(model, audio_dir, tmp_path, monkeypatch):
+    import io
+
+    import mdsim.embed as embed_module
+    from mdsim.embed import embed_to_file
+
+    files = [audio_dir / f"{n}.ogg" for n in ("trumpet", "speech", "robin", "humpback")]
+    real_load = embed_module.load_audio
+
+    def stopped_at_robin(path, **kw):
+        if "robin" in str(path):
+            raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as `mdsim embed` raises it
+        return real_load(path, **kw)
+
+    out, log = tmp_path / "emb.h5", io.StringIO()
+    monkeypatch.setattr(embed_module, "load_audio", stopped_at_robin)
+    with pytest.raises(KeyboardInterrupt):  # no checkpoint due for 1000 tracks or 60 s
+        embed_to_file(files, model, out, batch_size=1, progress=False, log=log)
+    parts = sorted((tmp_path / "emb.h5.parts").glob("part-*.h5"))
+    assert [list(read_embeddings(p).track_ids) for p in parts] == [["trumpet", "speech"]]
+    assert "embed: interrupted; kept the 2 tracks embedded in this run (0 failed)" in log.getvalue()
+    monkeypatch.setattr(embed_module, "load_audio", real_load)
+    summary = embed_to_file(files, model, out, batch_size=1, progress=False)
+    assert (summary.skipped, summary.done) == (2, 2)
+
+
 def test_similarity_nearest_and_evaluate_agree_on_distance():
     """Where a subspace's large norms decide the paper's Euclidean distance, similarity, nearest
     and evaluate's default all count each subspace by direction only, and so agree."""

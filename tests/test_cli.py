@@ -1,5 +1,6 @@
 """The CLI: help texts, the docs that mirror them, and staying light."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,38 @@ def test_help_and_prep_never_import_tensorflow():
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+#: What TensorFlow's C++ writes to descriptor 2 while it starts (issue 32), one line of each kind.
+START_UP_LINES = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+                  "cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.",
+                  "cuda_platform.cc:52] failed call to cuInit",
+                  "oneDNN custom operations are on")
+
+
+def test_tensorflow_start_up_lines_never_reach_the_terminal_but_errors_do(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    r = subprocess.run([sys.executable, "-m", "mdsim", "train", str(tmp_path / "none.h5"), "--out",
+                        str(tmp_path / "run")], capture_output=True, text=True, env=env)
+    assert "tensorflow" in _imported_by_train(env)  # the command does start TensorFlow
+    assert r.returncode == 2 and "mdsim train: error:" in r.stderr and "no features store here" in r.stderr
+    assert not [line for line in START_UP_LINES if line in r.stderr], r.stderr
+
+
+def _imported_by_train(env) -> str:
+    code = "import sys; from mdsim.training import train; print(' '.join(sys.modules))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.split()
+
+
+def test_start_up_filter_passes_every_other_line(capfd):
+    from mdsim.native_log import _native_stderr_filtered
+
+    with _native_stderr_filtered():
+        os.write(2, b"I0000 00:00:1796613865.309908   28256 cudart_stub.cc:31] Could not find cuda drivers\n"
+                    b"E0000 00:00:1796613838.117236   27821 cuda_platform.cc:52] failed call to cuInit\n"
+                    b"2024-01-01 10:00:00.000000: I tensorflow/core/util/port.cc:113] oneDNN custom operations "
+                    b"are on.\nlibfoo.so: cannot open shared object file\n")
+    assert capfd.readouterr().err == "libfoo.so: cannot open shared object file\n"
 
 
 def test_python_dash_m_and_version(capsys):

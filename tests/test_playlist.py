@@ -109,6 +109,21 @@ def test_m3u8_and_json(data, tmp_path):
     assert back["tracks"][2]["score"] == pytest.approx(cat.search(["t000", "t001"], k=1)[0].score)
 
 
+def test_m3u8_of_a_moved_catalog_names_the_files_under_the_new_root(data, tmp_path):
+    from mdsim.cli import main
+
+    ids, x, labels, groups, cat = data  # the catalog says /music/GROUP/ID.ogg; the audio now lives elsewhere
+    cat.save(tmp_path / "cat")
+    playlist = continue_from(cat, ["t001"], n=3)
+    for t in playlist.track_ids:
+        (tmp_path / "new" / groups[t]).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "new" / groups[t] / f"{t}.ogg").write_bytes(b"OggS")
+    assert main(["playlist", str(tmp_path / "cat"), "--seed", "t001", "-n", "3", "--audio-root",
+                 str(tmp_path / "new"), "--out", str(tmp_path / "mix.m3u8")]) == 0
+    entries = (tmp_path / "mix.m3u8").read_text().splitlines()[2::2]
+    assert entries == [f"new/{groups[t]}/{t}.ogg" for t in playlist.track_ids]
+
+
 def test_playlist_errors_name_the_bad_value(data):
     cat = data[-1]
     with pytest.raises(InputError, match="no track 'nope'"):

@@ -516,6 +516,10 @@ def test_bench_search_runs_tiny():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1,500 |")]
     assert len(rows) == 3 and all(line.rstrip().endswith("| 100% |") for line in rows), proc.stdout
     assert "recall@10" in proc.stdout
+    # filtered against unfiltered queries, and playlists, in the same run
+    assert [line.split("|")[1].strip() for line in proc.stdout.splitlines()
+            if line.startswith(("| none |", "| tempo "))] == ["none", "tempo 100:106"], proc.stdout
+    assert "| continue_from, 20 tracks | 1,500 |" in proc.stdout and "| walk, 10 tracks | 1,500 |" in proc.stdout
 
 
 def test_index_add_and_remove_equal_a_fresh_index(tmp_path, rng, capsys):

@@ -304,3 +304,82 @@ def test_only_the_served_address_is_answered_and_no_cors(site):
     pre = local_client(app).options("/api/search", headers={"Origin": "http://evil.example",
                                                             "Access-Control-Request-Method": "POST"})
     assert not any(h.lower().startswith("access-control-") for h in pre.headers)
+
+
+def test_a_catalog_moved_with_its_audio_is_served_from_the_new_root(site, tmp_path):
+    import h5py
+
+    cat, root, x = site
+    recordings = [t for t in cat.track_ids if t not in ("escape", "link", "relative")
+                  and cat.info(t)["source_path"]]
+    mine = Catalog(recordings, x[:len(recordings)], dimensions=DIMENSIONS,
+                   sources={t: cat.info(t)["source_path"] for t in recordings})
+    mine.save(tmp_path / "cat")
+    with h5py.File(tmp_path / "cat" / "tracks.h5") as f:  # kept relative to the folder they were found in
+        assert sorted(f["source_path"].asstr()[()]) == sorted(
+            Path(mine.info(t)["source_path"]).relative_to(root).as_posix() for t in recordings)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "cat", elsewhere / "catalog")
+    shutil.copytree(root, elsewhere / "audio", symlinks=True)
+    shutil.rmtree(root)  # the audio is only where it was copied to
+    moved = local_client(create_app(Catalog.load(elsewhere / "catalog"), audio_root=elsewhere / "audio"))
+    for t in ("brahms", "fishin"):
+        r = moved.get(f"/audio/{t}")
+        assert r.status_code == 200 and r.content == next((elsewhere / "audio").rglob(f"{t}.ogg")).read_bytes()
+
+
+def test_find_audio_reads_old_absolute_paths_under_a_new_root(tmp_path):
+    from mdsim.search.catalog import find_audio
+
+    new = tmp_path / "new"
+    (new / "sub").mkdir(parents=True)
+    (new / "sub" / "a.ogg").write_bytes(b"OggS")
+    (new / "a.ogg").write_bytes(b"OggS")
+    assert find_audio("/gone/music/sub/a.ogg", [new]) == new / "sub" / "a.ogg"  # the longest tail first
+    assert find_audio("/gone/music/b.ogg", [new]) is None
+    assert find_audio("sub/a.ogg", [tmp_path / "other", new]) == new / "sub" / "a.ogg"  # any root, in turn
+    assert find_audio("", [new]) is None
+
+
+@pytest.mark.slow  # TensorFlow, prep, a tiny model: about 20 s
+def test_a_moved_catalog_finds_its_model_beside_it_and_refuses_another(small_corpus, tmp_path, capsys, monkeypatch):
+    import uvicorn
+
+    from mdsim.cli import main
+    from mdsim.model import ModelConfig, build_model, save_model
+
+    config = ModelConfig(dimensions=("genre", "mood", "tempo", "key"), embedding_size=32, width=0.25)
+    work = tmp_path / "work"
+    save_model(build_model(config), work / "tiny.keras")
+    assert main(["prep", str(small_corpus), "--out", str(work / "store.h5"), "--workers", "1", "--quiet"]) == 0
+    assert main(["index", str(work / "store.h5"), "--model", str(work / "tiny.keras"), "--out", str(work / "cat"),
+                 "--quiet"]) == 0
+    meta = json.loads((work / "cat" / "catalog.json").read_text())["metadata"]
+    assert meta["model"] == "../tiny.keras" and len(meta["model_sha256"]) == 64
+    # copied elsewhere: the catalog, its audio, and the model beside the catalog under another name
+    there = tmp_path / "there"
+    shutil.copytree(work / "cat", there / "cat")
+    shutil.copytree(small_corpus.parent, there / "audio")
+    shutil.copy(work / "tiny.keras", there / "renamed.keras")
+    shutil.rmtree(work)
+    shutil.rmtree(small_corpus.parent)
+    app = create_app(there / "cat", audio_root=there / "audio")
+    assert app.uploads == f"uploads on (model {there / 'renamed.keras'})"  # loaded at start
+    client = local_client(app)
+    assert client.get("/audio/t3").status_code == 200
+    r = client.post("/api/search", params={"k": "3"}, content=(there / "audio" / "t3.wav").read_bytes(),
+                    headers={"x-filename": "t3.wav"})
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0]["track_id"] == "t3" and r.json()["results"][0]["score"] == pytest.approx(1, abs=1e-4)
+    # a model that did not embed the catalog is refused in one line, before serving
+    save_model(build_model(config), tmp_path / "other.keras")
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    capsys.readouterr()
+    serve = ["serve", str(there / "cat"), "--audio-root", str(there / "audio")]
+    assert main(serve + ["--model", str(tmp_path / "other.keras")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not the model that embedded this catalog" in err[0], err
+    # no model to be found: the page is served, and the terminal says why uploads are off
+    (there / "renamed.keras").unlink()
+    assert main(serve) == 0
+    assert "serve: uploads off: the catalog's model (../tiny.keras, SHA-256" in capsys.readouterr().err

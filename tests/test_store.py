@@ -23,7 +23,7 @@ from mdsim.features.pipeline import prep
 from mdsim.features.spectral import extract_features
 from mdsim.features.store import FeatureStore, StoreWriter, shard_paths, shards_dir
 
-from conftest import SR, clicks, sigint_at_default, sine, write_manifest, write_wav
+from conftest import SR, clicks, sine, stop_signals_at_default, write_manifest, write_wav
 
 DATA = Path(__file__).parent / "data"
 #: float16 storage: relative rounding 2**-11 on values of order 1.
@@ -440,14 +440,19 @@ def test_kill_9_of_prep_leaves_no_worker_running(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("when", ["at once", "after a track"])
-def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path, when):
+@pytest.mark.parametrize("stop, when", [(signal.SIGINT, "at once"), (signal.SIGINT, "after a track"),
+                                        (signal.SIGTERM, "after a track")], ids=["ctrl-c at once",
+                                                                                 "ctrl-c after a track",
+                                                                                 "sigterm after a track"])
+def test_ctrl_c_or_sigterm_says_what_was_kept_and_exits_130_or_143(tmp_path, stop, when):
+    # SIGTERM (`kill PID`, a batch scheduler's or container's stop) keeps finished work as Ctrl-C does.
     manifest = _corpus(tmp_path / "c", 200, seconds=3.0)
     out = tmp_path / "s.h5"
     # SIGINT at its default in the child: a suite started with `&`, nohup or a CI wrapper runs with
     # SIGINT ignored, which the child would inherit (and rightly not be interrupted by Ctrl-C)
     proc = subprocess.Popen([sys.executable, "-m", "mdsim", "prep", str(manifest), "--out", str(out),
-                             "--workers", "1"], stderr=subprocess.PIPE, text=True, preexec_fn=sigint_at_default)
+                             "--workers", "1"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=stop_signals_at_default)
     if when == "at once":
         time.sleep(1.0)
     else:  # once the first shard is being filled (a track is finished)
@@ -455,10 +460,12 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path, when):
         while time.time() < deadline and not (out.exists() and shards_dir(out).is_dir()
                                               and list(shards_dir(out).glob("*.tmp"))):
             time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     rc = proc.wait(timeout=120)
     err = proc.stderr.read()
-    assert rc == 130, err[-2000:]
+    assert rc == (130 if stop == signal.SIGINT else 143), err[-2000:]
+    if stop == signal.SIGTERM:
+        assert "mdsim prep: terminated (SIGTERM); finished work is kept" in err
     if out.exists():
         assert "prep: interrupted; kept the" in err and f"{out} holds" in err
         with FeatureStore(out) as store:

@@ -13,7 +13,7 @@ from mdsim.training.config import TrainConfig, read_run_config, write_run_config
 from mdsim.training.data import (ConditionalSampler, TrackTable, WindowBatches, split_tracks,
                                  trainable_dimensions)
 
-from conftest import clicks, sine, write_manifest, write_wav
+from conftest import clicks, sine, stop_signals_at_default, write_manifest, write_wav
 
 DIMS = ("genre", "mood", "tempo", "key")
 
@@ -218,6 +218,30 @@ def _tiny_args(store, out, epochs):
     return ["train", str(store), "--out", str(out), "--width", "0.25", "--batch-size", "8",
             "--epochs", str(epochs), "--steps-per-epoch", "2", "--dims", ",".join(DIMS),
             "--embedding-size", "32", "--quiet"]
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_finished_epochs_and_exits_143(tiny_store, tmp_path):
+    # `kill PID` (a batch scheduler's or container's stop) does what Ctrl-C does
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "mdsim", *_tiny_args(tiny_store, run, 1000), "--eager"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            preexec_fn=stop_signals_at_default)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (run / "state.json").exists():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=120)
+    err = proc.stderr.read()
+    assert rc == 143, err[-2000:]
+    assert "train: interrupted; epochs finished so far are saved" in err
+    assert "mdsim train: terminated (SIGTERM); finished work is kept" in err
+    assert json.loads((run / "state.json").read_text())["epochs_done"] >= 1
 
 
 @pytest.mark.slow

@@ -10,13 +10,16 @@ and ``mdsim prep`` stay light; only subcommands that run a network load it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 
 from mdsim import __version__
 from mdsim.cli import (analyze, embed, evaluate, index, inspect, manifold, playlist, prep, pretrain, search, serve,
                        train, triplets)
 from mdsim.errors import MdsimError
+from mdsim.native_log import quiet_tensorflow_start
 
 #: The subcommands, in the order of ``mdsim --help``.
 COMMANDS = (prep, inspect, train, pretrain, embed, triplets, evaluate, index, search, playlist, serve, analyze, manifold)
@@ -65,6 +68,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a scheduler's or container's stop) raised as an interrupt.
+
+    A subclass of KeyboardInterrupt, so every path that keeps finished work on Ctrl-C
+    (prep's commit, train's finished epochs, embed's checkpoints) runs for it too."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    # One stop request is enough: further ones (a supervisor repeating itself) must not break
+    # the commit that the first one started; SIGKILL still ends the process at once.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM becomes :class:`Terminated` in the main thread while the command runs.
+
+    Left alone where the caller ignores SIGTERM or set a handler of its own, and outside
+    the main thread (where Python cannot set one); the previous handler is restored after."""
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous != signal.SIG_DFL:
+            previous = None
+        else:
+            signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # main() called from a thread other than the main one
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     """Run the ``mdsim`` command; returns the exit status."""
     args = parse_args(argv)
@@ -72,15 +110,18 @@ def main(argv=None) -> int:
 
     # A user's warning is a sentence, not a source line.
     warnings.formatwarning = lambda message, category, *a, **k: f"mdsim {args.command}: warning: {message}\n"
+    quiet_tensorflow_start()  # TensorFlow's native start-up lines are noise on a user's terminal
     try:
-        return args.run(args)
+        with _sigterm_as_interrupt():
+            return args.run(args)
     except MdsimError as e:
         print(f"mdsim {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mdsim {args.command}: interrupted; finished work is kept, run the same command to resume",
+    except KeyboardInterrupt as e:
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"mdsim {args.command}: {how}; finished work is kept, run the same command to resume",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     except BrokenPipeError:  # the reader left (`mdsim inspect STORE | head`): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 141

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from mdsim.cli.options import positive_int
 
 
@@ -56,8 +59,12 @@ def run(args) -> int:
                      ef_search=args.ef_search)
     catalog = build_catalog(args.source, model=args.model, info=args.info, index=spec,
                             progress=not args.quiet)
-    if args.model:
-        catalog.metadata["model"] = str(args.model)
+    if args.model:  # by content and by a path relative to the catalog: found wherever both are copied
+        from mdsim.search.catalog import file_sha256
+
+        catalog.metadata["model"] = Path(os.path.relpath(Path(args.model).resolve(),
+                                                         Path(args.out).resolve())).as_posix()
+        catalog.metadata.setdefault("model_sha256", file_sha256(Path(args.model)))
     catalog.save(args.out)
     print(f"index: {len(catalog)} tracks, {args.index} index over {', '.join(catalog.dimensions)}; "
           f"wrote {args.out}")

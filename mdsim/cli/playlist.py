@@ -25,6 +25,10 @@ def add_parser(sub) -> None:
     add_filter_options(p)
     p.add_argument("--out", nargs="+", default=[], metavar="FILE",
                    help="files to write, by suffix: .m3u8 or .m3u (extended M3U), .json")
+    p.add_argument("--audio-root", action="append", default=[], metavar="FOLDER",
+                   help="where the catalog's audio is now (repeatable), for a catalog copied to another "
+                        "machine or folder: the M3U8 names the files found there (default: the paths "
+                        "the catalog recorded)")
     p.set_defaults(run=run)
 
 
@@ -34,7 +38,9 @@ def run(args) -> int:
     from mdsim.search.playlist import write_json, write_m3u8
     from mdsim.search.query import format_playlist, parse_weights
 
-    writers = {".m3u8": write_m3u8, ".m3u": write_m3u8, ".json": write_json}
+    roots = [Path(r).resolve() for r in args.audio_root]
+    m3u8 = lambda f, playlist: write_m3u8(f, playlist, audio_roots=roots)  # noqa: E731
+    writers = {".m3u8": m3u8, ".m3u": m3u8, ".json": write_json}
     bad = [f for f in args.out if Path(f).suffix.lower() not in writers]
     if bad:
         raise InputError(f"cannot tell the format of {bad[0]}: name it .m3u8 or .json")

@@ -14,9 +14,9 @@
 or read: ``import mdsim.search`` stays light.
 """
 
-from mdsim.search.build import build_catalog, extend_catalog, query_embedding, update_catalog
+from mdsim.search.build import build_catalog, catalog_model, extend_catalog, query_embedding, update_catalog
 from mdsim.search.catalog import Catalog, Filters, Hit, normalise_blocks
 from mdsim.search.playlist import Playlist, continue_from, walk
 
-__all__ = ["Catalog", "Filters", "Hit", "Playlist", "build_catalog", "continue_from", "extend_catalog",
+__all__ = ["Catalog", "Filters", "Hit", "Playlist", "build_catalog", "catalog_model", "continue_from", "extend_catalog",
            "query_embedding", "normalise_blocks", "update_catalog", "walk"]

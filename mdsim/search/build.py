@@ -69,7 +69,7 @@ def extend_catalog(catalog: Catalog, source, *, model=None, info=None, progress:
     embedded for the new tracks only. Embeddings of another model (by
     ``model_sha256``) or with other subspaces are refused."""
     if model is None and is_store(source):
-        model = catalog.metadata.get("model")
+        model = catalog_model(catalog)
     embeddings, info = _read_source(source, model=model, info=info, progress=progress, log=log,
                                     skip=catalog)
     theirs, ours = embeddings.metadata.get("model_sha256"), catalog.metadata.get("model_sha256")
@@ -169,27 +169,62 @@ def _read_info(info, track_ids, *, log):
     return labels, groups, sources
 
 
+def catalog_model(catalog: Catalog, *, model=None):
+    """The model that embedded ``catalog``, loaded: ``model`` (a :class:`mdsim.Model` or a
+    path) when given, else the file the catalog names, looked for where it was (relative to
+    the catalog folder) and then, by name or by content, among the ``.keras`` files in the
+    catalog folder and the folder holding it: a catalog copied with its model works anywhere.
+
+    Raises
+    ------
+    ModelError
+        When ``model`` is not the model that embedded the catalog (its SHA-256 differs from
+        the catalog's ``model_sha256``), or when no such model is found (the line says where
+        it was looked for).
+    """
+    from mdsim.api import load_model
+
+    expected = catalog.metadata.get("model_sha256")
+    if model is None:
+        model = _find_model_file(catalog, expected)
+    if not hasattr(model, "embed"):
+        model = load_model(model)
+    if expected and expected != model.fingerprint:
+        raise ModelError(f"{model.path} is not the model that embedded this catalog (its SHA-256 is "
+                         f"{model.fingerprint[:12]}..., the catalog's {expected[:12]}...); use "
+                         f"{catalog.metadata.get('model', 'that model')}")
+    return model
+
+
+def _find_model_file(catalog: Catalog, expected) -> Path:
+    from mdsim.search.catalog import file_sha256
+
+    named = catalog.metadata.get("model")
+    folder = catalog.folder
+    places = [] if folder is None else [Path(folder), Path(folder).parent]
+    candidates = []
+    if named:
+        candidates.append(Path(folder, named) if folder is not None else Path(named))
+        candidates += [place / Path(named).name for place in places]
+    candidates += [f for place in places for f in sorted(place.glob("*.keras"))]
+    for path in dict.fromkeys(candidates):  # in order, each once
+        if path.is_file() and (not expected or file_sha256(path) == expected):
+            return path
+    where = ", ".join(str(p) for p in places) or "a catalog not read from a folder"
+    raise ModelError(f"the catalog's model ({named or 'unnamed'}"
+                     f"{', SHA-256 ' + expected[:12] + '...' if expected else ''}) is not found where it was "
+                     f"written nor beside the catalog ({where}): give the model that embedded it (--model)")
+
+
 def query_embedding(catalog: Catalog, audio, *, model=None):
     """Embed an audio file (or ``(y, sr)``) for a search in ``catalog``.
 
     ``model`` (a :class:`mdsim.Model` or a path) defaults to the model the
-    catalog records; a model other than the one that embedded the catalog
-    (by ``model_sha256``) is refused, since vectors of two models never mix.
+    catalog records (:func:`catalog_model`); a model other than the one that
+    embedded the catalog (by ``model_sha256``) is refused, since vectors of two
+    models never mix.
     """
-    from mdsim.api import load_model
-
-    if model is None:
-        path = catalog.metadata.get("model")
-        if not path or not Path(path).is_file():
-            raise ModelError(f"the catalog does not name a model file that exists here ({path!r}): "
-                             "give the model that embedded it (--model)")
-        model = path
-    if not hasattr(model, "embed"):
-        model = load_model(model)
-    expected = catalog.metadata.get("model_sha256")
-    if expected and expected != model.fingerprint:
-        raise ModelError(f"{model.path} is not the model that embedded this catalog (its SHA-256 differs); "
-                         f"use {catalog.metadata.get('model', 'that model')}")
+    model = catalog_model(catalog, model=model)
     if isinstance(audio, tuple):
         y, sr = audio
         return model.embed(y, sr=sr)

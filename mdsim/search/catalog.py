@@ -54,7 +54,8 @@ SMALL_SUBSET = 4096
 CHECKSUMMED = ("index.faiss", "tracks.h5")
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, as hex."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -66,9 +67,48 @@ def _check_files(path: Path, expected: dict | None) -> None:
     """Refuse a catalog whose data files differ from the checksums its ``catalog.json``
     records (a catalog written before checksums, without them, is read as it is)."""
     for name, digest in (expected or {}).items():
-        if name in CHECKSUMMED and _file_sha256(path / name) != digest:
+        if name in CHECKSUMMED and file_sha256(path / name) != digest:
             raise StoreError(f"{path / name} is damaged: it does not match the checksum in {path / 'catalog.json'}; "
                              f"rebuild the catalog with `mdsim index EMBEDDINGS.h5 --out {path}`")
+
+
+def audio_root_of(sources) -> str:
+    """The deepest folder holding every path of ``sources``; ``""`` when there is none, or
+    when a path is relative already (it is then kept as given, relative to the served root)."""
+    given = [s for s in sources if s]
+    if not given or not all(os.path.isabs(s) for s in given):
+        return ""
+    return os.path.commonpath([os.path.dirname(s) for s in given])
+
+
+def relative_to_root(sources, root: str) -> list:
+    """Each absolute path of ``sources`` under ``root`` relative to it, in POSIX form; others as they are."""
+    if not root:
+        return list(sources)
+    return [Path(os.path.relpath(s, root)).as_posix() if s and os.path.isabs(s) else s for s in sources]
+
+
+def find_audio(source: str, roots) -> Path | None:
+    """The file that a catalog's ``source`` path names, looked for under ``roots``.
+
+    A catalog copied to another machine or folder keeps the paths where its audio was
+    found; given the folder it now lives in, a path is tried as it is, then each of its
+    tails under each root, longest first: ``/old/music/sub/a.ogg`` is
+    ``ROOT/music/sub/a.ogg``, ``ROOT/sub/a.ogg`` or ``ROOT/a.ogg``. ``None`` when no file
+    is found; the path itself when it is a file outside every root and no tail is found.
+    The caller checks that the file (symlinks resolved) lies under a root."""
+    if not source:
+        return None
+    path = Path(source)
+    if path.is_absolute() and path.is_file() and any(path.is_relative_to(root) for root in roots):
+        return path
+    parts = path.parts[1:] if path.is_absolute() else path.parts
+    for i in range(len(parts)):
+        for root in roots:
+            candidate = Path(root).joinpath(*parts[i:])
+            if candidate.is_file():
+                return candidate
+    return path if path.is_absolute() and path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -264,6 +304,7 @@ class Catalog:
         self.slices = {d: (int(a), int(b)) for d, a, b in zip(dims, starts[:-1], starts[1:])}
         self.spec = index if isinstance(index, faiss_index.IndexSpec) else faiss_index.IndexSpec(kind=index)
         self.metadata = dict(metadata or {})
+        self.folder = None
         self._ids = np.zeros(0, dtype=str)
         self._pos = {}
         self._tags, self._tempo, self._key = [], np.zeros(0), np.zeros(0, np.int16)
@@ -606,11 +647,17 @@ class Catalog:
                 f.create_dataset("tempo", data=self._tempo)
                 f.create_dataset("key_index", data=self._key)
                 f.create_dataset("group", data=self._group.astype(object), dtype=text)
-                f.create_dataset("source_path", data=self._source.astype(object), dtype=text)
+                # Relative to the folder the audio was found under: a catalog moved with its audio
+                # is served with --audio-root NEW_FOLDER (find_audio); the root is kept for paths.
+                root = audio_root_of(self._source.tolist())
+                sources = relative_to_root(self._source.tolist(), root)
+                f.create_dataset("source_path", data=np.array(sources, dtype=object), dtype=text)
+            metadata = dict(self.metadata, audio_root=root) if root else \
+                {k: v for k, v in self.metadata.items() if k != "audio_root"}
             head = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "n_tracks": len(self),
                     "dimensions": list(self.dimensions), "slices": [list(s) for s in self.slices.values()],
-                    "index": self.spec.to_dict(), "metadata": self.metadata,
-                    "sha256": {name: _file_sha256(tmp / name) for name in CHECKSUMMED}}
+                    "index": self.spec.to_dict(), "metadata": metadata,
+                    "sha256": {name: file_sha256(tmp / name) for name in CHECKSUMMED}}
             (tmp / "catalog.json").write_text(json.dumps(head, indent=2) + "\n")
             old = None
             if path.exists():
@@ -622,6 +669,7 @@ class Catalog:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
+        self.folder = path
         return path
 
     @classmethod
@@ -647,6 +695,8 @@ class Catalog:
             self.slices = {d: tuple(s) for d, s in zip(self.dimensions, head["slices"])}
             self.spec = faiss_index.IndexSpec(**head["index"])
             self.metadata = head.get("metadata", {})
+            #: The folder it was read from (its model is looked for there: search.build.catalog_model).
+            self.folder = path
             _check_files(path, head.get("sha256"))
             self._index = faiss_index.read(path / "index.faiss")
             with h5py.File(path / "tracks.h5", "r") as f:
@@ -655,7 +705,10 @@ class Catalog:
                 self._tempo = f["tempo"][()]
                 self._key = f["key_index"][()]
                 self._group = np.array(f["group"].asstr()[()], dtype=str)
-                self._source = np.array(f["source_path"].asstr()[()], dtype=str)
+                sources = f["source_path"].asstr()[()].tolist()
+            root = self.metadata.pop("audio_root", "")  # version-1 catalogs of earlier mdsim: absolute paths
+            self._source = np.array([os.path.join(root, s) if root and s and not os.path.isabs(s) else s
+                                     for s in sources], dtype=str)
         except StoreError:
             raise
         except (KeyError, ValueError, OSError, RuntimeError, TypeError) as e:

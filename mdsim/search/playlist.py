@@ -136,10 +136,14 @@ def _entry(catalog: Catalog, track_id: str, role: str, hit: Hit | None = None) -
     return dict(entry, role=role)
 
 
-def write_m3u8(path, playlist: Playlist) -> Path:
+def write_m3u8(path, playlist: Playlist, *, audio_roots=()) -> Path:
     """An extended M3U playlist in UTF-8: ``#EXTINF`` (length unknown, ``-1``; the
     title ``group - track id``) and the audio path relative to the playlist's folder.
-    A track without an audio path is written as a comment line."""
+    A track without an audio path is written as a comment line. With ``audio_roots``
+    (the folders a moved catalog's audio now lives in), each path is the file found
+    there (:func:`mdsim.search.catalog.find_audio`), else the catalog's as it is."""
+    from mdsim.search.catalog import find_audio
+
     path = Path(path)
     folder = path.parent.resolve()
     lines = ["#EXTM3U"]
@@ -148,8 +152,8 @@ def write_m3u8(path, playlist: Playlist) -> Path:
         if not t["source_path"]:
             lines.append(f"# {title}: no audio path in the catalog")
             continue
-        lines += [f"#EXTINF:-1,{title}",
-                  Path(os.path.relpath(os.path.abspath(t["source_path"]), folder)).as_posix()]
+        audio = (find_audio(t["source_path"], audio_roots) if audio_roots else None) or t["source_path"]
+        lines += [f"#EXTINF:-1,{title}", Path(os.path.relpath(os.path.abspath(audio), folder)).as_posix()]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

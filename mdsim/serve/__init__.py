@@ -24,6 +24,8 @@ def serve(catalog, *, audio_root, host: str = "127.0.0.1", port: int = 8000, mod
         warnings.warn(f"serving on {host}: anyone who can reach this address can browse and play "
                       "the catalog (there is no login)", stacklevel=2)
     app = create_app(catalog, audio_root=audio_root, model=model, host=host, port=port)
+    if getattr(app, "uploads", None):
+        print(f"serve: {app.uploads}", file=sys.stderr)
     print(f"serve: http://{'[' + host + ']' if ':' in host else host}:{port}/  (Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -42,8 +42,9 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mdsim.errors import MdsimError
-from mdsim.search import Catalog, Filters, continue_from, walk
+from mdsim.errors import MdsimError, ModelError
+from mdsim.search import Catalog, Filters, catalog_model, continue_from, walk
+from mdsim.search.catalog import find_audio
 from mdsim.search.query import parse_range, parse_weights
 from mdsim.serve.openapi import MAX_PLAYLIST, OPENAPI
 
@@ -59,7 +60,7 @@ MAX_UPLOAD = 64 << 20
 def audio_file(catalog: Catalog, audio_roots, track_id: str) -> Path:
     """The audio file of a catalog track, or an HTTPException: 404 for a track not in
     the catalog or without a file, 403 for a file outside every one of ``audio_roots``
-    (resolved folders; symlinks resolved). A relative path is read under the first root."""
+    (resolved folders; symlinks resolved). A relative path is read under the roots."""
     if track_id not in catalog:
         raise HTTPException(404, "no such track")
     return confined_file(catalog.info(track_id)["source_path"], audio_roots)
@@ -67,12 +68,13 @@ def audio_file(catalog: Catalog, audio_roots, track_id: str) -> Path:
 
 def confined_file(source, audio_roots) -> Path:
     """``source`` resolved (symlinks too) if it is a file inside one of ``audio_roots``;
-    else an HTTPException (404 no path or no file, 403 outside every root)."""
+    else an HTTPException (404 no path or no file, 403 outside every root). A catalog
+    moved with its audio finds it under the new roots (:func:`mdsim.search.catalog.find_audio`)."""
     if not source:
         raise HTTPException(404, "this track has no audio path")
-    path = Path(source)
-    if not path.is_absolute():
-        path = audio_roots[0] / path
+    path = find_audio(source, audio_roots)
+    if path is None:
+        raise HTTPException(404, "audio file not found")
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError):
@@ -202,14 +204,23 @@ def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port
     """The ASGI app over ``catalog`` (a :class:`~mdsim.search.Catalog` or a catalog
     folder), serving audio from under ``audio_root`` (a folder or a list of folders).
     ``model`` (path or
-    :class:`mdsim.Model`, default: the catalog's) embeds uploaded queries. Requests
+    :class:`mdsim.Model`, default: the catalog's, found by
+    :func:`mdsim.search.catalog_model`) embeds uploaded queries; it is loaded here, and a
+    model given that did not embed the catalog raises ModelError. Requests
     whose Host header is not ``host``, ``127.0.0.1`` or ``localhost`` (with ``port``,
     unless None) are refused (:class:`HostCheck`)."""
     catalog = catalog if isinstance(catalog, Catalog) else Catalog.load(catalog)
     roots = [audio_root] if isinstance(audio_root, (str, Path)) else list(audio_root)
     audio_roots = [Path(r).resolve() for r in roots]
     maps: OrderedDict = OrderedDict()
-    state = {"model": model}
+    uploads_off = None  # why uploads cannot be embedded; the model is loaded now, not at the first upload
+    if not hasattr(model, "embed"):
+        try:
+            model = catalog_model(catalog, model=model)
+        except ModelError as e:
+            if model is not None:  # the model given is refused: say so before serving
+                raise
+            model, uploads_off = None, str(e)
 
     def weights_of(request: Request) -> np.ndarray:
         return catalog.weights(weights=parse_weights(request.query_params.get("dims")))
@@ -279,6 +290,8 @@ def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port
 
         from mdsim.search import query_embedding
 
+        if model is None:
+            raise HTTPException(400, f"uploads are off: {uploads_off}")
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_UPLOAD:
             raise HTTPException(413, f"uploads are limited to {MAX_UPLOAD >> 20} MiB")
@@ -294,15 +307,8 @@ def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port
                     f.write(chunk)
             if not size:
                 raise HTTPException(400, "the request body is empty: send the audio file")
-            if state["model"] is None or isinstance(state["model"], (str, Path)):
-                import mdsim
-
-                path = state["model"] or catalog.metadata.get("model")
-                if not path or not Path(path).is_file():
-                    raise HTTPException(400, "uploads need the catalog's model: start mdsim serve with --model")
-                state["model"] = await run_in_threadpool(mdsim.load_model, path)
             try:
-                return await run_in_threadpool(query_embedding, catalog, tmp, model=state["model"])
+                return await run_in_threadpool(query_embedding, catalog, tmp, model=model)
             except MdsimError as e:  # the server's temporary path is no business of the page
                 raise HTTPException(400, str(e).replace(tmp, "the uploaded file")) from None
         finally:
@@ -327,7 +333,11 @@ def create_app(catalog, *, audio_root, model=None, host: str = "127.0.0.1", port
               Route("/audio/{track_id:path}", audio),
               Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
     app = Starlette(routes=routes, exception_handlers={MdsimError: user_error, HTTPException: http_error})
-    return HostCheck(app, names=local_names(host), port=port)
+    checked = HostCheck(app, names=local_names(host), port=port)
+    #: One line for the terminal: whether uploaded files can be searched, and why not.
+    checked.uploads = f"uploads off: {uploads_off}" if model is None else \
+        f"uploads on (model {getattr(model, 'path', None) or 'given'})"
+    return checked
 
 
 def _key_name(index):
