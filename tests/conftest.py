@@ -47,6 +47,27 @@ def clicks(bpm=120.0, seconds=6.0, sr=SR):
     return 0.5 * y / np.abs(y).max()
 
 
+def wait_until_caught(pid: int, signum: int, timeout: float = 120.0) -> bool:
+    """Wait until process ``pid`` handles ``signum`` (Linux: the ``SigCgt`` mask of
+    ``/proc/PID/status``); False when it never does. ``mdsim``'s ``main()`` catches SIGTERM while
+    a command runs, so waiting for that says the command is under way: a test's signal then meets
+    the command rather than an interpreter still starting, which under load can outlast any fixed
+    sleep."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+        except (OSError, StopIteration):
+            return False
+        if caught >> (signum - 1) & 1:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def stop_signals_at_default() -> None:
     """``preexec_fn`` for a child that a test interrupts: SIGINT and SIGTERM back at their defaults.
 

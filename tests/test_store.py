@@ -23,7 +23,7 @@ from mdsim.features.pipeline import prep
 from mdsim.features.spectral import extract_features
 from mdsim.features.store import FeatureStore, StoreWriter, shard_paths, shards_dir
 
-from conftest import SR, clicks, sine, stop_signals_at_default, write_manifest, write_wav
+from conftest import SR, clicks, sine, stop_signals_at_default, wait_until_caught, write_manifest, write_wav
 
 DATA = Path(__file__).parent / "data"
 #: float16 storage: relative rounding 2**-11 on values of order 1.
@@ -453,8 +453,8 @@ def test_ctrl_c_or_sigterm_says_what_was_kept_and_exits_130_or_143(tmp_path, sto
     proc = subprocess.Popen([sys.executable, "-m", "mdsim", "prep", str(manifest), "--out", str(out),
                              "--workers", "1"], stderr=subprocess.PIPE, text=True,
                             preexec_fn=stop_signals_at_default)
-    if when == "at once":
-        time.sleep(1.0)
+    if when == "at once":  # as soon as the command runs (its main() catches SIGTERM from then on)
+        assert wait_until_caught(proc.pid, signal.SIGTERM), "mdsim prep never started its command"
     else:  # once the first shard is being filled (a track is finished)
         deadline = time.time() + 120
         while time.time() < deadline and not (out.exists() and shards_dir(out).is_dir()
