@@ -81,6 +81,34 @@ def stop_signals_at_default() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def onednn_active() -> bool | None:
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process (None: cannot tell).
+
+    They are on by default on some processors only and ``TF_ENABLE_ONEDNN_OPTS`` turns them
+    on or off: a training's numbers differ between the two sets of kernels as they do between
+    processors, so the other set is a machine's stand-in for another processor."""
+    try:
+        import tensorflow  # noqa: F401
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def record_learning(test: str, stats: dict) -> None:
+    """Append a learning test's statistics to the JSON-lines file ``$MDSIM_LEARNING_LOG`` names,
+    when it names one, so a whole suite run adds a row to each test's spread
+    (``experiments/learning_spread.py --add LOG`` folds them into its table; docs/testing.md)."""
+    import json
+    import os
+
+    log = os.environ.get("MDSIM_LEARNING_LOG")
+    if log:
+        row = {"test": test, "stats": {**{k: float(v) for k, v in stats.items()}, "_onednn": onednn_active()}}
+        with open(log, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
 def write_wav(path, y, sr=SR):
     import soundfile as sf
 

@@ -21,44 +21,49 @@ from pathlib import Path
 
 import pytest
 
+from conftest import record_learning
+
 ROOT = Path(__file__).resolve().parent.parent
 DIMS = ("genre", "mood", "instrument", "era", "tempo", "key")
 N_TRIPLETS = 150
-#: Chance is 0.5; at 150 triplets its binomial standard deviation is 0.041, so 0.62 is 2.9 sigma
-#: above it. (Triplets share tracks, so their real spread is wider: the floors sit well below the
-#: measured figures as well.)
-HELDOUT_FLOOR = 0.62
-#: 2 sigma above chance: the training-track check asks "learned at all?" of every dimension.
-TRAIN_FLOOR = 0.58
-#: Held-out dimensions asserted. Measured once with this exact command (seed 0, 96 tracks, 21 of them
-#: from 5 held-out artists; 391 s wall on two cores shared with other jobs, load average about 5),
-#: own subspace on held-out triplets, trained (untrained):
-#:     genre 0.753 (0.600), mood 0.807 (0.580), instrument 0.440 (0.387), era 0.853 (0.593),
-#:     tempo 0.533 (0.440), key 0.553 (0.493); mean off-diagonal 0.508.
-#: Tempo and key do not generalise on the synthetic corpus even at 300 tracks (0.57 and 0.51 held
-#: out, docs/synthetic.md): a separate issue addresses them. Instrument does at 300 tracks (0.78)
-#: but not in this split: 8 of its 21 held-out tracks are piano against 8 of the 75 training
-#: tracks, so most instrument triplets ask about a class barely trained, and the untrained
-#: network's 0.387 shows the triplets lean against the label. Instrument, tempo and key are
-#: checked on the training tracks only.
+#: Held-out dimensions asserted. Tempo and key do not generalise on the synthetic corpus even at
+#: 300 tracks (0.57 and 0.51 held out, docs/synthetic.md; the rendered corpus is where they are
+#: learned, tests/test_rendered.py). Instrument does at 300 tracks (0.78) but not in splits this
+#: small: a split can hold out mostly a class barely trained (8 of 21 held-out tracks piano in
+#: seed 0's), and the untrained network then scores under chance. Those three are checked on the
+#: training tracks only.
 GENERALISING = ("genre", "mood", "era")
-#: Measured on the training tracks in the same run, trained (untrained):
-#:     genre 0.780 (0.593), mood 0.967 (0.640), instrument 0.660 (0.553), era 0.867 (0.593),
-#:     tempo 0.620 (0.547), key 0.733 (0.527); mean diagonal 0.771, off-diagonal 0.569.
-#: Measured again after training stopped letting Keras shuffle the batch order (so resumed runs
-#: see the same batches; the draws are the same, their order differs), in the full suite:
-#:     genre 0.753, mood 0.947, instrument 0.727, era 0.827, tempo 0.567 (0.547), key 0.620.
-#: Tempo is not learned at this size even on its training tracks: it is held to the mean-diagonal
-#: checks only, with key and tempo left to the issue on them.
+#: Dimensions checked on the training tracks ("learned at all?"). Tempo is not learned at this size
+#: even there (about 0.57-0.63 against 0.55 untrained), so it counts in the means only.
 LEARNED = ("genre", "mood", "instrument", "era", "key")
+#: The bars, each below the worst run measured (``experiments/learning_spread.py disentanglement``;
+#: the table of every run is in docs/testing.md). A fixed seed gives the same figures on one
+#: machine, whatever its load, but not across processors: the kernels TensorFlow picks by CPU round
+#: differently and a few hundred steps of training amplify that into different networks. Chance is
+#: 0.5, and at 150 triplets a score's binomial standard deviation is 0.041 (triplets share tracks,
+#: so the real spread is wider). Per dimension the bars ask "above chance"; the means over
+#: dimensions, whose spread is smaller, carry the margins over the untrained network and over the
+#: other subspaces.
+#:
+#: Held out (seed 0 on three processors; docs/testing.md for seeds 1-2): genre 0.627-0.753, mood
+#: 0.633-0.807, era 0.853; mean of the three 0.720-0.804, its lead over the untrained network
+#: 0.129-0.214 and over the other subspaces 0.163-0.250.
+HELD_OUT_BARS = {"validation genre": 0.56, "validation mood": 0.56, "validation era": 0.56,
+                 "validation diagonal": 0.64, "validation diagonal - untrained": 0.06,
+                 "validation diagonal - off": 0.08}
+#: On the training tracks (seed 0): genre 0.753-0.807, mood 0.920-0.967, instrument 0.633-0.727, era
+#: 0.827-0.920, key 0.620-0.733; the mean over the six 0.74-0.79, its lead over the other
+#: subspaces 0.20-0.21 and over the untrained network 0.19-0.20.
+TRAIN_BARS = {**{f"train {d}": 0.56 for d in LEARNED}, "train all diagonal - off": 0.1,
+              "train all diagonal - untrained": 0.1}
 
 
-def _run(out: Path, tracks: str) -> dict:
+def _run(out: Path, tracks: str, seed: int = 0) -> dict:
     cmd = [sys.executable, str(ROOT / "experiments" / "synthetic_disentanglement.py"), "--out", str(out),
            "--n", "96", "--duration", "6", "9", "--epochs", "8", "--steps", "15", "--batch-size", "32",
            "--width", "0.25", "--embedding-size", "48", "--learning-rate", "1e-3", "--triplets",
            str(N_TRIPLETS), "--triplet-tracks", tracks, "--validation-fraction", "0.25",
-           "--backbones", "multi_input", "--seed", "0"]
+           "--backbones", "multi_input", "--seed", str(seed)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((out / "matrix.json").read_text())
@@ -75,28 +80,37 @@ def _mean_diagonal_and_off(matrix, dims):
     return diagonal, off
 
 
-def check_held_out(matrices: dict) -> None:
-    """The generalising dimensions score held-out triplets above chance, in their own subspace."""
-    trained, untrained = matrices["multi_input (trained)"], matrices["multi_input (untrained)"]
-    report = "held-out tracks:\n" + _report(trained, untrained)
-    for d in GENERALISING:
-        assert trained[d][d] >= HELDOUT_FLOOR, f"{d} does not generalise:\n{report}"
-        assert trained[d][d] >= untrained[d][d] + 0.05, f"{d} no better than before training:\n{report}"
-    diagonal, off = _mean_diagonal_and_off(trained, GENERALISING)  # measured 0.804 against 0.554
-    assert diagonal >= off + 0.1, f"not disentangled on held-out tracks:\n{report}"
+def check(stats: dict, bars: dict, report: str) -> None:
+    """Every statistic at or above its bar; one message naming each that is not."""
+    short = [f"{name} {stats[name]:.3f} < {bar}" for name, bar in bars.items() if not stats[name] >= bar]
+    assert not short, "; ".join(short) + "\n" + report
 
 
-def check_training_tracks(matrices: dict) -> None:
-    """Each dimension but tempo is learned, in its own subspace, on the tracks it was trained on;
-    the six together are disentangled."""
-    trained, untrained = matrices["multi_input (trained)"], matrices["multi_input (untrained)"]
-    report = "training tracks:\n" + _report(trained, untrained)
-    for d in LEARNED:
-        assert trained[d][d] >= TRAIN_FLOOR, f"{d} not learned:\n{report}"
-    diagonal, off = _mean_diagonal_and_off(trained, DIMS)
-    assert diagonal >= off + 0.1, f"not disentangled:\n{report}"
-    before, _ = _mean_diagonal_and_off(untrained, DIMS)
-    assert diagonal >= before + 0.1, f"no better than before training:\n{report}"
+def measure_disentanglement(out: Path, seed: int = 0) -> dict:
+    """The test's run with ``seed`` (corpus, split, weights, triplets): ``{"validation": matrices,
+    "train": matrices}``, each ``{"multi_input (trained)" | "multi_input (untrained)": {dim: {dim:
+    score}}}`` (``experiments/learning_spread.py`` runs it over seeds)."""
+    return {"validation": _run(out, "validation", seed), "train": _run(out, "train", seed)}
+
+
+def statistics(measured: dict) -> dict:
+    """The figures the bars apply to, of :func:`measure_disentanglement`'s matrices: per split and
+    dimension the own-subspace score and its lead over the untrained network; the mean diagonal
+    over the checked dimensions, its lead over the mean off-diagonal and over the untrained one."""
+    out = {}
+    for which, dims in (("validation", GENERALISING), ("train", LEARNED)):
+        trained = measured[which]["multi_input (trained)"]
+        untrained = measured[which]["multi_input (untrained)"]
+        for d in DIMS:
+            out[f"{which} {d}"] = trained[d][d]
+            out[f"{which} {d} lead"] = trained[d][d] - untrained[d][d]
+        for name, checked in (("", dims), ("all ", DIMS)):
+            diagonal, off = _mean_diagonal_and_off(trained, checked)
+            before, _ = _mean_diagonal_and_off(untrained, checked)
+            out[f"{which} {name}diagonal"] = diagonal
+            out[f"{which} {name}diagonal - off"] = diagonal - off
+            out[f"{which} {name}diagonal - untrained"] = diagonal - before
+    return out
 
 
 @pytest.mark.slow
@@ -106,7 +120,8 @@ def test_each_dimension_is_learned_in_its_own_subspace_and_generalises(tmp_path)
     model = out / "run_multi_input" / "best.keras"
     trained_at = model.stat().st_mtime_ns
     assert (out / "heatmap.png").stat().st_size > 0 and "mean diagonal" in (out / "matrix.md").read_text()
-    check_held_out(held_out)
+    report = "held-out tracks:\n" + _report(held_out["multi_input (trained)"], held_out["multi_input (untrained)"])
+    print(report)
 
     train = _run(out, "train")  # resumes: the same model, scored on triplets of its training tracks
     assert model.stat().st_mtime_ns == trained_at, "the second run retrained instead of resuming"
@@ -116,4 +131,8 @@ def test_each_dimension_is_learned_in_its_own_subspace_and_generalises(tmp_path)
         with open(out / f"triplets_validation_{d}.csv", newline="") as f:
             ids = {r[c] for r in csv.DictReader(f) for c in ("anchor_id", "song1_id", "song2_id")}
         assert ids <= held, f"{d} triplets use training tracks: {sorted(ids - held)[:5]}"
-    check_training_tracks(train)
+    stats = statistics({"validation": held_out, "train": train})
+    record_learning("disentanglement", stats)
+    check(stats, HELD_OUT_BARS, report)
+    check(stats, TRAIN_BARS, "training tracks:\n" + _report(train["multi_input (trained)"],
+                                                            train["multi_input (untrained)"]))

@@ -13,6 +13,8 @@ from data_prep import rendered
 from mdsim.errors import InputError
 from mdsim.labels import parse_key
 
+from conftest import record_learning
+
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
@@ -157,10 +159,11 @@ def test_rendering_writes_the_manifest_and_audio(tmp_path):
 _HAS_RENDERER = shutil.which("fluidsynth") is not None and rendered.DEFAULT_SOUNDFONT.is_file()
 
 
-def key_on_held_out_scores(tmp_path, name, options) -> tuple[float, float]:
+def key_on_held_out_scores(tmp_path, name, options, seed: int = 0) -> tuple[float, float]:
     """Render 96 tracks (24 scores in 4 keys, 10 s), prep them with exact labels, train the CENS
     branch on key briefly (300 batches of 32; ``options``: more ``mdsim train`` options), and score
     key triplets among the held-out scores' tracks (6 scores, 24 tracks) in the key subspace.
+    ``seed`` draws the scores, the split, the training and the triplets (the test uses 0).
     Returns the model's score and the key-profile baseline's on the same triplets."""
     import sys
 
@@ -177,37 +180,59 @@ def key_on_held_out_scores(tmp_path, name, options) -> tuple[float, float]:
     corpus = tmp_path / "corpus"
     store = corpus / "store.h5"
     if not store.exists():
-        manifest = rendered.generate_corpus(corpus, scores=24, keys=4, seconds=10.0, tempo_changes=0.0)
+        manifest = rendered.generate_corpus(corpus, scores=24, keys=4, seconds=10.0, tempo_changes=0.0, seed=seed)
         prep(manifest, store, workers=1, annotate="none", config=FeatureConfig(chroma_n_fft=4096), progress=False)
     run = tmp_path / f"run_{name}"
     args = ["train", str(store), "--out", str(run), "--backbone", "chroma", "--dims", "key", "--width", "0.25",
             "--embedding-size", "16", "--batch-size", "32", "--learning-rate", "1e-3", "--epochs", "15",
-            "--steps-per-epoch", "20", "--validation-fraction", "0.25", "--quiet"]
+            "--steps-per-epoch", "20", "--validation-fraction", "0.25", "--seed", str(seed), "--quiet"]
     assert main(args + list(options)) == 0
     path = tmp_path / f"key_{run.name}.csv"
     assert main(["triplets", str(store), "--dimension", "key", "--tracks", str(run / "split.json"),
-                 "--n", "500", "--out", str(path)]) == 0
+                 "--n", "500", "--seed", str(seed), "--out", str(path)]) == 0
     triplets = load_triplets(path, min_agreement=0.0)
     emb = store_embedding_set(load_model(run / "best.keras"), store, progress=False)
     profile = baseline_embeddings(store)["key profile"]
     return tuple(evaluate(triplets, e, n_bootstrap=0)["full"]["score"] for e in (emb, profile))
 
 
+#: The bar of the tonic head's held-out key score: below the worst run measured (docs/testing.md).
+TONIC_BAR = 0.66
+#: The recipes ``measure_key`` trains, by name: ``mdsim train`` options.
+KEY_RECIPES = {"plain": [], "cens": ["--summaries", "cens"], "tonic": ["--key-head", "tonic", "--key-profiles", "8"]}
+
+
+def measure_key(tmp_path, seed: int = 0, recipes=("cens", "tonic")) -> dict:
+    """Held-out key scores of ``recipes`` (names of :data:`KEY_RECIPES`) trained on one corpus, and
+    the key profile's on the same triplets (``"key profile"``)."""
+    scores = {}
+    for name in recipes:
+        scores[name], scores["key profile"] = key_on_held_out_scores(tmp_path, name, KEY_RECIPES[name], seed=seed)
+    return scores
+
+
+def statistics(scores: dict) -> dict:
+    """The scores of :func:`measure_key`, and the tonic head's lead over the dense slice."""
+    return {**scores, **({"tonic - cens": scores["tonic"] - scores["cens"]} if {"tonic", "cens"} <= set(scores) else {})}
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not _HAS_RENDERER, reason="FluidSynth and its General MIDI soundfont are not installed")
 def test_key_is_learned_on_held_out_rendered_scores(tmp_path):
-    """The CENS branch with its summary (``--summaries cens``), trained briefly on key, orders key
-    triplets of scores it never heard, in any key, well above chance (measured 0.694; the
-    negatives include the same score in another key, so a model that hears the music rather
-    than its key scores below chance: 0.412 after 160 batches on 16 scores). Without the
-    summary the same training stays near chance (measured 0.536), which is what the first bar
-    guards against. The tonic key head (``--key-head tonic --key-profiles 8``: the key finder's
-    form, the same weights for every tonic), trained the same way, scores higher still (measured
-    0.752), the second bar. The key profile scores 0.790 on these triplets: at 300 batches
-    neither network reaches it (docs/key_tempo.md)."""
-    score, baseline = key_on_held_out_scores(tmp_path, "cens", ["--summaries", "cens"])
-    print(f"held-out key, CENS branch with its summary: {score:.3f}; key profile {baseline:.3f}")
-    assert score >= 0.62
-    tonic, _ = key_on_held_out_scores(tmp_path, "tonic", ["--key-head", "tonic", "--key-profiles", "8"])
-    print(f"held-out key, tonic key head: {tonic:.3f}")
-    assert tonic >= 0.70 and tonic > score, (tonic, score)
+    """The tonic key head (``--key-head tonic --key-profiles 8``: the key finder's form, the same
+    weights for every tonic, over the CENS summary), trained briefly on key, orders key triplets of
+    scores it never heard, in any key, well above chance. The negatives include the same score in
+    another key, so a model that hears the music rather than its key scores below chance (0.412
+    after 160 batches on 16 scores); without the CENS summary the same training stays near chance
+    (0.558), which is what the bar guards against.
+
+    Measured (``experiments/learning_spread.py rendered``, docs/testing.md): the tonic head
+    0.752 on seed 0 on two processors; the dense key slice with the summary (``--summaries cens``,
+    not trained here) 0.736-0.772; the key profile 0.790 on these triplets: at 300 batches neither
+    network reaches it (docs/key_tempo.md). Which of the two networks scores higher varies with the
+    seed and the processor (the gap, -0.02 to +0.02, is inside their spread), so the test does not
+    compare them."""
+    scores = measure_key(tmp_path, seed=0, recipes=("tonic",))
+    record_learning("rendered", scores)
+    print(f"held-out key, tonic key head: {scores['tonic']:.3f}; key profile {scores['key profile']:.3f}")
+    assert scores["tonic"] >= TONIC_BAR, scores
