@@ -84,6 +84,8 @@ def _key(test, seed, flipped) -> str:
 
 def _label(row) -> str:
     """``seed 3`` or ``seed 0 oneDNN on`` (the kernels named where the row knows them)."""
+    if row.get("label"):  # a run measured elsewhere, added by hand with its source
+        return row["label"]
     active = row["stats"].get("_onednn")
     return f"seed {row['seed']}" + ("" if active is None else f" oneDNN {'on' if active else 'off'}")
 
