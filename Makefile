@@ -62,7 +62,7 @@ renderer:
 	  fi; }
 
 test: install browser renderer
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=25
 
 test-fast: install
 	$(PY) -m pytest -q -ra -m "not slow"
