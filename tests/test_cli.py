@@ -1,5 +1,6 @@
 """The CLI: help texts, the docs that mirror them, and staying light."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mdsim.cli import build_parser, help_markdown, main
+from mdsim.cli import build_parser, help_markdown, main, parse_args
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +25,26 @@ def test_every_option_has_help(command):
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for action in sub.choices[command]._actions:
         assert action.help, f"mdsim {command} {action.option_strings or action.dest} has no help"
+
+
+def _subparsers(parser, path=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _subparsers(sub, path + (name,))
+    yield path, parser
+
+
+def test_counts_are_spelled_the_same_way_in_every_command():
+    # -k and --k (neighbours, results), -n and --n (tracks, triplets): whichever a user types
+    for path, parser in _subparsers(build_parser()):
+        for action in parser._actions:
+            names = set(action.option_strings)
+            for short, long in (("-k", "--k"), ("-n", "--n")):
+                if names & {short, long}:
+                    assert {short, long} <= names, f"mdsim {' '.join(path)} takes {sorted(names)}"
+    assert parse_args(["search", "cat", "--query", "t", "--k", "3"]).k == 3
+    assert parse_args(["analyze", "locality", "e.h5", "--labels", "s.h5", "-k", "3"]).k == 3
 
 
 def test_help_and_prep_never_import_tensorflow():

@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     q.add_argument("embeddings", help="embeddings file from `mdsim embed` (track mode)")
     q.add_argument("--labels", required=True, metavar="STORE_OR_MANIFEST",
                    help="features store or manifest CSV with the tracks' labels")
-    q.add_argument("--k", type=positive_int, default=10, help="neighbours per track (default 10)")
+    q.add_argument("-k", "--k", type=positive_int, default=10, help="neighbours per track (default 10)")
     q.add_argument("--seed", type=int, default=0, help="seed of the random-neighbour baseline (default 0)")
     q.add_argument("--out", metavar="DIR", help="folder for the table, JSON and heat map")
     q.set_defaults(run=run_locality)

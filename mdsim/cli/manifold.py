@@ -64,7 +64,7 @@ def add_parser(sub) -> None:
     e.add_argument("--out", required=True, metavar="REPORT.md", help="the Markdown report (JSON beside it)")
     e.add_argument("--store", help="store of the runs' kind, constant-Q or STFT (default: the one each run was "
                                    "trained on)")
-    e.add_argument("--k", type=positive_int, default=5, help="neighbours of the k-NN classifier (default 5)")
+    e.add_argument("-k", "--k", type=positive_int, default=5, help="neighbours of the k-NN classifier (default 5)")
     e.add_argument("--precision-k", type=positive_int, default=10, help="depth of ranked retrieval (default 10)")
     e.set_defaults(run=run_manifold_evaluate)
 

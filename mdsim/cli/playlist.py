@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     mode.add_argument("--seed", nargs="+", metavar="TRACK_ID", help="continue from these catalog tracks")
     mode.add_argument("--from", dest="start", metavar="TRACK_ID", help="walk from this track (with --to)")
     p.add_argument("--to", dest="end", metavar="TRACK_ID", help="the track a walk ends at")
-    p.add_argument("-n", type=positive_int, default=20,
+    p.add_argument("-n", "--n", type=positive_int, default=20,
                    help="tracks to add (after the seeds, or between --from and --to; default 20)")
     p.add_argument("--dims", help="weights per subspace, e.g. mood=1,tempo=0.5 (default: all, equal)")
     add_filter_options(p)

@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
                         "(each left out of the results)")
     p.add_argument("--dims", help="weights per subspace, e.g. mood=1,tempo=0.5, or names for equal "
                                   "weights (default: all subspaces, equal weights)")
-    p.add_argument("-k", type=positive_int, default=10, help="results (default 10)")
+    p.add_argument("-k", "--k", type=positive_int, default=10, help="results (default 10)")
     p.add_argument("--model", help="model for an audio query (default: the one the catalog names)")
     add_filter_options(p)
     p.add_argument("--min-score", type=float, help="drop results below this score (-1 to 1)")

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dimension", required=True, choices=("genre", "mood", "instrument", "era", "tempo", "key"),
                    help="the dimension whose similarity rule picks positives and negatives")
     p.add_argument("--out", required=True, help="CSV file to write")
-    p.add_argument("--n", type=positive_int, default=1000, help="number of triplets (default 1000)")
+    p.add_argument("-n", "--n", type=positive_int, default=1000, help="number of triplets (default 1000)")
     p.add_argument("--tracks", metavar="FILE",
                    help="only these tracks: a text file of track ids, or a run's split.json "
                         "(its validation tracks)")
