@@ -563,16 +563,22 @@ print("CURVES " + json.dumps({"curves": curves, "devices": [str(d) for d in kera
 """
 
 
+#: How far a later epoch's loss of a split run may drift from one device's (see the test below).
+LATER_EPOCHS_RTOL = 5e-2
+
+
 @pytest.mark.slow
 def test_two_devices_give_the_one_device_loss_curve(tiny_store, tmp_path):
     """JAX, two simulated CPU devices, Keras' DataParallel: the same seed and global batch give
     the loss curve of one device (the step, and the loss's mining, see the whole batch).
 
     The first epoch agrees to rounding (its first step is before any update; mining in half
-    batches would change it by far more). Later epochs drift by up to about 1 %: the sharded
-    gradient is summed in another order, Adam turns rounding-size differences of near-zero
-    gradients into steps of the full learning rate, and mining is a discrete choice (measured:
-    0.070976 / 0.076364 on two devices against 0.070975 / 0.077008 on one)."""
+    batches would change it by far more). Later epochs drift: the sharded gradient is summed in
+    another order, Adam turns rounding-size differences of near-zero gradients into steps of the
+    full learning rate, and mining is a discrete choice. How far depends on the processor's
+    kernels: 0.8 % on the machine this was written on (0.070976 / 0.076364 on two devices against
+    0.070975 / 0.077008 on one), 2.1 % on an AMD EPYC (0.070975 / 0.073986 against 0.070975 /
+    0.072494, the same in two processes), so the second epoch is held to 5 %."""
     import importlib.util
     import os
     import subprocess
@@ -589,7 +595,7 @@ def test_two_devices_give_the_one_device_loss_curve(tiny_store, tmp_path):
     one, two = out["curves"]["1"], out["curves"]["2"]
     assert len(one) == len(two) == 2 and one[0] > 0 and one[1] != one[0]
     np.testing.assert_allclose(two[0], one[0], rtol=1e-4)
-    np.testing.assert_allclose(two, one, rtol=2e-2)
+    np.testing.assert_allclose(two, one, rtol=LATER_EPOCHS_RTOL)
 
 
 _PROCESS_RUN = """
@@ -647,7 +653,7 @@ def test_two_processes_give_the_one_process_loss_curve(tiny_store, tmp_path):
     assert first["loss"] == second["loss"]
     assert len(single["loss"]) == 2 and single["loss"][0] > 0
     np.testing.assert_allclose(first["loss"][0], single["loss"][0], rtol=1e-4)
-    np.testing.assert_allclose(first["loss"], single["loss"], rtol=2e-2)
+    np.testing.assert_allclose(first["loss"], single["loss"], rtol=LATER_EPOCHS_RTOL)
     # the chief wrote the run folder; the other process wrote nothing in its own
     assert (tmp_path / "two0" / "last.keras").exists() and (tmp_path / "two0" / "split.json").exists()
     assert not any((tmp_path / "two1").iterdir())
