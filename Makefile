@@ -47,18 +47,21 @@ browser:
 	    echo "no chromium and no root apt-get: the browser tests will be skipped (apt-get install chromium)"; \
 	  fi; }
 
-# The rendered-corpus tests (tests/test_rendered.py) play generated scores through FluidSynth
-# with Debian's General MIDI soundfont (FluidR3_GM, MIT licence). Installed here when missing
-# and possible (root with apt-get, as in CI); elsewhere those tests skip, saying why.
-SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
+# The rendered-corpus tests (tests/test_rendered.py, tests/test_default_model.py) play generated
+# scores through FluidSynth with Debian's General MIDI soundfonts: FluidR3_GM and MuseScore_General
+# (MIT; the default model is trained on them) and TimGM6mb (GPL-2; held out: it only measures).
+# Installed here when missing and possible (root with apt-get, as in CI); elsewhere those tests
+# skip, saying why.
+SOUNDFONTS := /usr/share/sounds/sf2/FluidR3_GM.sf2 /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 /usr/share/sounds/sf2/TimGM6mb.sf2
+RENDERER_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small timgm6mb-soundfont
 renderer:
-	@{ command -v fluidsynth >/dev/null 2>&1 && test -f $(SOUNDFONT); } || { \
+	@( command -v fluidsynth >/dev/null 2>&1 && for f in $(SOUNDFONTS); do test -f $$f || exit 1; done ) || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's fluidsynth and fluid-soundfont-gm for the rendered-corpus tests"; \
-	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; } \
+	    echo "installing Debian's fluidsynth and soundfonts for the rendered-corpus tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(RENDERER_PACKAGES) >/dev/null; } \
 	      || echo "could not install fluidsynth: the rendered-corpus tests will be skipped"; \
 	  else \
-	    echo "no fluidsynth and no root apt-get: the rendered-corpus tests will be skipped (apt-get install fluidsynth fluid-soundfont-gm)"; \
+	    echo "no fluidsynth and no root apt-get: the rendered-corpus tests will be skipped (apt-get install $(RENDERER_PACKAGES))"; \
 	  fi; }
 
 test: install browser renderer

@@ -81,7 +81,7 @@ def _write_scores(tmp_path, rows):
         if s not in cache:
             cache[s] = rendered.make_score(np.random.default_rng([0, s, 1]), tonic=0, mode=row["_mode"],
                                            bpm=row["_bpm"], seconds=row["_seconds"], ensemble=row["ensemble"],
-                                           tempo_change=row["tempo_change"])
+                                           tempo_change=row["tempo_change"], parts=row["_parts"])
         events, label = cache[s]
         t = row["_tonic"]
         path = tmp_path / f"{row['track_id']}.mid"
@@ -117,6 +117,35 @@ def test_each_score_is_in_the_key_and_at_the_tempo_its_labels_say(tmp_path):
     # is meant is a matter of emphasis, as in real music
     assert hits >= 0.7 * len(rows), hits
     assert hits + relative == len(rows)
+
+
+def test_the_general_midi_palette_plays_each_score_with_its_lead_family_and_soundfont():
+    """``palette="gm"``: the lead's programme (the first programme change, channel 0) belongs to
+    the family the ``instrument`` label names, the other parts play the drawn programmes, each
+    score draws one of the soundfonts given (both appear), no genre or mood is written, and the
+    ensembles palette draws the same corpus as before (its scores do not depend on the gm draws)."""
+    fonts = (Path("/a/FluidR3_GM.sf2"), Path("/b/MuseScore_General_Lite.sf3"))
+    rows = rendered.corpus_rows(scores=20, keys=2, seed=0, seconds=8.0, palette="gm", soundfonts=fonts)
+    assert {r["soundfont"] for r in rows} == {"FluidR3_GM", "MuseScore_General_Lite"}
+    assert {r["genre"] for r in rows} == {""} and {r["mood"] for r in rows} == {""}
+    assert len({r["instrument"] for r in rows}) >= 6 and {r["instrument"] for r in rows} <= set(rendered.GM_LEADS)
+    for row in rows[::2]:
+        events, _ = rendered.make_score(np.random.default_rng([0, row["_score"], 1]), tonic=0, mode=row["_mode"],
+                                        bpm=row["_bpm"], seconds=row["_seconds"], ensemble=row["ensemble"],
+                                        parts=row["_parts"])
+        changes = {data[0] & 0x0F: data[1] for _, data in events if data[0] & 0xF0 == 0xC0}
+        lead, chords, bass, drums, _ = row["_parts"]
+        assert changes == {0: lead, 1: chords, 2: bass}
+        assert lead in rendered.GM_LEADS[row["instrument"]]
+        assert drums == any(data[0] & 0x0F == 9 and data[0] & 0xF0 == 0x90 for _, data in events)
+    scores_of = {r["group"]: r["_soundfont"] for r in rows}
+    assert all(r["_soundfont"] == scores_of[r["group"]] for r in rows)  # one soundfont a score
+    plain = rendered.corpus_rows(scores=20, keys=2, seed=0, seconds=8.0)
+    assert [(r["track_id"], r["_bpm"], r["_mode"]) for r in plain] == [(r["track_id"], r["_bpm"], r["_mode"])
+                                                                      for r in rows]
+    assert all(r["_parts"] is None and r["_settings"] == {} for r in plain)
+    with pytest.raises(InputError, match="unknown palette 'kazoo'"):
+        rendered.corpus_rows(scores=1, keys=1, palette="kazoo")
 
 
 def test_the_corpus_layout():

@@ -25,6 +25,17 @@ What varies, all drawn from ``(seed, score number)``:
     python -m mdsim.recipes.rendered --out rendered/ --scores 40 --keys 6 --seconds 30
     mdsim prep rendered/manifest.csv --out rendered.h5 --annotate none --chroma-n-fft 4096
 
+``--palette gm`` (the default model's corpus, ``experiments/default_model.py``) draws the parts
+from the General MIDI programmes instead of the eight ensembles: a lead instrument from one of
+ten programme families (:data:`GM_LEADS`; the ``instrument`` tag is that family, and no genre
+or mood tag is written: the corpus has no honest one), an accompaniment, a bass, drums in half
+the scores and a way of playing the chords; each score is rendered with one soundfont drawn from
+``--soundfont`` (repeatable) and its own reverb, chorus and output level, so timbre is not one
+bank's. ``--jobs N`` runs N FluidSynth processes at once.
+
+    python -m mdsim.recipes.rendered --out gm/ --palette gm --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 \
+        --soundfont /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 --scores 200 --keys 4 --seconds 20 --jobs 2
+
 ``--annotate none`` keeps the exact labels; ``mdsim prep`` without it estimates them with
 madmom instead (the madmom-labelled variant of the corpus).
 """
@@ -49,7 +60,7 @@ TICKS_PER_BEAT = 480
 #: Where Debian's fluid-soundfont-gm puts its General MIDI soundfont.
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 MANIFEST_COLUMNS = ("track_id", "path", "genre", "mood", "instrument", "tempo", "key", "group", "ensemble",
-                    "tempo_change")
+                    "tempo_change", "soundfont")
 
 #: name -> (genre tag, instrument tags, melody program, chord program, bass program, drums, chord style)
 ENSEMBLES = {
@@ -62,6 +73,24 @@ ENSEMBLES = {
     "brass_band": ("brass", "trumpet,brass,tuba", 56, 61, 58, True, "comp"),
     "mallets": ("ambient", "vibraphone,pad,bass", 11, 88, 35, False, "hold"),
 }
+#: ``--palette gm``: the lead's General MIDI programme family (the ``instrument`` tag) -> its programmes.
+GM_LEADS = {
+    "piano": (0, 1, 2, 4, 5),
+    "chromatic_percussion": (8, 9, 11, 12, 13),
+    "organ": (16, 17, 19, 21),
+    "guitar": (24, 25, 26, 27, 29, 30),
+    "strings": (40, 41, 42, 110),
+    "ensemble": (48, 49, 52, 53),
+    "brass": (56, 57, 60, 61),
+    "reed": (64, 65, 66, 68, 71),
+    "pipe": (72, 73, 74, 75, 79),
+    "synth_lead": (80, 81, 82, 84),
+}
+#: ``--palette gm``: programmes that play the chords, and the bass.
+GM_ACCOMPANIMENT = (0, 4, 24, 25, 27, 48, 16, 89, 46)
+GM_BASSES = (32, 33, 34, 35, 38, 43)
+CHORD_STYLES = ("hold", "comp", "strum")
+PALETTES = ("ensembles", "gm")
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 #: Chord loops as scale degrees (0 = the tonic chord), the common ones of each mode.
@@ -104,12 +133,17 @@ def _note(events, channel: int, tick: int, length: int, pitch: int, velocity: in
 
 
 def make_score(rng, *, tonic: int, mode: str, bpm: float, seconds: float, ensemble: str,
-               tempo_change: float = 0.0) -> tuple[list, float]:
+               tempo_change: float = 0.0, parts=None) -> tuple[list, float]:
     """MIDI events of one score in ``tonic`` (0 = C) ``mode`` at ``bpm``; returns ``(events,
-    label tempo)``. ``tempo_change`` (a ratio, e.g. 1.03) applies from the middle bar on."""
-    if ensemble not in ENSEMBLES:
+    label tempo)``. ``tempo_change`` (a ratio, e.g. 1.03) applies from the middle bar on.
+    ``parts`` (``(melody, chords, bass programme, drums, chord style)``) plays the score with
+    those instead of ``ensemble``'s."""
+    if parts is not None:
+        melody_prog, chord_prog, bass_prog, drums, style = parts
+    elif ensemble not in ENSEMBLES:
         raise InputError(f"unknown ensemble {ensemble!r} (valid: {', '.join(ENSEMBLES)})")
-    _, _, melody_prog, chord_prog, bass_prog, drums, style = ENSEMBLES[ensemble]
+    else:
+        _, _, melody_prog, chord_prog, bass_prog, drums, style = ENSEMBLES[ensemble]
     scale = MAJOR if mode == "major" else MINOR
     beats_per_bar = 4
     bars = max(2, int(round(seconds * bpm / 60 / beats_per_bar)))
@@ -189,18 +223,40 @@ def transpose_events(events, semitones: int) -> list:
     return out
 
 
-def render(midi_path, wav_path, *, soundfont=DEFAULT_SOUNDFONT, sr: int = SAMPLE_RATE, gain: float = 0.6) -> None:
-    """Play a MIDI file through FluidSynth into a WAV file."""
+def render(midi_path, wav_path, *, soundfont=DEFAULT_SOUNDFONT, sr: int = SAMPLE_RATE, gain: float = 0.6,
+           settings=None) -> None:
+    """Play a MIDI file through FluidSynth into a WAV file; ``settings`` are FluidSynth's
+    (``{"synth.reverb.room-size": 0.7}``), e.g. the room and chorus of :func:`production`."""
     exe = shutil.which("fluidsynth")
     if exe is None:
         raise InputError("fluidsynth is not installed (Debian: apt install fluidsynth fluid-soundfont-gm)")
     if not Path(soundfont).is_file():
         raise InputError(f"{soundfont}: no soundfont there (Debian: apt install fluid-soundfont-gm), "
                          "or give --soundfont")
-    run = subprocess.run([exe, "-ni", "-q", "-g", str(gain), "-r", str(sr), "-F", str(wav_path), "-T", "wav",
-                          str(soundfont), str(midi_path)], capture_output=True, text=True)
+    options = [a for k, v in (settings or {}).items() for a in ("-o", f"{k}={v}")]
+    run = subprocess.run([exe, "-ni", "-q", "-g", str(gain), "-r", str(sr), *options, "-F", str(wav_path),
+                          "-T", "wav", str(soundfont), str(midi_path)], capture_output=True, text=True)
     if run.returncode or not Path(wav_path).is_file():
         raise InputError(f"fluidsynth failed on {midi_path}: {(run.stderr or run.stdout).strip()[-300:]}")
+
+
+def production(rng) -> tuple[float, dict]:
+    """One score's output gain and FluidSynth room: reverb size, level, damping and width, and
+    chorus on or off (``--palette gm``)."""
+    gain = float(rng.uniform(0.35, 0.8))
+    return gain, {"synth.reverb.active": 1, "synth.reverb.room-size": round(float(rng.uniform(0.05, 0.95)), 3),
+                  "synth.reverb.level": round(float(rng.uniform(0.1, 0.9)), 3),
+                  "synth.reverb.damp": round(float(rng.uniform(0.0, 0.8)), 3),
+                  "synth.reverb.width": round(float(rng.uniform(0.5, 10.0)), 3),
+                  "synth.chorus.active": int(rng.random() < 0.5)}
+
+
+def gm_parts(rng) -> tuple[str, tuple]:
+    """A ``--palette gm`` score's lead family and its parts ``(melody, chords, bass, drums, style)``."""
+    family = list(GM_LEADS)[int(rng.integers(len(GM_LEADS)))]
+    lead = int(rng.choice(GM_LEADS[family]))
+    return family, (lead, int(rng.choice(GM_ACCOMPANIMENT)), int(rng.choice(GM_BASSES)), bool(rng.random() < 0.5),
+                    CHORD_STYLES[int(rng.integers(len(CHORD_STYLES)))])
 
 
 def trim_tail(path, *, threshold_db: float = -60.0, keep_seconds: float = 0.25) -> None:
@@ -218,8 +274,17 @@ def trim_tail(path, *, threshold_db: float = -60.0, keep_seconds: float = 0.25) 
 
 
 def corpus_rows(*, scores: int, keys: int, seed: int = 0, seconds: float = 30.0, min_bpm: float = 60.0,
-                max_bpm: float = 180.0, tempo_changes: float = 0.2, ensembles=tuple(ENSEMBLES)) -> list[dict]:
-    """The tracks of the corpus (labels and score parameters), without rendering anything."""
+                max_bpm: float = 180.0, tempo_changes: float = 0.2, ensembles=tuple(ENSEMBLES),
+                palette: str = "ensembles", soundfonts=(DEFAULT_SOUNDFONT,)) -> list[dict]:
+    """The tracks of the corpus (labels and score parameters), without rendering anything.
+
+    With ``palette="gm"`` each score's parts, soundfont (one of ``soundfonts``) and production
+    are drawn from ``(seed, score, 2)``; the draws of ``"ensembles"`` are unchanged by it."""
+    if palette not in PALETTES:
+        raise InputError(f"unknown palette {palette!r} (valid: {', '.join(PALETTES)})")
+    soundfonts = [Path(f) for f in soundfonts]
+    if not soundfonts:
+        raise InputError("no soundfont given")
     if not 1 <= keys <= 12:
         raise InputError(f"--keys {keys}: a score is played in 1 to 12 tonics")
     if not 0 < min_bpm < max_bpm:
@@ -235,48 +300,79 @@ def corpus_rows(*, scores: int, keys: int, seed: int = 0, seconds: float = 30.0,
         bpm = float(np.exp(rng.uniform(np.log(min_bpm), np.log(max_bpm))))
         change = float(rng.choice([0.96, 0.97, 1.03, 1.04])) if rng.random() < tempo_changes else 0.0
         genre, instruments = ENSEMBLES[ensemble][:2]
+        mood, parts, gain, settings = ("bright" if mode == "major" else "dark"), None, 0.6, {}
+        soundfont = soundfonts[0]
+        if palette == "gm":
+            extra = np.random.default_rng([seed, s, 2])
+            instruments, parts = gm_parts(extra)
+            soundfont = soundfonts[int(extra.integers(len(soundfonts)))]
+            gain, settings = production(extra)
+            genre, mood, ensemble = "", "", "gm:{}/{}/{}/{}/{}".format(*[int(p) if not isinstance(p, str) else p
+                                                                          for p in parts])
         for tonic in sorted(int(t) for t in rng.choice(12, size=keys, replace=False)):
             key = key_name(tonic + (12 if mode == "minor" else 0))
             rows.append({"track_id": f"s{s:04d}_{key.replace(' ', '_').replace('#', 's')}",
-                         "genre": genre, "mood": "bright" if mode == "major" else "dark", "instrument": instruments,
+                         "genre": genre, "mood": mood, "instrument": instruments,
                          "key": key, "group": f"s{s:04d}", "ensemble": ensemble, "tempo_change": change,
+                         "soundfont": soundfont.stem, "_soundfont": soundfont, "_parts": parts, "_gain": gain,
+                         "_settings": settings,
                          "_score": s, "_tonic": tonic, "_mode": mode, "_bpm": bpm, "_seconds": seconds})
     return rows
 
 
 def generate_corpus(out_dir, *, scores: int = 40, keys: int = 6, seed: int = 0, seconds: float = 30.0,
                     min_bpm: float = 60.0, max_bpm: float = 180.0, tempo_changes: float = 0.2,
-                    ensembles=tuple(ENSEMBLES), soundfont=DEFAULT_SOUNDFONT, progress=None) -> Path:
+                    ensembles=tuple(ENSEMBLES), soundfont=DEFAULT_SOUNDFONT, palette: str = "ensembles",
+                    soundfonts=None, jobs: int = 1, progress=None) -> Path:
     """Write ``out_dir/midi/``, ``out_dir/audio/`` and ``out_dir/manifest.csv``; returns the manifest.
 
     A track already rendered (its WAV present) is not rendered again, so an interrupted run
-    resumes; each score depends on ``(seed, score number)`` alone.
+    resumes; each score depends on ``(seed, score number)`` alone. ``soundfonts`` (default:
+    ``soundfont`` alone) are drawn from per score with ``palette="gm"``; ``jobs`` FluidSynth
+    processes run at once.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     out_dir = Path(out_dir)
+    soundfonts = tuple(soundfonts or (soundfont,))
+    for f in soundfonts:
+        if not Path(f).is_file():
+            raise InputError(f"{f}: no soundfont there (Debian: apt install fluid-soundfont-gm), or give --soundfont")
     rows = corpus_rows(scores=scores, keys=keys, seed=seed, seconds=seconds, min_bpm=min_bpm, max_bpm=max_bpm,
-                       tempo_changes=tempo_changes, ensembles=ensembles)
+                       tempo_changes=tempo_changes, ensembles=ensembles, palette=palette, soundfonts=soundfonts)
     for sub in ("midi", "audio"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     scores_cache: dict = {}
-    for row in (progress(rows) if progress else rows):
-        s = row["_score"]
-        if s not in scores_cache:  # the score in its own base key, drawn once
-            rng = np.random.default_rng([seed, s, 1])
-            scores_cache = {s: make_score(rng, tonic=0, mode=row["_mode"], bpm=row["_bpm"], seconds=row["_seconds"],
-                                          ensemble=row["ensemble"], tempo_change=row["tempo_change"])}
-        events, label = scores_cache[s]
-        row["tempo"] = round(label, 2)
-        row["path"] = f"audio/{row['track_id']}.wav"
-        wav = out_dir / row["path"]
-        if not wav.is_file():
-            midi = out_dir / "midi" / f"{row['track_id']}.mid"
-            # written in C, moved to the tonic by at most a tritone either way (the parts keep their range)
-            tonic = row["_tonic"]
-            write_midi(midi, transpose_events(events, tonic if tonic <= 6 else tonic - 12))
-            tmp = wav.with_suffix(".tmp.wav")
-            render(midi, tmp, soundfont=soundfont)
-            trim_tail(tmp)
-            tmp.replace(wav)
+
+    def play(midi, wav, row):
+        tmp = wav.with_suffix(".tmp.wav")
+        render(midi, tmp, soundfont=row["_soundfont"], gain=row["_gain"], settings=row["_settings"])
+        trim_tail(tmp)
+        tmp.replace(wav)
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        pending = []
+        for row in (progress(rows) if progress else rows):
+            s = row["_score"]
+            if s not in scores_cache:  # the score in its own base key, drawn once
+                rng = np.random.default_rng([seed, s, 1])
+                scores_cache = {s: make_score(rng, tonic=0, mode=row["_mode"], bpm=row["_bpm"],
+                                              seconds=row["_seconds"], ensemble=row["ensemble"],
+                                              tempo_change=row["tempo_change"], parts=row["_parts"])}
+            events, label = scores_cache[s]
+            row["tempo"] = round(label, 2)
+            row["path"] = f"audio/{row['track_id']}.wav"
+            wav = out_dir / row["path"]
+            if not wav.is_file():
+                midi = out_dir / "midi" / f"{row['track_id']}.mid"
+                # written in C, moved to the tonic by at most a tritone either way (the parts keep their range)
+                tonic = row["_tonic"]
+                write_midi(midi, transpose_events(events, tonic if tonic <= 6 else tonic - 12))
+                pending.append(pool.submit(play, midi, wav, row))
+                if len(pending) >= 4 * max(1, jobs):  # a bounded queue: the progress bar tells the truth
+                    pending.pop(0).result()
+        for job in pending:
+            job.result()
     manifest = out_dir / "manifest.csv"
     with open(manifest, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore")
@@ -299,8 +395,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="fraction of scores that change tempo halfway by 3-4%% (default 0.2)")
     p.add_argument("--ensembles", default=",".join(ENSEMBLES),
                    help=f"comma-separated ensembles (default all: {','.join(ENSEMBLES)})")
-    p.add_argument("--soundfont", type=Path, default=DEFAULT_SOUNDFONT,
-                   help=f"General MIDI soundfont (default {DEFAULT_SOUNDFONT})")
+    p.add_argument("--soundfont", type=Path, action="append",
+                   help=f"General MIDI soundfont (default {DEFAULT_SOUNDFONT}); repeatable: with --palette gm "
+                        "each score draws one")
+    p.add_argument("--palette", choices=PALETTES, default="ensembles",
+                   help="ensembles: the eight fixed ensembles (default); gm: General MIDI programmes drawn per "
+                        "score, the lead's family as the instrument tag, a production per score")
+    p.add_argument("--jobs", type=int, default=1, help="FluidSynth processes at once (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -317,7 +418,8 @@ def main(argv=None) -> int:
     return write_manifest_or_fail(lambda: generate_corpus(
         args.out, scores=args.scores, keys=args.keys, seed=args.seed, seconds=args.seconds, min_bpm=args.min_bpm,
         max_bpm=args.max_bpm, tempo_changes=args.tempo_changes, ensembles=tuple(args.ensembles.split(",")),
-        soundfont=args.soundfont, progress=progress))
+        soundfonts=args.soundfont or (DEFAULT_SOUNDFONT,), palette=args.palette, jobs=args.jobs,
+        progress=progress))
 
 
 if __name__ == "__main__":
