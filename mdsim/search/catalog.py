@@ -513,8 +513,8 @@ class Catalog:
                 keep[out] = False
             else:
                 keep &= ~np.isin(rows, out)
-        group = self._group if rows is None else self._group[rows]
         if filters.exclude_group:
+            group = self._group if rows is None else self._group[rows]
             groups = ([filters.query_group] if filters.query_group is not None
                       else [str(self._group[i]) for i in seeds])
             for g in filter(None, groups):
@@ -639,7 +639,8 @@ class Catalog:
         rows = order.rows(blocks)
         keep = self._keep(filters, seeds, rows)
         scores = order.scores(self.scale(q[None], self.weights(dims=dims, weights=weights))[0], blocks)
-        rows, scores = rows[keep], scores[keep]
+        if not keep.all():
+            rows, scores = rows[keep], scores[keep]
 
         def top(n):
             best = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
