@@ -598,9 +598,12 @@ def test_bench_search_runs_tiny():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1,500 |")]
     assert len(rows) == 3 and all(line.rstrip().endswith("| 100% |") for line in rows), proc.stdout
     assert "recall@10" in proc.stdout
-    # filtered against unfiltered queries, and playlists, in the same run
-    assert [line.split("|")[1].strip() for line in proc.stdout.splitlines()
-            if line.startswith(("| none |", "| tempo "))] == ["none", "tempo 100:106"], proc.stdout
+    # filtered against unfiltered queries, each tempo filter by both paths, and playlists, in the same run
+    filtered = [line.split("|") for line in proc.stdout.splitlines() if line.startswith(("| none |", "| tempo "))]
+    assert [cells[1].strip() for cells in filtered] == [
+        "none", "tempo 100:106, mask", "tempo 100:106, tempo blocks",
+        "tempo 120 ± 2.5 % (3 bands), mask", "tempo 120 ± 2.5 % (3 bands), tempo blocks"], proc.stdout
+    assert all(cells[-2].strip().endswith("x") for cells in filtered[2::2]), proc.stdout  # mask / blocks
     assert "| continue_from, 20 tracks | 1,500 |" in proc.stdout and "| walk, 10 tracks | 1,500 |" in proc.stdout
 
 
