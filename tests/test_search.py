@@ -286,11 +286,13 @@ TEMPO_FILTERS = [Filters(tempo_range=(100, 110)), Filters(tempo_range=(0, 60)), 
 
 @pytest.mark.parametrize("filters", TEMPO_FILTERS, ids=lambda f: ",".join(
     f"{k}={v}" for k, v in vars(f).items() if v not in (None, False, True, ()) or (k in ("harmonic", "exclude_group") and v)))
-@pytest.mark.parametrize("tempo_sorted", [True, False], ids=["tempo-blocks", "mask"])
+@pytest.mark.parametrize("tempo_sorted,share", [(True, 1.0), (True, catalog_module.TEMPO_BLOCKS_SHARE), (False, 1.0)],
+                         ids=["tempo-blocks", "blocks-when-narrow", "mask"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_tempo_filters_match_brute_force_at_the_band_edges(filters, tempo_sorted, seed):
+def test_tempo_filters_match_brute_force_at_the_band_edges(monkeypatch, filters, tempo_sorted, share, seed):
     """Every track the filters keep, in order, with its score (k is the catalog's size):
     whole-BPM tempi put several tracks on each band's edge, and 1 in 8 has no tempo."""
+    monkeypatch.setattr(catalog_module, "TEMPO_BLOCKS_SHARE", share)
     rng = np.random.default_rng(seed)
     n = 300
     ids = [f"t{i:03d}" for i in range(n)]
