@@ -315,6 +315,18 @@ def test_tempo_filters_match_brute_force_at_the_band_edges(monkeypatch, filters,
     assert cat.search("t000", weights=weights, k=3, filters=filters) == hits[:3]
 
 
+def test_inner_products_of_row_blocks_match_float64(rng):
+    """FAISS's kernel over a block that starts inside the array reads that block's rows."""
+    from mdsim.search.index import inner_products
+
+    x, q = rng.standard_normal((500, 48)).astype(np.float32), rng.standard_normal(48).astype(np.float32)
+    for start, stop in [(0, 500), (17, 303), (499, 500), (5, 5)]:
+        want = x[start:stop].astype(np.float64) @ q.astype(np.float64)
+        np.testing.assert_allclose(inner_products(x[start:stop], q), want, atol=ATOL)
+    with pytest.raises(InputError, match="widths differ"):
+        inner_products(x, q[:40])
+
+
 def test_tempo_order_follows_added_and_removed_tracks(data):
     ids, x, labels, groups = data
     cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels)

@@ -93,7 +93,10 @@ class TempoOrder:
 
     def scores(self, query: np.ndarray, blocks) -> np.ndarray:
         """Inner products of ``query`` (``(D,)`` float32) with the rows of ``blocks``, in the
-        order of :meth:`rows`: one contiguous matrix-vector product per block."""
+        order of :meth:`rows`: one contiguous matrix-vector product per block (FAISS's
+        kernel: :func:`mdsim.search.index.inner_products`)."""
+        from mdsim.search.index import inner_products
+
         if not blocks:
             return np.zeros(0, dtype=np.float32)
-        return np.concatenate([self.vectors[a:b] @ query for a, b in blocks])
+        return np.concatenate([inner_products(self.vectors[a:b], query) for a, b in blocks])
