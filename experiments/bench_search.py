@@ -297,7 +297,8 @@ def exact_markdown(exact_rows, args) -> str:
             out.append(f"| {name} | {r['n']:,} | {f['share'][name]:.1%} | {p50:.2f} / {p95:.2f} | "
                        f"{p50 / base:.2f} | {ratio} |")
     out += ["", "| catalog | items | tempo order: build (s) | size (MiB) | resident growth (MiB) | "
-            f"q/s unfiltered (batches of {args.batch}) | q/s tempo range (mask) |", "|---|---:|---:|---:|---:|---:|---:|"]
+            f"q/s unfiltered (batches of {args.batch}) | q/s tempo range (mask) |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
     for r in exact_rows:
         f = r["filtered"]
         out.append(f"| flat | {r['n']:,} | {f['order_s']:.2f} | {f['order_bytes'] / 2**20:,.0f} | "

@@ -257,8 +257,8 @@ def brute_tempo_filtered(x, tempi, keys, groups, query, weights, filters):
             continue
         if filters.tempo_range is not None and not filters.tempo_range[0] <= tempo <= filters.tempo_range[1]:
             continue  # NaN (unknown) fails every comparison
-        if filters.tempo_tolerance is not None and not any(
-                abs(tempo - tempi[query] * m) <= tempi[query] * m * filters.tempo_tolerance / 100 for m in (0.5, 1, 2)):
+        pct, t0 = filters.tempo_tolerance, tempi[query]
+        if pct is not None and not any(abs(tempo - t0 * m) <= t0 * m * pct / 100 for m in (0.5, 1, 2)):
             continue
         if filters.harmonic and (key < 0 or not key_harmonic(key, keys[query])):
             continue
@@ -285,7 +285,8 @@ TEMPO_FILTERS = [Filters(tempo_range=(100, 110)), Filters(tempo_range=(0, 60)), 
 
 
 @pytest.mark.parametrize("filters", TEMPO_FILTERS, ids=lambda f: ",".join(
-    f"{k}={v}" for k, v in vars(f).items() if v not in (None, False, True, ()) or (k in ("harmonic", "exclude_group") and v)))
+    f"{k}={v}" for k, v in vars(f).items()
+    if v not in (None, False, True, ()) or (k in ("harmonic", "exclude_group") and v)))
 @pytest.mark.parametrize("tempo_sorted,share", [(True, 1.0), (True, catalog_module.TEMPO_BLOCKS_SHARE), (False, 1.0)],
                          ids=["tempo-blocks", "blocks-when-narrow", "mask"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
