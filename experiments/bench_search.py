@@ -16,9 +16,14 @@ trained model's embeddings; docs/search.md says how), in one run:
   for several ``ef_search``;
 - build time and memory (resident set growth) of each catalog;
 - at each size, filtered queries: a tempo range keeping ``FILTER_SHARE`` (5 %) of the
-  tracks (tempi drawn uniformly from 60 to 180 BPM), p50 of single queries
-  (``Catalog.search``) and q/s of batches (``Catalog.search_vectors`` with the allowed
-  rows) against the same queries unfiltered, in the same run;
+  tracks (tempi drawn uniformly from 60 to 180 BPM) and a tempo tolerance of
+  ``TOLERANCE`` % around ``QUERY_TEMPO`` (half and double tempo: three bands, about 6 %
+  kept), p50 / p95 of single queries (``Catalog.search``) answered from the tempo-sorted
+  rows (``Catalog.tempo_sorted``, the default) and through the index with a mask of
+  the allowed rows (``tempo_sorted = False``, the earlier path), query by query in turn
+  and checked to return the same tracks, against the same queries unfiltered; the
+  sorted copy's build time and size; q/s of batches (``Catalog.search_vectors`` with
+  the allowed rows);
 - at each size, the time of a 20-track playlist from one seed (``continue_from``) and of
   a 10-track path between two tracks (``walk``), median of ``PLAYLIST_RUNS``.
 
@@ -31,6 +36,7 @@ Usage::
     python experiments/bench_search.py                                  # 10^5 and 10^6
     python experiments/bench_search.py --sizes 100000 --approx-size 100000
     python experiments/bench_search.py --sizes 2000 --approx-size 2000 --queries 20   # CI
+    python experiments/bench_search.py --sizes 1000000 --approx-size 0 --filtered-only  # filters alone
 """
 
 from __future__ import annotations
@@ -71,6 +77,8 @@ WEIGHTINGS = {"equal": None, "mood=1,tempo=0.5": {"mood": 1.0, "tempo": 0.5}, "k
 TEMPO_LOW, TEMPO_HIGH = 60.0, 180.0
 FILTER_SHARE = 0.05
 TEMPO_RANGE = (100.0, 100.0 + FILTER_SHARE * (TEMPO_HIGH - TEMPO_LOW))
+#: A tolerance around this tempo keeps 117-123 BPM and 60-61.5 (half); double (234-246) is empty.
+QUERY_TEMPO, TOLERANCE = 120.0, 2.5
 PLAYLIST_RUNS = 5
 
 
@@ -109,9 +117,9 @@ def build(n: int, gen: Generator, spec: IndexSpec) -> tuple[Catalog, float, floa
     return cat, time.perf_counter() - t0, rss_mib() - before
 
 
-def percentiles(times) -> tuple[float, float]:
+def percentiles(times, upper: float = 99) -> tuple[float, float]:
     ms = np.asarray(times) * 1000
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, upper))
 
 
 def time_single(fn, queries) -> tuple[float, float]:
@@ -137,7 +145,10 @@ def bench_exact(n: int, args, gen: Generator) -> dict:
     cat, seconds, mib = build(n, gen, IndexSpec("flat"))
     X = cat.vectors()
     queries = normalise_blocks(gen(args.queries), cat.slices.values())
-    row = {"n": n, "build_s": seconds, "memory_mib": mib, "weightings": {}}
+    row = {"n": n, "build_s": seconds, "memory_mib": mib, "weightings": {}, "playlists": {}}
+    if args.filtered_only:
+        row["filtered"] = bench_filtered(cat, queries, args)
+        return row, cat, queries
     nn = NearestNeighbors(n_neighbors=10, algorithm="brute", metric="euclidean", n_jobs=1).fit(X)
 
     def numpy_top(q):
@@ -168,17 +179,54 @@ def bench_exact(n: int, args, gen: Generator) -> dict:
     return row, cat, queries
 
 
+def time_in_turn(fns: dict, queries) -> dict:
+    """``{name: seconds per query}``, the functions timed one after another on each query
+    (which goes first alternating), so that load from other work falls on all alike."""
+    names = list(fns)
+    for fn in fns.values():
+        fn(queries[:1])  # warm-up
+    times = {name: [] for name in names}
+    for i in range(len(queries)):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            fns[name](queries[i:i + 1])
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def bench_filtered(cat: Catalog, queries, args) -> dict:
-    """``Catalog.search`` with and without the tempo range (``TEMPO_RANGE``), one run."""
+    """``Catalog.search`` with a tempo range (``TEMPO_RANGE``) and a tempo tolerance, from
+    the tempo-sorted rows and through the index with a mask, and with no filter; one run."""
     from mdsim.search import Filters
 
-    kept = Filters(tempo_range=TEMPO_RANGE)
-    share = float(np.mean(cat.allowed(kept)))
-    out = {"share": share}
-    for name, filters in (("unfiltered", None), ("filtered", kept)):
-        one = lambda q, f=filters: cat.search(q[0], k=10, filters=f)  # noqa: E731
-        many = lambda q, f=filters: cat.search_vectors(q, k=10, allowed=None if f is None else cat.allowed(f))  # noqa: E731
-        out[name] = {"p50": time_single(one, queries)[0], "qps": time_batches(many, queries, args.batch)}
+    before, t0 = rss_mib(), time.perf_counter()
+    order = cat.tempo_order()
+    out = {"order_s": time.perf_counter() - t0, "order_mib": rss_mib() - before, "order_bytes": order.nbytes}
+    filters = {f"tempo {TEMPO_RANGE[0]:g}:{TEMPO_RANGE[1]:g}": Filters(tempo_range=TEMPO_RANGE),
+               f"tempo {QUERY_TEMPO:g} ± {TOLERANCE:g} % (3 bands)":
+                   Filters(tempo_tolerance=TOLERANCE, query_tempo=QUERY_TEMPO)}
+
+    def one(f, sorted_rows):
+        def run(q):
+            cat.tempo_sorted = sorted_rows
+            return cat.search(q[0], k=10, filters=f)
+        return run
+
+    for name, f in filters.items():
+        old, new = one(f, False)(queries[:5]), one(f, True)(queries[:5])
+        assert [h.track_id for h in old] == [h.track_id for h in new], name
+    fns = {"none": one(None, True)}
+    for name, f in filters.items():
+        fns[f"{name}, mask"] = one(f, False)
+        fns[f"{name}, tempo blocks"] = one(f, True)
+    cat.tempo_sorted = True
+    out["single"] = {name: percentiles(t, 95) for name, t in time_in_turn(fns, queries).items()}
+    out["share"] = {"none": 1.0, **{f"{name}, {how}": float(np.mean(cat.allowed(f)))
+                                    for name, f in filters.items() for how in ("mask", "tempo blocks")}}
+    kept = filters[f"tempo {TEMPO_RANGE[0]:g}:{TEMPO_RANGE[1]:g}"]
+    out["qps"] = {"none": time_batches(lambda q: cat.search_vectors(q, k=10), queries, args.batch),
+                  "tempo range, mask": time_batches(lambda q: cat.search_vectors(q, k=10, allowed=cat.allowed(kept)),
+                                                    queries, args.batch)}
     hits = cat.search(queries[0], k=10, filters=kept)
     assert all(TEMPO_RANGE[0] <= h.labels["tempo"] <= TEMPO_RANGE[1] for h in hits)
     return out
@@ -226,23 +274,37 @@ def exact_markdown(exact_rows, args) -> str:
            "| items | weights | exact p50 / p99 (ms) | API p50 (ms) | exact q/s (batched) | sklearn brute p50 | "
            "NumPy argpartition p50 | sklearn / exact (p50, q/s) | NumPy / exact (p50, q/s) | same top 10 |",
            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    if not any(r["weightings"] for r in exact_rows):  # --filtered-only
+        out = out[:2]
     for r in exact_rows:
         for name, e in r["weightings"].items():
             out.append(f"| {r['n']:,} | {name} | {e['p50']:.2f} / {e['p99']:.2f} | {e['api_p50']:.2f} | "
                        f"{e['qps']:,.0f} | {e['sklearn_p50']:.2f} | {e['numpy_p50']:.2f} | "
                        f"{e['sklearn_p50'] / e['p50']:.1f}x, {e['qps'] / e['sklearn_qps']:.1f}x | "
                        f"{e['numpy_p50'] / e['p50']:.1f}x, {e['qps'] / e['numpy_qps']:.1f}x | {e['agree']:.0%} |")
-    low, high = TEMPO_RANGE
-    out += ["", f"Single queries (Catalog.search) and batches of {args.batch} (search_vectors), with the tempo range "
-            f"{low:g}:{high:g} BPM (tempi uniform in {TEMPO_LOW:g}-{TEMPO_HIGH:g}) against none:", "",
-            "| filter | items | tracks kept | p50 (ms) | q/s | p50 / unfiltered p50 |", "|---|---:|---:|---:|---:|---:|"]
+    out += ["", f"Single queries (Catalog.search, p50 / p95), the tempo filters answered from the tempo-sorted "
+            f"rows and through the index with a mask, in turn query by query (tempi uniform in "
+            f"{TEMPO_LOW:g}-{TEMPO_HIGH:g}):", "",
+            "| filter | items | tracks kept | p50 / p95 (ms) | p50 / unfiltered p50 | mask p50 / blocks p50 |",
+            "|---|---:|---:|---:|---:|---:|"]
     for r in exact_rows:
         f = r["filtered"]
-        for name in ("unfiltered", "filtered"):
-            label = "none" if name == "unfiltered" else f"tempo {low:g}:{high:g}"
-            kept = "100%" if name == "unfiltered" else f"{f['share']:.1%}"
-            out.append(f"| {label} | {r['n']:,} | {kept} | {f[name]['p50']:.2f} | {f[name]['qps']:,.0f} | "
-                       f"{f[name]['p50'] / f['unfiltered']['p50']:.2f} |")
+        base = f["single"]["none"][0]
+        for name, (p50, p95) in f["single"].items():
+            ratio = ""
+            if name.endswith("tempo blocks"):
+                ratio = f"{f['single'][name.replace('tempo blocks', 'mask')][0] / p50:.1f}x"
+            out.append(f"| {name} | {r['n']:,} | {f['share'][name]:.1%} | {p50:.2f} / {p95:.2f} | "
+                       f"{p50 / base:.2f} | {ratio} |")
+    out += ["", "| catalog | items | tempo order: build (s) | size (MiB) | resident growth (MiB) | "
+            f"q/s unfiltered (batches of {args.batch}) | q/s tempo range (mask) |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in exact_rows:
+        f = r["filtered"]
+        out.append(f"| flat | {r['n']:,} | {f['order_s']:.2f} | {f['order_bytes'] / 2**20:,.0f} | "
+                   f"{f['order_mib']:,.0f} | {f['qps']['none']:,.0f} | {f['qps']['tempo range, mask']:,.0f} |")
+    if not any(r["playlists"] for r in exact_rows):  # --filtered-only
+        return "\n".join(out)
     out += ["", f"Playlists (median of {PLAYLIST_RUNS}, equal weights, no filter):", "",
             "| playlist | items | time (ms) |", "|---|---:|---:|"]
     for r in exact_rows:
@@ -275,6 +337,8 @@ def main(argv=None) -> int:
     p.add_argument("--ef-construction", type=int, default=80, help="HNSW build candidates")
     p.add_argument("--ef-search", type=int, nargs="+", default=[32, 64, 128], help="HNSW search candidates")
     p.add_argument("--seed", type=int, default=0, help="generator seed")
+    p.add_argument("--filtered-only", action="store_true",
+                   help="time the filtered queries alone (no baselines, playlists or HNSW)")
     args = p.parse_args(argv)
     set_threads(args.threads)
     rows, exact = [], None

@@ -242,6 +242,103 @@ def test_reranking_filters_fetch_beyond_the_first_candidates(with_duplicates):
     assert len(found) == 400 - 1 and not any(f"{ids[i]}-v2" in found and ids[i] in found for i in copies)
 
 
+def brute_tempo_filtered(x, tempi, keys, groups, query, weights, filters):
+    """``[(track row, score)]`` by the filters' definitions, one track at a time: the query
+    row's tempo and key are compared with; the ranked list is walked once, keeping a track
+    unless its group is full or it is a near duplicate of the query or a kept track."""
+    scores = oracle(x, block_normalised(x)[query], weights)
+    unit = block_normalised(x)
+    kept, per_group = [], {}
+    for i in np.argsort(-scores, kind="stable"):
+        tempo, key = tempi[i], keys[i]
+        if i == query or f"t{i:03d}" in filters.exclude_ids:
+            continue
+        if filters.exclude_group and groups[i] == groups[query]:
+            continue
+        if filters.tempo_range is not None and not filters.tempo_range[0] <= tempo <= filters.tempo_range[1]:
+            continue  # NaN (unknown) fails every comparison
+        pct, t0 = filters.tempo_tolerance, tempi[query]
+        if pct is not None and not any(abs(tempo - t0 * m) <= t0 * m * pct / 100 for m in (0.5, 1, 2)):
+            continue
+        if filters.harmonic and (key < 0 or not key_harmonic(key, keys[query])):
+            continue
+        if filters.min_score is not None and scores[i] < filters.min_score:
+            break
+        if filters.max_per_group is not None and per_group.get(groups[i], 0) >= filters.max_per_group:
+            continue
+        if filters.dedupe is not None and any(unit[i] @ unit[j] / len(DIMENSIONS) >= filters.dedupe
+                                              for j in [query] + [j for j, _ in kept]):
+            continue
+        kept.append((i, scores[i]))
+        per_group[groups[i]] = per_group.get(groups[i], 0) + 1
+    return kept
+
+
+#: Tempo filters whose bands end on tempi that the catalogs hold (whole BPM, the query at 100):
+#: a block one row too short or too long keeps or drops a track the reference does not.
+TEMPO_FILTERS = [Filters(tempo_range=(100, 110)), Filters(tempo_range=(0, 60)), Filters(tempo_range=(150, np.inf)),
+                 Filters(tempo_tolerance=10), Filters(tempo_tolerance=40),  # bands 30-70, 60-140, 120-280 overlap
+                 Filters(tempo_range=(50, 200), tempo_tolerance=10),
+                 Filters(tempo_tolerance=10, exclude_ids=("t003", "t004", "t010"), exclude_group=True),
+                 Filters(tempo_range=(60, 160), harmonic=True, min_score=-0.05),
+                 Filters(tempo_tolerance=20, max_per_group=1, dedupe=0.3)]
+
+
+@pytest.mark.parametrize("filters", TEMPO_FILTERS, ids=lambda f: ",".join(
+    f"{k}={v}" for k, v in vars(f).items()
+    if v not in (None, False, True, ()) or (k in ("harmonic", "exclude_group") and v)))
+@pytest.mark.parametrize("tempo_sorted,share", [(True, 1.0), (True, catalog_module.TEMPO_BLOCKS_SHARE), (False, 1.0)],
+                         ids=["tempo-blocks", "blocks-when-narrow", "mask"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tempo_filters_match_brute_force_at_the_band_edges(monkeypatch, filters, tempo_sorted, share, seed):
+    """Every track the filters keep, in order, with its score (k is the catalog's size):
+    whole-BPM tempi put several tracks on each band's edge, and 1 in 8 has no tempo."""
+    monkeypatch.setattr(catalog_module, "TEMPO_BLOCKS_SHARE", share)
+    rng = np.random.default_rng(seed)
+    n = 300
+    ids = [f"t{i:03d}" for i in range(n)]
+    x = make_vectors(rng, n)
+    tempi = rng.integers(25, 300, n).astype(float)
+    tempi[rng.random(n) < 0.125] = np.nan
+    tempi[0] = 100.0
+    keys = rng.integers(-1, 24, n)
+    keys[0] = 9
+    groups = [f"artist{g}" for g in rng.integers(0, 12, n)]
+    labels = {t: {"tempo": tempi[i], "key": int(keys[i]) if keys[i] >= 0 else None} for i, t in enumerate(ids)}
+    cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels, groups=dict(zip(ids, groups)))
+    cat.tempo_sorted = tempo_sorted
+    weights = {"mood": 1.0, "tempo": 0.5}
+    hits = cat.search("t000", weights=weights, k=n, filters=filters)
+    expected = brute_tempo_filtered(x, tempi, keys, groups, 0, weights, filters)
+    assert [h.track_id for h in hits] == [ids[i] for i, _ in expected]
+    np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=ATOL)
+    assert len(hits) >= 3  # the filters leave tracks to compare
+    assert cat.search("t000", weights=weights, k=3, filters=filters) == hits[:3]
+
+
+def test_inner_products_of_row_blocks_match_float64(rng):
+    """FAISS's kernel over a block that starts inside the array reads that block's rows."""
+    from mdsim.search.index import inner_products
+
+    x, q = rng.standard_normal((500, 48)).astype(np.float32), rng.standard_normal(48).astype(np.float32)
+    for start, stop in [(0, 500), (17, 303), (499, 500), (5, 5)]:
+        want = x[start:stop].astype(np.float64) @ q.astype(np.float64)
+        np.testing.assert_allclose(inner_products(x[start:stop], q), want, atol=ATOL)
+    with pytest.raises(InputError, match="widths differ"):
+        inner_products(x, q[:40])
+
+
+def test_tempo_order_follows_added_and_removed_tracks(data):
+    ids, x, labels, groups = data
+    cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels)
+    kept = Filters(tempo_range=(100, 120))
+    before = [h.track_id for h in cat.search("t001", k=len(ids), filters=kept)]
+    cat.add(["new"], x[1:2] * 2, labels={"new": {"tempo": 110.0}})
+    assert cat.search("t001", k=1, filters=kept)[0].track_id == "new"  # the same direction as t001
+    cat.remove(["new", before[0]])
+    assert [h.track_id for h in cat.search("t001", k=len(ids), filters=kept)] == before[1:]
+
+
 def test_new_filters_refuse_bad_values_and_unknown_references(data):
     ids, x, labels, _ = data
     cat = Catalog(ids, x, dimensions=DIMENSIONS, labels=labels)
@@ -516,9 +613,12 @@ def test_bench_search_runs_tiny():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1,500 |")]
     assert len(rows) == 3 and all(line.rstrip().endswith("| 100% |") for line in rows), proc.stdout
     assert "recall@10" in proc.stdout
-    # filtered against unfiltered queries, and playlists, in the same run
-    assert [line.split("|")[1].strip() for line in proc.stdout.splitlines()
-            if line.startswith(("| none |", "| tempo "))] == ["none", "tempo 100:106"], proc.stdout
+    # filtered against unfiltered queries, each tempo filter by both paths, and playlists, in the same run
+    filtered = [line.split("|") for line in proc.stdout.splitlines() if line.startswith(("| none |", "| tempo "))]
+    assert [cells[1].strip() for cells in filtered] == [
+        "none", "tempo 100:106, mask", "tempo 100:106, tempo blocks",
+        "tempo 120 ± 2.5 % (3 bands), mask", "tempo 120 ± 2.5 % (3 bands), tempo blocks"], proc.stdout
+    assert all(cells[-2].strip().endswith("x") for cells in filtered[2::2]), proc.stdout  # mask / blocks
     assert "| continue_from, 20 tracks | 1,500 |" in proc.stdout and "| walk, 10 tracks | 1,500 |" in proc.stdout
 
 

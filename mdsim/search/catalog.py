@@ -40,6 +40,7 @@ import numpy as np
 
 from mdsim.errors import InputError, StoreError
 from mdsim.labels import TAG_DIMENSIONS, key_harmonic, key_name, key_similar, parse_key
+from mdsim.search.tempo_order import TempoOrder, in_bands, intersect_bands, tolerance_bands
 
 FORMAT_NAME = "mdsim-catalog"
 FORMAT_VERSION = 1
@@ -48,6 +49,10 @@ NORM_FLOOR = 1e-12
 #: With filters leaving at most this many rows, the allowed rows are scored exactly in
 #: NumPy instead of asking the index (exact even for an approximate index, and faster).
 SMALL_SUBSET = 4096
+#: A tempo filter whose bands hold at most this share of a flat catalog is answered from
+#: its rows sorted by tempo, a wider one through the index: at 10^6 tracks the sorted rows
+#: took 0.57x FAISS's time for a quarter of them, 0.75x for half, 1.24x for all.
+TEMPO_BLOCKS_SHARE = 0.5
 
 
 #: The catalog's data files; ``catalog.json`` records the SHA-256 of each.
@@ -286,6 +291,12 @@ class Catalog:
         JSON-serialisable facts (the model's path and ``model_sha256``).
     """
 
+    #: A flat catalog answers a tempo filter (keeping at most ``TEMPO_BLOCKS_SHARE`` of its
+    #: rows) from its rows sorted by tempo (:meth:`tempo_order`, a second copy of the vectors
+    #: built on the first such query); ``False`` asks the index with a mask of the allowed
+    #: rows instead (no copy, slower).
+    tempo_sorted: bool = True
+
     def __init__(self, track_ids, vectors, *, dimensions, slices=None, labels=None, groups=None,
                  sources=None, index="flat", metadata=None):
         from mdsim.evaluation.embeddings import check_layout
@@ -394,6 +405,7 @@ class Catalog:
                                                          for lab in new_labels], np.int16)])
         self._group = np.concatenate([self._group, np.array([str(groups.get(t, "")) for t in ids], dtype=str)])
         self._source = np.concatenate([self._source, np.array([str(sources.get(t, "")) for t in ids], dtype=str)])
+        self._tempo_order = None
 
     def remove(self, track_ids) -> None:
         """Remove tracks by id. Flat: in place, no rebuild; HNSW: the graph is rebuilt."""
@@ -409,6 +421,7 @@ class Catalog:
         self._tags = [t for i, t in enumerate(self._tags) if i not in gone]
         self._tempo, self._key = np.delete(self._tempo, positions), np.delete(self._key, positions)
         self._group, self._source = np.delete(self._group, positions), np.delete(self._source, positions)
+        self._tempo_order = None
 
     # -- searching -----------------------------------------------------------------------
     def weights(self, *, dims=None, weights=None) -> np.ndarray:
@@ -475,45 +488,64 @@ class Catalog:
         ``query_position`` is the query track's row, or the rows of several seeds
         (the first one gives the key and tempo compared with)."""
         seeds = [] if query_position is None else np.atleast_1d(query_position).astype(int).tolist()
-        first = seeds[0] if seeds else None
-        keep = np.ones(len(self), dtype=bool)
-        if filters.exclude_query and seeds:
-            keep[seeds] = False
-        if filters.exclude_ids or filters.played:
-            keep[[self._pos[t] for t in filters.exclude_ids + filters.played if t in self._pos]] = False
-        if filters.exclude_group:
-            groups = ([filters.query_group] if filters.query_group is not None
-                      else [str(self._group[i]) for i in seeds])
-            for group in filter(None, groups):
-                keep &= self._group != group
-        if filters.tempo_range is not None:
-            low, high = filters.tempo_range
-            with np.errstate(invalid="ignore"):
-                keep &= (self._tempo >= low) & (self._tempo <= high)
+        bands = self._tempo_bands(filters, seeds)
+        keep = self._keep(filters, seeds)
+        if bands is not None:
+            keep &= in_bands(self._tempo, bands)
+        return None if keep.all() else keep
+
+    def _tempo_bands(self, filters: Filters, seeds) -> list | None:
+        """The closed BPM bands that the tempo filters keep (``None``: no tempo filter)."""
+        bands = None if filters.tempo_range is None else [filters.tempo_range]
         if filters.tempo_tolerance is not None:
             tempo = filters.query_tempo if filters.query_tempo is not None else (
-                self._tempo[first] if first is not None else np.nan)
+                self._tempo[seeds[0]] if seeds else np.nan)
             if not np.isfinite(tempo):
                 raise InputError("a tempo tolerance needs a query of known tempo: give query_tempo=120")
-            near = np.zeros(len(self), dtype=bool)
-            with np.errstate(invalid="ignore"):
-                for octave in (0.5, 1.0, 2.0):  # half and double tempo count as the same pulse
-                    near |= np.abs(self._tempo - tempo * octave) <= tempo * octave * filters.tempo_tolerance / 100
-            keep &= near
+            near = tolerance_bands(float(tempo), filters.tempo_tolerance)
+            bands = near if bands is None else intersect_bands(bands, near)
+        return bands
+
+    def _keep(self, filters: Filters, seeds, rows=None) -> np.ndarray:
+        """Mask over ``rows`` (catalog rows, int; default all) of every filter on labels
+        but tempo: the query, excluded and played ids, the query's group, keys."""
+        n = len(self) if rows is None else len(rows)
+        keep = np.ones(n, dtype=bool)
+        out = seeds if filters.exclude_query else []
+        out = out + [self._pos[t] for t in filters.exclude_ids + filters.played if t in self._pos]
+        if out:
+            if rows is None:
+                keep[out] = False
+            else:
+                keep &= ~np.isin(rows, out)
+        if filters.exclude_group:
+            group = self._group if rows is None else self._group[rows]
+            groups = ([filters.query_group] if filters.query_group is not None
+                      else [str(self._group[i]) for i in seeds])
+            for g in filter(None, groups):
+                keep &= group != g
         reference = filters.key
         if reference is None and (filters.key_compatible or filters.harmonic):
             reference = filters.query_key if filters.query_key is not None else (
-                int(self._key[first]) if first is not None and self._key[first] >= 0 else None)
+                int(self._key[seeds[0]]) if seeds and self._key[seeds[0]] >= 0 else None)
             if reference is None:
                 raise InputError("a key-compatible filter needs a query of known key: give key='A minor'")
         if reference is not None:
-            known = self._key >= 0
+            key = self._key if rows is None else self._key[rows]
+            known = key >= 0
             rule = key_harmonic if filters.harmonic else key_similar if filters.key_compatible else None
             if rule is not None:
-                keep &= known & np.array([rule(int(k), reference) for k in range(24)])[np.where(known, self._key, 0)]
+                keep &= known & np.array([rule(int(k), reference) for k in range(24)])[np.where(known, key, 0)]
             else:
-                keep &= self._key == reference
-        return None if keep.all() else keep
+                keep &= key == reference
+        return keep
+
+    def tempo_order(self) -> TempoOrder:
+        """The catalog's rows sorted by tempo (:mod:`mdsim.search.tempo_order`), built on
+        first use and kept until tracks are added or removed: a second copy of the vectors."""
+        if self._tempo_order is None:
+            self._tempo_order = TempoOrder(self._tempo, self.vectors())
+        return self._tempo_order
 
     def search_vectors(self, queries, *, dims=None, weights=None, k: int = 10, allowed=None):
         """Batch search with normalised ``(n, D)`` query vectors (the benchmark's entry).
@@ -564,24 +596,40 @@ class Catalog:
         seeds = self._seed_positions(query)
         position = self._pos.get(query) if isinstance(query, str) else seeds
         q = self.query_vector(query)
-        allowed = self.allowed(filters, query_position=position)
+        k = int(k)
+        if k < 1:
+            raise InputError(f"k must be 1 or more, got {k}")
+        seed_rows = [] if position is None else np.atleast_1d(position).astype(int).tolist()
+        bands = self._tempo_bands(filters, seed_rows)
+        blocks = None
+        if bands is not None and self.tempo_sorted and self.spec.kind == "flat":
+            blocks = self.tempo_order().blocks(bands)
+            if sum(stop - start for start, stop in blocks) > TEMPO_BLOCKS_SHARE * len(self):
+                blocks = None
+        if blocks is not None:
+            available, top = self._tempo_ranking(q, filters, seed_rows, blocks, dims=dims, weights=weights)
+        else:
+            allowed = self.allowed(filters, query_position=position)
+            available = len(self) if allowed is None else int(allowed.sum())
+
+            def top(fetch):
+                scores, positions = self.search_vectors(q[None], dims=dims, weights=weights, k=fetch, allowed=allowed)
+                return scores[0], positions[0]
         # Rows that count as ranked before the first result: for duplicates, the query's
         # seeds and the played tracks; for groups, the played tracks.
         played = [self.position(t) for t in filters.played]
-        before = (np.atleast_1d(position).tolist() if position is not None and filters.exclude_query else []) + played
-        available = len(self) if allowed is None else int(allowed.sum())
+        before = (seed_rows if filters.exclude_query else []) + played
         if not available:
             return []
-        k = int(k)
         # Filters that look at the ranking (a cap per group, duplicates) drop some of the
         # best candidates: fetch more, and more again until k are kept or none are left.
         reranks = filters.max_per_group is not None or filters.dedupe is not None
         fetch = min(available, 4 * k if reranks else k)
         while True:
-            scores, positions = self.search_vectors(q[None], dims=dims, weights=weights, k=fetch, allowed=allowed)
-            chosen = self._select(scores[0], positions[0], filters, k, before=before, counted=played)
-            exhausted = fetch >= available or (positions[0] < 0).any() or (
-                filters.min_score is not None and scores[0][-1] < filters.min_score)
+            scores, positions = top(fetch)
+            chosen = self._select(scores, positions, filters, k, before=before, counted=played)
+            exhausted = fetch >= available or (positions < 0).any() or (
+                filters.min_score is not None and scores[-1] < filters.min_score)
             if len(chosen) >= k or exhausted:
                 break
             fetch = min(available, 4 * fetch)
@@ -590,6 +638,24 @@ class Catalog:
                     {d: float(X[i, a:b] @ q[a:b]) for d, (a, b) in self.slices.items()},
                     self._labels_at(i), str(self._group[i]), str(self._source[i]))
                 for rank, (i, score) in enumerate(chosen, 1)]
+
+    def _tempo_ranking(self, q, filters: Filters, seeds, blocks, *, dims, weights):
+        """``(available, top)`` of a tempo-filtered query over the tempo-sorted rows: the
+        rows of ``blocks`` (:meth:`TempoOrder.blocks`) are scored at once, one product a
+        block, those the other filters keep are ``available``; ``top(n)`` gives their
+        ``n`` best ``(scores, rows)``, best first (ties: lower row first)."""
+        order = self.tempo_order()
+        rows = order.rows(blocks)
+        keep = self._keep(filters, seeds, rows)
+        scores = order.scores(self.scale(q[None], self.weights(dims=dims, weights=weights))[0], blocks)
+        if not keep.all():
+            rows, scores = rows[keep], scores[keep]
+
+        def top(n):
+            best = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+            best = best[np.lexsort((rows[best], -scores[best]))]
+            return scores[best], rows[best]
+        return len(rows), top
 
     def _select(self, scores, positions, filters: Filters, k: int, *, before=(), counted=()) -> list:
         """``[(row, score)]``: the first ``k`` ranked candidates that ``min_score``,
@@ -717,6 +783,7 @@ class Catalog:
             raise StoreError(f"{path}: the index holds {self._index.ntotal} vectors for {len(self._ids)} "
                              "tracks; rebuild it with `mdsim index`")
         self._pos = {t: i for i, t in enumerate(self._ids.tolist())}
+        self._tempo_order = None
         return self
 
     @classmethod
