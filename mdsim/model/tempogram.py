@@ -1,7 +1,8 @@
 """The tempogram computed in the model's step, from the onset envelope a compact store keeps.
 
-:class:`OnsetTempogram` is :func:`mdsim.features.spectral.tempogram_frames` in ``keras.ops``
-(TensorFlow, JAX and PyTorch): the same Hann window, lag axis, max-normalisation and
+:func:`onset_tempogram` (the layer :class:`OnsetTempogram`) is
+:func:`mdsim.features.spectral.tempogram_frames` in ``keras.ops`` (TensorFlow, JAX and
+PyTorch): the same Hann window, lag axis, max-normalisation and
 octave folding, on the padded envelope slice the loader reads
 (:meth:`mdsim.features.store.FeatureStore.read_envelope`, whose ramps at the track's
 edges are :func:`mdsim.features.spectral.padded_envelope`'s). :class:`EnvelopeTrainer`
@@ -17,56 +18,67 @@ import keras
 import numpy as np
 
 
+def onset_tempogram(envelope, frames=None, *, win_length: int = 384, cyclic: bool = False):
+    """Autocorrelation tempogram frames of padded onset-envelope slices, in ``keras.ops``.
+
+    Parameters
+    ----------
+    envelope : tensor [shape=(B, 1, L) or (B, L)]
+        Padded envelope samples of ``L - win_length + 1`` frames: frame ``t`` reads samples
+        ``t:t + win_length`` (:func:`mdsim.features.spectral.padded_envelope`).
+    frames : tensor [shape=(B,), int], optional
+        How many of those frames lie inside the track; later frames are zeros, as the
+        loader pads a track shorter than a window. ``None``: all of them.
+    win_length, cyclic
+        As :func:`mdsim.features.spectral.tempogram_frames`.
+
+    Returns
+    -------
+    tensor [shape=(B, win_length, L - win_length + 1), dtype=float32]
+        Each frame's Hann-windowed autocorrelation (one real FFT of ``2 * win_length``
+        points each way, so no lag wraps around) divided by its lag 0; with ``cyclic``,
+        folded into tempo octaves and normalised again
+        (:func:`mdsim.features.spectral.fold_octaves`).
+    """
+    ops = keras.ops
+    x = ops.cast(envelope, "float32")
+    x = ops.reshape(x, (-1, x.shape[-1]))
+    n_frames = x.shape[-1] - win_length + 1
+    # (B, n_frames, win_length): frame t's samples, gathered by a constant index
+    index = (np.arange(n_frames)[:, None] + np.arange(win_length)[None, :]).astype("int32")
+    windowed = ops.take(x, ops.convert_to_tensor(index), axis=1) * ops.convert_to_tensor(hann(win_length))
+    real, imag = ops.rfft(windowed, fft_length=2 * win_length)
+    power = real * real + imag * imag
+    ac = ops.irfft((power, ops.zeros_like(power)), fft_length=2 * win_length)[..., :win_length]
+    # lag 0 is each frame's energy and bounds every other lag (Cauchy-Schwarz)
+    out = _normalized(ac, ac[..., :1])
+    if cyclic:
+        folded = ops.einsum("btk,kr->btr", out, ops.convert_to_tensor(fold_matrix(win_length)))
+        out = _normalized(folded, ops.max(folded, axis=-1, keepdims=True))
+    if frames is not None:
+        inside = ops.arange(n_frames)[None, :] < ops.cast(ops.reshape(frames, (-1, 1)), "int32")
+        out = ops.where(inside[..., None], out, 0.0)
+    return ops.transpose(out, (0, 2, 1))
+
+
 @keras.saving.register_keras_serializable(package="mdsim")
 class OnsetTempogram(keras.layers.Layer):
-    """Autocorrelation tempogram frames of padded onset-envelope slices; no weights.
-
-    Call it on ``(envelope, frames)``:
-
-    - ``envelope``: ``(B, 1, L)`` or ``(B, L)`` float32, the padded envelope samples
-      of ``L - win_length + 1`` frames (frame ``t`` reads samples ``t:t + win_length``).
-    - ``frames``: ``(B,)`` int, how many of those frames lie inside the track; later
-      frames are zeros, as the loader pads a track shorter than a window. ``None``: all.
-
-    Returns ``(B, win_length, L - win_length + 1)`` float32: each frame's Hann-windowed
-    autocorrelation (one real FFT of ``2 * win_length`` points, so no lag wraps),
-    divided by its lag 0; with ``cyclic``, folded into tempo octaves and normalised
-    again (:func:`mdsim.features.spectral.fold_octaves`). Computed in float32 whatever
-    the dtype policy: a ``bfloat16`` autocorrelation would lose the lags' differences.
-    """
+    """:func:`onset_tempogram` as a layer without weights, called on ``(envelope, frames)``
+    (or on ``envelope`` alone). Computed in float32 whatever the dtype policy: a
+    ``bfloat16`` autocorrelation would lose the differences between lags."""
 
     def __init__(self, win_length: int = 384, cyclic: bool = False, **kwargs):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         self.win_length, self.cyclic = int(win_length), bool(cyclic)
-        self._window = keras.ops.convert_to_tensor(hann(self.win_length))
-        self._fold = keras.ops.convert_to_tensor(fold_matrix(self.win_length)) if self.cyclic else None
 
     def call(self, inputs):
         envelope, frames = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
-        ops, win = keras.ops, self.win_length
-        x = ops.cast(envelope, "float32")
-        x = ops.reshape(x, (-1, x.shape[-1]))
-        n_frames = x.shape[-1] - win + 1
-        # (B, n_frames, win): frame t's samples, gathered by a constant index
-        index = np.arange(n_frames)[:, None] + np.arange(win)[None, :]
-        windowed = ops.take(x, ops.convert_to_tensor(index.astype("int32")), axis=1) * self._window
-        real, imag = ops.rfft(windowed, fft_length=2 * win)
-        power = real * real + imag * imag
-        ac = ops.irfft((power, ops.zeros_like(power)), fft_length=2 * win)[..., :win]
-        # lag 0 is each frame's energy and bounds every other lag (Cauchy-Schwarz)
-        out = _normalized(ac, ac[..., :1])
-        if self.cyclic:
-            folded = ops.einsum("btk,kr->btr", out, self._fold)
-            out = _normalized(folded, ops.max(folded, axis=-1, keepdims=True))
-        if frames is not None:
-            inside = ops.arange(n_frames)[None, :] < ops.cast(ops.reshape(frames, (-1, 1)), "int32")
-            out = ops.where(inside[..., None], out, 0.0)
-        return ops.transpose(out, (0, 2, 1))
+        return onset_tempogram(envelope, frames, win_length=self.win_length, cyclic=self.cyclic)
 
     def compute_output_shape(self, input_shape):
-        shape = input_shape[0] if isinstance(input_shape, (tuple, list)) and isinstance(input_shape[0], (tuple, list)) \
-            else input_shape
+        nested = isinstance(input_shape, (tuple, list)) and isinstance(input_shape[0], (tuple, list))
+        shape = input_shape[0] if nested else input_shape
         length = shape[-1]
         return (shape[0], self.win_length, None if length is None else length - self.win_length + 1)
 

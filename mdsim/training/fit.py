@@ -272,8 +272,8 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
                 # own shuffling of the batch order would follow the process's global random state,
                 # so a resumed run would see the same batches in another order.
                 h = trainer.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
-                              initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=verbose,
-                              shuffle=False)
+                                initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=verbose,
+                                shuffle=False)
                 history = h.history
             except KeyboardInterrupt:
                 print(f"\ntrain: interrupted; epochs finished so far are saved in {run_dir}. "
