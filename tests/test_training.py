@@ -733,13 +733,21 @@ def test_unsure_estimated_keys_are_not_trained_on(tmp_path):
         TrainConfig(min_key_probability=2.0)
 
 
+#: A compact store's run against a full one's: the tempogram's float32 rounding, through mining and Adam.
+LOSS_RTOL = 1e-3
+
+
 @pytest.mark.slow
 def test_a_compact_store_trains_as_a_full_one(tmp_path):
     """The same audio in a full store (the tempogram read as stored) and in a compact one (the
     envelope read, the tempogram computed in the step by EnvelopeTrainer), both float32: the
     same losses and, after two epochs, the same weights and embeddings. A clip shorter than
-    a window is among them (its frames past the end are zeros in both)."""
+    a window is among them (its frames past the end are zeros in both). The tempograms differ by
+    float32 rounding (at most 3.6e-7), which moves an epoch's loss by up to 2.2e-4 relative on
+    PyTorch (1e-4 holds on TensorFlow and JAX)."""
     import io
+
+    import keras
 
     from mdsim.config import FeatureConfig
     from mdsim.model import ModelConfig, load_model_file
@@ -765,13 +773,14 @@ def test_a_compact_store_trains_as_a_full_one(tmp_path):
     step = "the tempogram is computed in the training step"
     assert step in logs["compact"].getvalue() and step not in logs["full"].getvalue()
     for key in ("loss", "genre_loss", "tempo_loss"):
-        np.testing.assert_allclose(runs["compact"].history[key], runs["full"].history[key], rtol=1e-4, atol=1e-6,
-                                   err_msg=key)
+        np.testing.assert_allclose(runs["compact"].history[key], runs["full"].history[key], rtol=LOSS_RTOL,
+                                   atol=1e-6, err_msg=key)
     full, _ = load_model_file(tmp_path / "full" / "last.keras")
     compact, _ = load_model_file(tmp_path / "compact" / "last.keras")
     assert [i.name for i in compact.inputs] == [i.name for i in full.inputs]  # the saved model reads tempograms
     for wa, wb in zip(full.get_weights(), compact.get_weights()):
-        np.testing.assert_allclose(wb, wa, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(wb, wa, rtol=1e-3, atol=1e-4)  # PyTorch: 2e-5 on weights of 3e-5 (Adam)
     with FeatureStore(tmp_path / "full.h5") as store:
         x = {name: m[None, :, :259] for name, m in store.features("t2", names=("mel", "cens", "tempogram")).items()}
-    np.testing.assert_allclose(np.asarray(compact(x)), np.asarray(full(x)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(compact(x)), keras.ops.convert_to_numpy(full(x)),
+                               rtol=1e-3, atol=1e-4)

@@ -325,7 +325,7 @@ class _ChunkMap:
             ds.id.chunk_iter(visit)
         except (AttributeError, RuntimeError, OSError):  # chunk_iter needs HDF5 >= 1.12.3
             return None
-        return bins, frames, ds.dtype, offsets, np.zeros(n, bool)
+        return bins, frames, ds.dtype, offsets, bytearray(n)  # bytes, not a NumPy array: checked per read
 
     def copy(self, name: str, a: int, b: int, out: np.ndarray, dataset) -> None:
         """Frames ``a:b`` of matrix ``name`` into ``out[:, :b - a]`` (cast to ``out``'s dtype);
@@ -338,9 +338,9 @@ class _ChunkMap:
             return
         bins, frames, dtype, offsets, seen = raw
         c0, c1 = a // frames, (b - 1) // frames
-        if not seen[c0:c1 + 1].all():
+        if not all(seen[c0:c1 + 1]):
             out[:, :b - a] = dataset()[:, a:b]  # through HDF5: the chunks' checksums are verified
-            seen[c0:c1 + 1] = offsets[c0:c1 + 1] >= 0
+            seen[c0:c1 + 1] = (offsets[c0:c1 + 1] >= 0).tobytes()
             return
         nbytes = bins * frames * dtype.itemsize
         self.mapped_reads += 1
@@ -599,20 +599,25 @@ class FeatureStore:
             As :meth:`features`.
         """
         shard, offset, n = self._locate(track_id)
-        out = out.reshape(-1)
+        out = out.reshape(1, -1)
         win_length = self._config.tempogram_win_length
         start = max(0, int(start))
-        stop = max(start, min(start + out.shape[0] - win_length + 1, n))
+        stop = max(start, min(start + out.shape[1] - win_length + 1, n))
         if stop == start:
             return 0
         half = win_length // 2
-        lo, hi = max(0, start - half), min(n, stop + half)
+        lo, hi = start - half, stop - 1 + win_length - half  # the samples the frames read
         try:
-            samples = self._onset_reader(self._chunk_map(shard), shard, offset)(lo, hi)
+            chunks = self._chunk_map(shard)
+            if lo >= 0 and hi <= n:  # inside the track: the stored samples as they are
+                chunks.copy("onset", offset + lo, offset + hi, out, lambda: self._datasets(shard)["onset"])
+                return stop - start
+            lo, hi = max(lo, 0), min(hi, n)
+            samples = self._onset_reader(chunks, shard, offset)(lo, hi)
         except (OSError, KeyError) as e:
             raise self._damaged(track_id, shard, e) from None
         padded = padded_envelope(samples, start, stop, win_length=win_length, envelope_span=(lo, n))
-        out[:padded.shape[0]] = padded
+        out[0, :padded.shape[0]] = padded
         return stop - start
 
     def _chunk_map(self, shard: Path) -> _ChunkMap:

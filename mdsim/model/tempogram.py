@@ -127,6 +127,7 @@ class EnvelopeTrainer(keras.Model):
         self.tempogram = OnsetTempogram(win_length, cyclic, name="onset_tempogram")
 
     def call(self, inputs, training=False):
-        inputs = dict(inputs)
+        # tensors throughout: run eagerly, the loader's arrays would meet the layer's tensor
+        inputs = {name: keras.ops.convert_to_tensor(x) for name, x in inputs.items()}
         inputs["tempogram"] = self.tempogram((inputs.pop("onset"), inputs.pop("onset_frames")))
         return self.embedder(inputs, training=training)
