@@ -17,6 +17,16 @@ statistics, Adam. Rows:
     python experiments/bench_train.py --backends tensorflow --metrics statistics subspace --steps 3
     XLA_FLAGS=--xla_force_host_platform_device_count=2 python experiments/bench_train.py --backends jax --devices 2
 
+``--store COMPACT.h5`` measures instead a whole step from a compact store in one process, the
+loader's read included, both ways in the same process, alternating step by step on the same
+weights: ``tempogram CPU`` (the loader computes each window's tempogram, the model trains on it:
+training before, and with augmentation) against ``envelope`` (the loader copies padded envelope
+slices, :class:`mdsim.model.tempogram.EnvelopeTrainer` computes the tempograms in the compiled
+step: what ``mdsim train`` does on a compact store now). The store's labels must hold genre,
+mood, tempo and key (``bench_loader.py --generate`` writes such stores):
+
+    python experiments/bench_train.py --backends jax --store compact.h5 --steps 10
+
 ``--jit``: ``auto`` is mdsim's per-backend choice (``mdsim.training.fit.jit_compile_for``), ``on`` /
 ``off`` force Keras' ``jit_compile``, ``eager`` is ``run_eagerly``. ``--metrics statistics``: the
 per-dimension figures recorded by the loss (``ConditionalTripletLoss.statistics``, what ``mdsim
@@ -101,6 +111,55 @@ def child(args) -> dict:
         return _time_steps(model, config, layout, args, rng)
 
 
+def child_store(args) -> dict:
+    """Loader + step from a compact store, the tempogram computed in the loader against in the step."""
+    import keras
+    import numpy as np
+
+    from mdsim.features.store import FeatureStore
+    from mdsim.labels import LabelLayout
+    from mdsim.metric import ConditionalTripletLoss
+    from mdsim.model import ModelConfig, build_model, subspace_slices
+    from mdsim.model.tempogram import EnvelopeTrainer
+    from mdsim.training.data import TrackTable, WindowBatches
+    from mdsim.training.fit import _has_gpu, compile_options
+
+    dims = ("genre", "mood", "tempo", "key")
+    with FeatureStore(args.store) as store:
+        table, _ = TrackTable.from_store(store, min_frames=259)
+        feature_config = store.feature_config
+    layout = LabelLayout.from_records(dims, table.labels)
+    config = ModelConfig(backbone=args.backbone, dimensions=dims, embedding_size=args.embedding_size, width=args.width)
+    s = subspace_slices(config)
+    keras.utils.set_random_seed(0)
+    model = build_model(config, feature_config=feature_config)
+    loss = ConditionalTripletLoss(layout=layout, subspaces=[(s[d].start, s[d].stop) for d in dims])
+    options = compile_options(eager=args.jit == "eager")
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss, metrics=loss.statistics(), **options)
+    trainer = EnvelopeTrainer(model, win_length=feature_config.tempogram_win_length,
+                              cyclic=feature_config.cyclic_tempogram)
+    trainer.compile(optimizer=model.optimizer, loss=loss, metrics=loss.statistics(), **options)
+    loaders = {}
+    for way, fitted in (("cpu", model), ("envelope", trainer)):
+        data = WindowBatches(args.store, table, layout, inputs=config.inputs, batch_size=args.batch_size,
+                             steps=args.steps + 1, segment_frames=259, seed=0)
+        data.stored_dtype = keras.backend.backend() != "tensorflow" or _has_gpu()
+        data.envelope = way == "envelope"
+        loaders[way] = (data, fitted)
+    seconds, first = {"cpu": 0.0, "envelope": 0.0}, {}
+    for i in range(args.steps + 1):  # step 0 compiles each
+        for way, (data, fitted) in loaders.items():
+            t = time.perf_counter()
+            x, y = data[i]
+            np.ravel(fitted.train_on_batch(x, y))
+            if i:
+                seconds[way] += time.perf_counter() - t
+            else:
+                first[way] = time.perf_counter() - t
+    return {"backend": keras.backend.backend(), "device": _device_name(), "batch": args.batch_size,
+            "first_step_s": first, "windows_per_s": {w: args.batch_size * args.steps / t for w, t in seconds.items()}}
+
+
 def _time_steps(model, config, layout, args, rng) -> dict:
     import keras
     import numpy as np
@@ -158,12 +217,15 @@ def main(argv=None) -> int:
     p.add_argument("--devices", type=int, default=1, help="data-parallel devices (mdsim train --devices)")
     p.add_argument("--mixed-precision", default="off", help="a Keras dtype policy, e.g. mixed_bfloat16")
     p.add_argument("--matmul-size", type=int, default=2048)
+    p.add_argument("--store", type=Path, help="a compact store: loader + step, tempogram in the loader or the step")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         args.jit, args.metrics = args.jit[0], args.metrics[0]
-        print("RESULT " + json.dumps(child(args)), flush=True)
+        print("RESULT " + json.dumps(child_store(args) if args.store else child(args)), flush=True)
         return 0
+    if args.store:
+        return _compare_store(args)
     print("| backend | jit | metrics | devices | precision | first step (s) | steps/s | windows/s | GFLOP/s | peak GFLOP/s "
           "| % peak |\n|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|", flush=True)
     for backend in args.backends:
@@ -190,6 +252,30 @@ def main(argv=None) -> int:
                       f"| {r['devices']} | {r['mixed_precision']} | {r['first_step_s']:.1f} | {r['steps_per_s']:.2f} | {r['windows_per_s']:.0f} "
                       f"| {r['gflops']:.1f} | {r['peak_gflops']:.0f} | {100 * r['gflops'] / r['peak_gflops']:.1f} |",
                       flush=True)
+    return 0
+
+
+def _compare_store(args) -> int:
+    print("| backend | batch | first step (s): tempogram CPU, envelope | tempogram CPU windows/s | envelope windows/s "
+          "| ratio |\n|---|---:|---|---:|---:|---:|", flush=True)
+    for backend in args.backends:
+        if importlib.util.find_spec(backend) is None:
+            print(f"| {backend} | not installed |", flush=True)
+            continue
+        cmd = [sys.executable, __file__, "--child", "--jit", args.jit[0], "--batch-size", str(args.batch_size),
+               "--steps", str(args.steps), "--width", str(args.width), "--embedding-size", str(args.embedding_size),
+               "--backbone", args.backbone, "--store", str(args.store.resolve())]
+        env = {**os.environ, "KERAS_BACKEND": backend,
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
+        if run.returncode or not lines:
+            print(f"| {backend} | failed: {run.stderr.strip().splitlines()[-1:]} |", flush=True)
+            continue
+        r = json.loads(lines[-1][len("RESULT "):])
+        w, f = r["windows_per_s"], r["first_step_s"]
+        print(f"| {backend} ({r['device']}) | {r['batch']} | {f['cpu']:.1f}, {f['envelope']:.1f} | {w['cpu']:.1f} "
+              f"| {w['envelope']:.1f} | {w['envelope'] / w['cpu']:.2f} |", flush=True)
     return 0
 
 

@@ -267,6 +267,29 @@ def test_read_window_gives_the_stored_frames_first_through_hdf5_then_mapped(tmp_
         assert ("tempogram" in next(iter(store._chunk_maps.values())).raw) == (layout == "full")
 
 
+def test_read_envelope_gives_the_padded_envelope_of_the_windows_frames(tmp_path):
+    """The compact loader's read for a tempogram computed in the step: the envelope samples of a
+    window's frames with the whole track's edge ramps, at the start and end of tracks, across
+    chunks, in tracks shorter than a window and past their end; through HDF5, then mapped."""
+    from mdsim.features.spectral import padded_envelope
+
+    lengths = [100, 259, 300, 513, 1030, 3001]
+    store_path = _random_store(tmp_path / "s.h5", "compact", lengths)
+    with FeatureStore(store_path) as store:
+        for attempt in ("through HDF5", "mapped"):
+            for i, n in enumerate(lengths):
+                oenv = store.features(f"t{i:03d}", names=("onset",))["onset"][0]
+                for start in sorted({0, 5, max(n - 259, 0), n - 40, n - 1, n + 5, 255, n // 2}):
+                    out = np.full((1, 259 + 383), -1.0, np.float32)
+                    m = store.read_envelope(f"t{i:03d}", out, start)
+                    assert m == max(0, min(259, n - start)), (attempt, n, start)
+                    if m:
+                        want = padded_envelope(oenv, start, start + m)
+                        np.testing.assert_array_equal(out[0, :want.size], want, err_msg=f"{attempt} {n} {start}")
+                        assert want.size == m + 383
+                    assert np.all(out[0, m + 383 if m else 0:] == -1), "samples past the frames are left as they were"
+        assert sum(m.mapped_reads for m in store._chunk_maps.values()) > 0
+
 def test_read_window_checks_a_damaged_chunk_before_mapping_it(tmp_path):
     store_path = _random_store(tmp_path / "s.h5", "full", [600] * 5)
     (shard,) = shard_paths(store_path)

@@ -331,6 +331,12 @@ def read_window(read, start: int, n_frames: int, plan: Plan, names, *, track_fra
                 config: FeatureConfig = FeatureConfig()) -> dict:
     """The features of one transformed window.
 
+    The tempogram is computed here, on the CPU, even from a compact store whose plain
+    windows get theirs in the training step (:class:`mdsim.model.tempogram.EnvelopeTrainer`):
+    a stretched window's tempogram is that of the envelope resampled along time, which
+    the step's padded slice of the stored envelope does not hold, so an augmenting run
+    reads every window this way.
+
     Parameters
     ----------
     read : callable

@@ -197,29 +197,9 @@ def tempogram_frames(oenv, start: int, stop: int, *, win_length: int = 384, cycl
     """
     import scipy.fft
 
-    oenv = np.asarray(oenv, dtype=np.float32).reshape(-1)
-    first, n = (0, oenv.shape[-1]) if envelope_span is None else (int(envelope_span[0]), int(envelope_span[1]))
+    n = np.asarray(oenv).size if envelope_span is None else int(envelope_span[1])
     start, stop = max(0, int(start)), min(n, int(stop))
-    half = win_length // 2
-    # padded[i] is envelope sample i - half; only the needed span is built
-    lo, hi = start - half, stop - 1 + win_length - half  # envelope samples the frames read
-    if first > max(lo, 0) or first + oenv.shape[-1] < min(hi, n):
-        raise ValueError(f"envelope samples {first}..{first + oenv.shape[-1]} do not cover {max(lo, 0)}..{min(hi, n)}")
-    if lo >= 0 and hi <= n:
-        padded = oenv[lo - first:hi - first]
-    else:
-        # np.pad(..., mode="linear_ramp", end_values=0) of the whole envelope: the ramps
-        # depend on its first and last sample only
-        padded = np.empty(hi - lo, dtype=np.float32)
-        inside_lo, inside_hi = max(lo, 0), min(hi, n)
-        padded[inside_lo - lo:inside_hi - lo] = oenv[inside_lo - first:inside_hi - first]
-        if lo < 0:
-            ramp = np.pad(oenv[:1], (half, 0), mode="linear_ramp", end_values=0)[:half]
-            padded[:-lo] = ramp[half + lo:]
-        if hi > n:
-            last = oenv[n - 1 - first:n - first]
-            ramp = np.pad(last, (0, half), mode="linear_ramp", end_values=0)[1:]
-            padded[n - lo:] = ramp[:hi - n]
+    padded = padded_envelope(oenv, start, stop, win_length=win_length, envelope_span=envelope_span)
     count = stop - start
     window = _hann(win_length)
     n_fft = 2 * win_length  # lags < win_length never wrap around
@@ -238,6 +218,47 @@ def tempogram_frames(oenv, start: int, stop: int, *, win_length: int = 384, cycl
     peak = ac[:, :1].copy()
     T = np.divide(ac, peak, out=np.zeros(ac.shape, dtype=np.float32), where=peak > 0).T
     return fold_octaves(T) if cyclic else T
+
+
+def padded_envelope(oenv, start: int, stop: int, *, win_length: int = 384,
+                    envelope_span: tuple[int, int] | None = None) -> np.ndarray:
+    """The envelope samples tempogram frames ``start:stop`` read, padded as :func:`tempogram` pads.
+
+    Sample ``i`` of the result is envelope sample ``start - win_length // 2 + i`` of the
+    whole track padded with ``np.pad(..., mode="linear_ramp", end_values=0)`` on either
+    side (the ramps depend on the track's first and last sample only); frame
+    ``start + t`` is the Hann-windowed autocorrelation of samples ``t:t + win_length``.
+    What the training loader hands to :class:`mdsim.model.tempogram.OnsetTempogram`.
+
+    Parameters
+    ----------
+    oenv, start, stop, win_length, envelope_span
+        As :func:`tempogram_frames`; ``start:stop`` is clipped to the track.
+
+    Returns
+    -------
+    np.ndarray [shape=(stop - start + win_length - 1,), dtype=float32]
+    """
+    oenv = np.asarray(oenv, dtype=np.float32).reshape(-1)
+    first, n = (0, oenv.shape[-1]) if envelope_span is None else (int(envelope_span[0]), int(envelope_span[1]))
+    start, stop = max(0, int(start)), min(n, int(stop))
+    half = win_length // 2
+    lo, hi = start - half, stop - 1 + win_length - half  # envelope samples the frames read
+    if first > max(lo, 0) or first + oenv.shape[-1] < min(hi, n):
+        raise ValueError(f"envelope samples {first}..{first + oenv.shape[-1]} do not cover {max(lo, 0)}..{min(hi, n)}")
+    if lo >= 0 and hi <= n:
+        return oenv[lo - first:hi - first]
+    padded = np.empty(hi - lo, dtype=np.float32)
+    inside_lo, inside_hi = max(lo, 0), min(hi, n)
+    padded[inside_lo - lo:inside_hi - lo] = oenv[inside_lo - first:inside_hi - first]
+    if lo < 0:
+        ramp = np.pad(oenv[:1], (half, 0), mode="linear_ramp", end_values=0)[:half]
+        padded[:-lo] = ramp[half + lo:]
+    if hi > n:
+        last = oenv[n - 1 - first:n - first]
+        ramp = np.pad(last, (0, half), mode="linear_ramp", end_values=0)[1:]
+        padded[n - lo:] = ramp[:hi - n]
+    return padded
 
 
 @lru_cache(maxsize=8)

@@ -49,7 +49,7 @@ import numpy as np
 
 from mdsim.config import CQT_FEATURES, FeatureConfig
 from mdsim.errors import StoreError
-from mdsim.features.spectral import FEATURE_NAMES, tempogram_frames
+from mdsim.features.spectral import FEATURE_NAMES, padded_envelope, tempogram_frames
 from mdsim.labels import TAG_DIMENSIONS, parse_tags
 
 STORE_FORMAT = "mdsim-features"
@@ -325,7 +325,7 @@ class _ChunkMap:
             ds.id.chunk_iter(visit)
         except (AttributeError, RuntimeError, OSError):  # chunk_iter needs HDF5 >= 1.12.3
             return None
-        return bins, frames, ds.dtype, offsets, np.zeros(n, bool)
+        return bins, frames, ds.dtype, offsets, bytearray(n)  # bytes, not a NumPy array: checked per read
 
     def copy(self, name: str, a: int, b: int, out: np.ndarray, dataset) -> None:
         """Frames ``a:b`` of matrix ``name`` into ``out[:, :b - a]`` (cast to ``out``'s dtype);
@@ -338,9 +338,9 @@ class _ChunkMap:
             return
         bins, frames, dtype, offsets, seen = raw
         c0, c1 = a // frames, (b - 1) // frames
-        if not seen[c0:c1 + 1].all():
+        if not all(seen[c0:c1 + 1]):
             out[:, :b - a] = dataset()[:, a:b]  # through HDF5: the chunks' checksums are verified
-            seen[c0:c1 + 1] = offsets[c0:c1 + 1] >= 0
+            seen[c0:c1 + 1] = (offsets[c0:c1 + 1] >= 0).tobytes()
             return
         nbytes = bins * frames * dtype.itemsize
         self.mapped_reads += 1
@@ -565,27 +565,80 @@ class FeatureStore:
         if stop == start:
             return 0
         try:
-            chunks = self._chunk_maps.get(shard)
-            if chunks is None:
-                chunks = self._chunk_maps[shard] = _ChunkMap(shard, self._datasets(shard))
-                while len(self._chunk_maps) > MAX_MAPPED_SHARDS:
-                    self._chunk_maps.popitem(last=False)
-            else:
-                self._chunk_maps.move_to_end(shard)
+            chunks = self._chunk_map(shard)
             for name, dest in out.items():
                 if name == "tempogram" and "tempogram" not in chunks.names:
-                    def read_onset(lo, hi):
-                        onset = np.empty((1, hi - lo), np.float32)
-                        chunks.copy("onset", offset + lo, offset + hi, onset, lambda: self._datasets(shard)["onset"])
-                        return onset[0]
-
-                    dest[:, :stop - start] = self._tempogram(read_onset, start, stop, n)
+                    dest[:, :stop - start] = self._tempogram(self._onset_reader(chunks, shard, offset), start, stop, n)
                 else:
                     chunks.copy(name, offset + start, offset + stop, dest,
                                 lambda name=name: self._datasets(shard)[name])
         except (OSError, KeyError) as e:
             raise self._damaged(track_id, shard, e) from None
         return stop - start
+
+    def read_envelope(self, track_id, out: np.ndarray, start: int = 0) -> int:
+        """The padded onset envelope that tempogram frames ``start:start + W`` read, into ``out``.
+
+        The compact layout's training read when the tempogram is computed in the model's
+        step (:class:`mdsim.model.tempogram.OnsetTempogram`): ``out`` is shaped
+        ``(W + win_length - 1,)`` (or with a leading axis of 1) and receives
+        :func:`mdsim.features.spectral.padded_envelope` of frames ``start`` to
+        ``min(start + W, T)``, the edge ramps included; past the end of a track shorter
+        than the window, ``out`` is left untouched. The samples are read through the
+        same mapped chunks as :meth:`read_window`.
+
+        Returns
+        -------
+        int
+            The number of tempogram frames the samples written cover (``W``, or fewer
+            at the end of the track).
+
+        Raises
+        ------
+        StoreError
+            As :meth:`features`.
+        """
+        shard, offset, n = self._locate(track_id)
+        out = out.reshape(1, -1)
+        win_length = self._config.tempogram_win_length
+        start = max(0, int(start))
+        stop = max(start, min(start + out.shape[1] - win_length + 1, n))
+        if stop == start:
+            return 0
+        half = win_length // 2
+        lo, hi = start - half, stop - 1 + win_length - half  # the samples the frames read
+        try:
+            chunks = self._chunk_map(shard)
+            if lo >= 0 and hi <= n:  # inside the track: the stored samples as they are
+                chunks.copy("onset", offset + lo, offset + hi, out, lambda: self._datasets(shard)["onset"])
+                return stop - start
+            lo, hi = max(lo, 0), min(hi, n)
+            samples = self._onset_reader(chunks, shard, offset)(lo, hi)
+        except (OSError, KeyError) as e:
+            raise self._damaged(track_id, shard, e) from None
+        padded = padded_envelope(samples, start, stop, win_length=win_length, envelope_span=(lo, n))
+        out[0, :padded.shape[0]] = padded
+        return stop - start
+
+    def _chunk_map(self, shard: Path) -> _ChunkMap:
+        """The shard's :class:`_ChunkMap`, kept for the :data:`MAX_MAPPED_SHARDS` shards used last."""
+        chunks = self._chunk_maps.get(shard)
+        if chunks is None:
+            chunks = self._chunk_maps[shard] = _ChunkMap(shard, self._datasets(shard))
+            while len(self._chunk_maps) > MAX_MAPPED_SHARDS:
+                self._chunk_maps.popitem(last=False)
+        else:
+            self._chunk_maps.move_to_end(shard)
+        return chunks
+
+    def _onset_reader(self, chunks: _ChunkMap, shard: Path, offset: int):
+        """``read(lo, hi)``: envelope samples ``lo:hi`` of the track at ``offset`` of ``shard``."""
+        def read(lo, hi):
+            onset = np.empty((1, hi - lo), np.float32)
+            chunks.copy("onset", offset + lo, offset + hi, onset, lambda: self._datasets(shard)["onset"])
+            return onset[0]
+
+        return read
 
     def failures(self) -> list[tuple[str, str, str]]:
         """``(track_id, path, reason)`` of inputs that failed and never succeeded since."""

@@ -104,12 +104,21 @@ class PlateauSchedule(keras.callbacks.Callback):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Save ``last.keras``, ``best.keras`` and ``state.json`` after every epoch (module docstring)."""
+    """Save ``last.keras``, ``best.keras`` and ``state.json`` after every epoch (module docstring).
 
-    def __init__(self, run_dir: Path, plateau: PlateauSchedule, initial: dict, *, monitor: str):
+    ``model``: the model to save, when the one being fitted wraps it (a compact store's
+    :class:`mdsim.model.tempogram.EnvelopeTrainer`, which shares its variables and
+    optimizer); ``None``: the fitted model itself.
+    """
+
+    def __init__(self, run_dir: Path, plateau: PlateauSchedule, initial: dict, *, monitor: str, model=None):
         super().__init__()
         self.run_dir, self.plateau, self.monitor = Path(run_dir), plateau, monitor
         self.state = dict(initial)
+        self._saved = model
+
+    def _model_to_save(self):
+        return self.model if self._saved is None else self._saved
 
     def on_epoch_end(self, epoch, logs=None):
         from mdsim.model import save_model
@@ -117,12 +126,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         logs = logs or {}
         val = logs.get(self.monitor)
         tmp = self.run_dir / "last.tmp.keras"
-        save_model(self.model, tmp)
+        save_model(self._model_to_save(), tmp)
         best = self.state.get("best_val_loss")
         if val is not None and np.isfinite(val) and (best is None or val < best):
             self.state["best_val_loss"] = float(val)
             btmp = self.run_dir / "best.tmp.keras"
-            save_model(self.model, btmp)
+            save_model(self._model_to_save(), btmp)
             btmp.replace(self.run_dir / "best.keras")
         self.state.update(epochs_done=epoch + 1, plateau_wait=self.plateau.wait,
                           plateau_best=self.plateau.best if np.isfinite(self.plateau.best) else None,

@@ -307,7 +307,8 @@ class WindowBatches(StoreBatches):
 
     ``inputs`` is ``{"mel": (B, 128, 259), "cens": ..., "tempogram": ...}``
     (only the features the model reads; float16 as stored, or float32 where
-    computed: :meth:`input_dtypes`); labels are
+    computed: :meth:`input_dtypes`; with :attr:`envelope`, ``"onset"`` and
+    ``"onset_frames"`` stand for ``"tempogram"``); labels are
     :meth:`LabelLayout.encode` rows. Batch ``i`` of epoch ``e`` is a pure
     function of ``(seed, e, i)`` (with ``fixed=True``, of ``(seed, i)``: the
     same validation windows every epoch), so runs are reproducible with any
@@ -333,6 +334,12 @@ class WindowBatches(StoreBatches):
         #: Deliver matrices read as stored in the store's dtype (see :meth:`input_dtypes`);
         #: false: float32 throughout.
         self.stored_dtype = True
+        #: Deliver the padded onset envelope of each window (``"onset"``, ``(B, 1, W +
+        #: win_length - 1)`` float32, and ``"onset_frames"``, ``(B,)`` int32: the frames inside
+        #: the track) instead of its ``"tempogram"``, for a model that computes the tempogram in
+        #: its step (:class:`mdsim.model.tempogram.EnvelopeTrainer`). Only a compact store
+        #: without augmentation can (:meth:`can_deliver_envelope`); the rest read as before.
+        self.envelope = False
 
     def __getitem__(self, index: int):
         return self.read_batch(index, *self.process)
@@ -354,14 +361,24 @@ class WindowBatches(StoreBatches):
         mine = range(process * len(rows) // processes, (process + 1) * len(rows) // processes)
         # zeros: a track shorter than a window is followed by zeros, as Model.segments_from_features pads
         dtypes = self.input_dtypes()
-        x = {name: np.zeros((len(mine), self._bins[name], seg), dtypes[name]) for name in self.inputs}
+        envelope = self.envelope and "tempogram" in self.inputs
+        if envelope and not self.can_deliver_envelope():
+            raise InputError("WindowBatches.envelope needs a compact store and no augmentation: the tempogram of "
+                             "a full store is read, that of an augmented window computed on the CPU")
+        names = [name for name in self.inputs if not (envelope and name == "tempogram")]
+        x = {name: np.zeros((len(mine), self._bins[name], seg), dtypes[name]) for name in names}
+        if envelope:
+            x["onset"] = np.zeros((len(mine), 1, seg + self._feature_config.tempogram_win_length - 1), np.float32)
+            x["onset_frames"] = np.zeros(len(mine), np.int32)
         labels = self._labels[rows[mine.start:mine.stop]].copy()
         for i, k in enumerate(mine):
             r, s = rows[k], starts[k]
             tid = self.table.track_ids[r]
             try:
                 if plans is None or plans[k].is_identity:
-                    self._read_item(self._store, tid, int(s), {name: x[name][i] for name in self.inputs})
+                    self._read_item(self._store, tid, int(s), {name: x[name][i] for name in names})
+                    if envelope:
+                        x["onset_frames"][i] = self._store.read_envelope(tid, x["onset"][i], int(s))
                 else:
                     feats = self._augmented(tid, int(r), int(s), plans[k])
                     labels[i] = self.layout.encode([self.augment.relabel(self.table.labels[r], plans[k])])[0]
@@ -371,10 +388,17 @@ class WindowBatches(StoreBatches):
                 # A damaged track is reported once and skipped: its window is zeros without
                 # labels, so it is neither anchor, positive nor negative of any triplet.
                 self._report_damaged(tid, e)
-                for name in self.inputs:
+                for name in x:
                     x[name][i] = 0  # whatever was read before the damage was found
                 labels[i] = self._unlabelled
         return x, labels
+
+    def can_deliver_envelope(self) -> bool:
+        """Whether :attr:`envelope` may be set: a compact store (its tempogram is computed, not
+        stored) and no augmentation (a stretched or shifted window's tempogram is computed from
+        the stretched features on the CPU, :func:`mdsim.features.augment.read_window`)."""
+        return "tempogram" not in self._stored_names and "onset" in self._stored_names \
+            and not (self.augment is not None and self.augment.enabled)
 
     def input_dtypes(self) -> dict:
         """The dtype each input is delivered in: the store's own (``float16``) for a matrix

@@ -228,6 +228,24 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
             train_data.augment = train_config.augmentation
             print(f"train: augmenting training windows ({_describe_augmentation(train_config)})", file=log)
         print(summarize(model), file=log)
+        # A compact store's tempogram is computed in the step from the envelope (the loader then
+        # copies 4 bytes a frame); the model itself, which the checkpoints save, keeps its
+        # "tempogram" input. An augmented run computes it on the CPU, from the stretched features.
+        trainer = model
+        if "tempogram" in model_config.inputs and all(d is None or d.can_deliver_envelope()
+                                                      for d in (train_data, val_data)):
+            from mdsim.model.tempogram import EnvelopeTrainer
+
+            for data in (train_data, val_data):
+                if data is not None:
+                    data.envelope = True
+            print("train: the tempogram is computed in the training step from the store's onset envelope",
+                  file=log)
+            trainer = EnvelopeTrainer(model, win_length=store.feature_config.tempogram_win_length,
+                                      cyclic=store.feature_config.cyclic_tempogram)
+            # the same optimizer object: its state is saved with the model and restored on resume
+            trainer.compile(optimizer=model.optimizer, loss=loss, metrics=metrics,
+                            **compile_options(eager=train_config.eager))
         monitor = "val_loss" if val_data is not None else "loss"
         plateau = PlateauSchedule(monitor=monitor, factor=train_config.lr_factor, patience=train_config.lr_patience,
                                   min_lr=train_config.min_lr, best=state.get("plateau_best"),
@@ -235,7 +253,8 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
         # Saving a model gathers its variables from every process, so every process saves at the
         # same points: the others into a folder of their own that is removed at the end.
         scratch = None if chief else Path(tempfile.mkdtemp(prefix=f"mdsim-process{process}-"))
-        callbacks = [plateau, RunCheckpoint(run_dir if chief else scratch, plateau, state, monitor=monitor)]
+        callbacks = [plateau, RunCheckpoint(run_dir if chief else scratch, plateau, state, monitor=monitor,
+                                            model=model)]
         if chief:
             callbacks += [
                 keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
@@ -252,9 +271,9 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
                 # shuffle=False: batch i of epoch e is already a random draw of (seed, e, i); Keras'
                 # own shuffling of the batch order would follow the process's global random state,
                 # so a resumed run would see the same batches in another order.
-                h = model.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
-                              initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=verbose,
-                              shuffle=False)
+                h = trainer.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
+                                initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=verbose,
+                                shuffle=False)
                 history = h.history
             except KeyboardInterrupt:
                 print(f"\ntrain: interrupted; epochs finished so far are saved in {run_dir}. "
