@@ -4,6 +4,11 @@ Keras fixes its backend when it is imported, so each module runs again in a subp
 ``KERAS_BACKEND`` set (its fast tests: ``-m "not slow"``). CI's environment holds both
 engines (``jax[cpu]`` and the CPU ``torch`` wheel in setup.cfg's ``test`` extra); elsewhere a
 backend that is not installed is skipped, saying so. Figures: docs/training.md.
+
+On JAX the reruns compile with XLA's optimisations mostly off (``JAX_DISABLE_MOST_OPTIMIZATIONS``,
+JAX's flag for smoke tests): the same operations and gradients, built faster. Measured on the
+fast tests of test_model.py: 185 CPU seconds with it against 278 without (0.66x), the same
+tests passing; the XLA compile of each test's model is what these reruns spend their time on.
 """
 
 import importlib.util
@@ -27,6 +32,8 @@ def test_module_on_backend(backend, module):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install -e '.[test]' installs it)")
     env = {**os.environ, "KERAS_BACKEND": backend}
+    if backend == "jax":
+        env.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow",
          str(ROOT / "tests" / module)],
