@@ -336,8 +336,9 @@ class Model:
         return w
 
 
-def load_model(path) -> Model:
-    """Load a model saved by ``mdsim train`` (a ``.keras`` file).
+def load_model(path=None) -> Model:
+    """Load a model saved by ``mdsim train`` (a ``.keras`` file); with no argument, or
+    ``"default"``, the default model that ships in the package (``docs/default_model.md``).
 
     Raises
     ------
@@ -345,6 +346,8 @@ def load_model(path) -> Model:
         Missing file, not an mdsim model, or saved by a newer format version.
     """
     from mdsim.model import load_model_file
+    from mdsim.models import model_path
 
+    path = model_path(path)
     keras_model, config = load_model_file(path)
     return Model(keras_model, config, path=path)

@@ -3,12 +3,14 @@
 1. generate a small labelled synthetic corpus (``mdsim.synth``),
 2. ``mdsim prep`` it together with the eight bundled recordings (madmom
    estimates tempo and key for those),
-3. ``mdsim train`` a small multi-input model briefly,
-4. ``mdsim triplets`` per dimension on the held-out tracks and ``mdsim evaluate``
+3. the default model, with no training: each bundled recording's nearest
+   others by tempo, by key and by instrument (``docs/default_model.md``),
+4. ``mdsim train`` a small multi-input model briefly,
+5. ``mdsim triplets`` per dimension on the held-out tracks and ``mdsim evaluate``
    (table and radar chart),
-5. print, for each bundled recording, its nearest synthetic neighbours by mood
+6. print, for each bundled recording, its nearest synthetic neighbours by mood
    and by tempo,
-6. ``mdsim index`` the store, one ``mdsim search``, and the ``mdsim serve``
+7. ``mdsim index`` the store, one ``mdsim search``, and the ``mdsim serve``
    command that browses the catalog.
 
 Run from the repository root as ``python -m mdsim.demo --out demo_out``; it
@@ -46,20 +48,24 @@ def run(out: Path, *, n_tracks: int = 72, epochs: int = 6, workers: int | None =
 
     corpus = out / "synth"
     manifest = corpus / "manifest.csv"
-    _step(f"1/6 generate {n_tracks} labelled synthetic tracks -> {corpus}")
+    _step(f"1/7 generate {n_tracks} labelled synthetic tracks -> {corpus}")
     if not manifest.exists():
         synth.generate_corpus(corpus, n_tracks, seed=0, duration_range=(8.0, 12.0))
     else:
         print(f"(already there: {manifest})")
 
     store = out / "store.h5"
-    _step("2/6 mdsim prep: synthetic corpus (labels from the manifest) and the bundled recordings (madmom)")
+    _step("2/7 mdsim prep: synthetic corpus (labels from the manifest) and the bundled recordings (madmom)")
     extra = ["--workers", str(workers)] if workers else []
     _run(["prep", manifest, "--out", store, *extra])
     _run(["prep", BUNDLED_AUDIO, "--out", store, "--tempo-mode", "fast", *extra])
 
+    _step("3/7 the default model, no training: each bundled recording's nearest others by tempo, key and "
+          "instrument")
+    _default_neighbours(store)
+
     run_dir = out / "run"
-    _step(f"3/6 mdsim train: multi-input, 6 x 16-d subspaces, {epochs} short epochs")
+    _step(f"4/7 mdsim train: multi-input, 6 x 16-d subspaces, {epochs} short epochs")
     train_args = ["train", store, "--epochs", epochs, "--steps-per-epoch", 12, "--batch-size", 32,
                   "--width", 0.5, "--embedding-size", 96, "--learning-rate", 1e-3,
                   "--validation-fraction", 0.25]
@@ -69,7 +75,7 @@ def run(out: Path, *, n_tracks: int = 72, epochs: int = 6, workers: int | None =
         _run(train_args[:2] + ["--out", run_dir] + train_args[2:])
     model_path = run_dir / "best.keras"
 
-    _step("4/6 mdsim triplets + mdsim evaluate on held-out tracks, per dimension")
+    _step("5/7 mdsim triplets + mdsim evaluate on held-out tracks, per dimension")
     import csv
 
     combined = out / "triplets_heldout.csv"
@@ -90,10 +96,10 @@ def run(out: Path, *, n_tracks: int = 72, epochs: int = 6, workers: int | None =
           "--out", out / "report", "--bootstrap", 200, "--top", 10])
     print((out / "report" / "evaluation.md").read_text())
 
-    _step("5/6 nearest synthetic neighbours of each bundled recording, by mood and by tempo")
+    _step("6/7 nearest synthetic neighbours of each bundled recording, by mood and by tempo")
     _neighbours(model_path, store)
 
-    _step("6/6 mdsim index + mdsim search: a catalog of the store, one query by example")
+    _step("7/7 mdsim index + mdsim search: a catalog of the store, one query by example")
     catalog = out / "catalog"
     _run(["index", store, "--model", model_path, "--out", catalog, "--quiet"])
     _run(["search", catalog, "--query", "trumpet", "--dims", "mood=1,tempo=0.5", "-k", 5])
@@ -124,6 +130,34 @@ def _neighbours(model_path, store_path) -> None:
             desc = ", ".join(f"{n} [{attrs[n]['mood'] if dim == 'mood' else format(attrs[n]['tempo'], '.0f') + ' BPM'}]"
                              f" {s:.2f}" for n, s in near)
             print(f"  by {dim:<5}: {desc}")
+
+
+def _default_neighbours(store_path) -> None:
+    """The bundled recordings embedded by the default model, and each one's two nearest others
+    in each of its subspaces, beside madmom's tempo and key of every track."""
+    import mdsim
+    from mdsim.embed import store_embedding_set
+    from mdsim.features.store import FeatureStore
+    from mdsim.models import describe
+
+    model = mdsim.load_model()
+    print(f"model: {describe(model)}")
+    with FeatureStore(store_path) as store:
+        bundled = sorted(t for t in store.track_ids() if not t.startswith("synth"))
+        attrs = {t: store.attrs(t) for t in bundled}
+    emb = store_embedding_set(model, store_path, bundled, progress=False)
+    vectors = dict(zip(emb.track_ids, emb.embeddings))
+
+    def label(t):
+        a = attrs[t]
+        return f"{t} ({a['tempo']:.0f} BPM, {a['key'] or 'no key'})"
+
+    for tid in bundled:
+        print(f"\n{label(tid)}")
+        others = {t: v for t, v in vectors.items() if t != tid}
+        for dim in model.dimensions:
+            near = model.nearest(vectors[tid], others, k=2, dims=[dim])
+            print(f"  by {dim:<10}: " + ", ".join(f"{label(n)} {s:.2f}" for n, s in near))
 
 
 def main(argv=None) -> int:

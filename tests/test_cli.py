@@ -111,7 +111,11 @@ def test_shipped_configs_load():
     # the same with three turns of the sampler's pairs for key
     shares_model, shares_training = configs["key_tonic_shares_5dim_80.toml"]
     assert shares_model == model and shares_training == training.replace(pair_shares={"key": 3})
-    assert len(configs) == 7
+    # the default model's network: the same recipe on instrument, tempo and key, 16 each
+    default_model, default_training = configs["default_model.toml"]
+    assert default_model == model.replace(dimensions=("instrument", "tempo", "key"), embedding_size=48)
+    assert default_training.pair_shares == {"key": 2} and default_training.lr_patience == 1000
+    assert len(configs) == 8
 
 
 @pytest.mark.parametrize("source", ["manifest", "store"])
@@ -231,7 +235,7 @@ def test_train_config_by_name_or_path(tmp_path, capsys, monkeypatch):
     from mdsim.configs import CONFIG_DIR, config_names, find_config
 
     monkeypatch.chdir(tmp_path)
-    assert "multi_input_6dim_384" in config_names() and len(config_names()) == 7
+    assert "multi_input_6dim_384" in config_names() and len(config_names()) == 8
     by_name = train_configs(build_parser().parse_args(["train", "s.h5", "--out", "r", "--config",
                                                        "baseline_4dim_256"]))
     by_path = train_configs(build_parser().parse_args(["train", "s.h5", "--out", "r", "--config",

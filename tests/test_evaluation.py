@@ -213,6 +213,11 @@ def test_generation_enumerates_when_most_triplets_are_asked():
         generate_triplets(labels, "mood", total + 1)
     everything = check_rules(labels, generate_triplets(labels, "mood", total, seed=0), "mood")
     assert len(everything) == total
+    # at_most (mdsim triplets --at-most): every distinct triplet when fewer than asked exist
+    capped = check_rules(labels, generate_triplets(labels, "mood", total + 50, seed=0, at_most=True), "mood")
+    assert len(capped) == total
+    assert set(zip(capped.anchor, capped.positive, capped.negative)) == set(
+        zip(everything.anchor, everything.positive, everything.negative))
 
 
 def test_generated_tempo_triplets_count_octaves():

@@ -223,6 +223,9 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
     recipe = run(str(vpy), "-m", "mdsim.recipes.sound_library", "--help")
     assert recipe.startswith("usage: python -m mdsim.recipes.sound_library"), recipe
     assert "--tracks" in run(str(vpy), "-m", "mdsim.demo", "--help")
+    # and the default model: loaded from the installed package, with no argument
+    loaded = run(str(vpy), "-c", "import mdsim; m = mdsim.load_model(); print(m.path); print(m.dimensions)")
+    assert str(site / "mdsim" / "models" / "default.keras") in loaded and "'tempo'" in loaded, loaded
 
     robin = site / "mdsim" / "data" / "audio" / "robin.ogg"
     manifest = work / "manifest.csv"

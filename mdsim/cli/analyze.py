@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mdsim.cli.options import positive_int
+from mdsim.cli.options import add_model_option, load_cli_model, positive_int
 
 
 def add_parser(sub) -> None:
@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
                     "by the mean distance between different tracks. Prints the matrix; --out also writes "
                     "sensitivity.md, sensitivity.json and sensitivity.png.")
     q.add_argument("audio", nargs="+", help="audio files (two or more for the normalised matrix)")
-    q.add_argument("--model", required=True, help="trained model (.keras)")
+    add_model_option(q, "the model whose subspaces are measured")
     q.add_argument("--pitch", type=int, nargs="+", metavar="SEMITONES",
                    help="pitch shifts (default -6 .. 6)")
     q.add_argument("--stretch", type=float, nargs="+", metavar="RATE",
@@ -71,12 +71,11 @@ def run_locality(args) -> int:
 
 
 def run_sensitivity(args) -> int:
-    import mdsim
     from mdsim.analysis.sensitivity import DEFAULT_AMOUNTS, markdown, plot, sensitivity
 
     amounts = {k: tuple(v if v is not None else DEFAULT_AMOUNTS[k])
                for k, v in (("pitch", args.pitch), ("stretch", args.stretch), ("eq", args.eq))}
-    result = sensitivity(mdsim.load_model(args.model), args.audio, amounts=amounts, progress=not args.quiet)
+    result = sensitivity(load_cli_model(args.model, "analyze"), args.audio, amounts=amounts, progress=not args.quiet)
     text = markdown(result)
     print(text, end="")
     if args.out:

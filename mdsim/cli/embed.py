@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mdsim.cli.options import positive_int
+from mdsim.cli.options import add_model_option, load_cli_model, positive_int
 
 
 def add_parser(sub) -> None:
@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
                     "reported and skipped.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="audio files, folders, manifest CSVs or features stores (.h5 from `mdsim prep`)")
-    p.add_argument("--model", required=True, help="a trained model (.keras), e.g. RUN_DIR/best.keras")
+    add_model_option(p, "the model that embeds, e.g. RUN_DIR/best.keras")
     p.add_argument("--out", required=True, help="embeddings file to write (.h5)")
     p.add_argument("--dims", help="comma-separated subspaces to keep (default: all)")
     p.add_argument("--segments", action="store_true", help="also keep every 3 s segment's embedding")
@@ -31,10 +31,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import mdsim
     from mdsim.embed import embed_to_file
 
-    model = mdsim.load_model(args.model)
+    model = load_cli_model(args.model, "embed")
     summary = embed_to_file(args.inputs, model, args.out, dims=args.dims, segments=args.segments,
                             batch_size=args.batch_size, checkpoint_seconds=args.checkpoint_seconds,
                             checkpoint_tracks=args.checkpoint_tracks, overwrite=args.overwrite,

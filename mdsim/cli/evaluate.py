@@ -14,7 +14,9 @@ def add_parser(sub) -> None:
                     "evaluation.json, evaluation.md and evaluation_radar.png to --out. Give several "
                     "--model or --embeddings to compare them side by side.")
     p.add_argument("--triplets", required=True, help="triplets CSV (Dim-sim raw or clean format)")
-    p.add_argument("--model", action="append", default=[], help="a trained model (.keras); repeatable")
+    p.add_argument("--model", action="append", default=[],
+                   help="a trained model (.keras, or `default`); repeatable (default with --store alone: the "
+                        "default model, docs/default_model.md)")
     p.add_argument("--store", help="features store holding the triplets' tracks (needed with --model)")
     p.add_argument("--embeddings", action="append", default=[],
                    help="an embeddings file (HDF5 or NPZ, e.g. from `mdsim embed`); repeatable")
@@ -48,7 +50,10 @@ def run(args) -> int:
     for path in args.compare:  # a .keras file is a model, anything else an embeddings file
         (args.model if str(path).endswith(".keras") else args.embeddings).append(path)
     if not args.model and not args.embeddings:
-        raise InputError("give at least one --model (with --store) or --embeddings file")
+        if not args.store:
+            raise InputError("give --store (its tracks are embedded by the default model, or by --model) or "
+                             "at least one --embeddings file")
+        args.model = ["default"]
     if args.model and not args.store:
         raise InputError("--model needs --store, the features store with the triplets' tracks")
     if args.mode == "clip" and args.embeddings:
@@ -61,12 +66,12 @@ def run(args) -> int:
     names = list(args.name)
     sources = []
     if args.model:
-        import mdsim
+        from mdsim.cli.options import load_cli_model
         from mdsim.embed import store_clip_embeddings, store_embedding_set
 
         for path in args.model:
             name = names.pop(0) if names else path
-            model = mdsim.load_model(path)
+            model = load_cli_model(path, "evaluate")
             if args.mode == "clip":
                 sources.append(store_clip_embeddings(model, args.store, name=name))
             else:

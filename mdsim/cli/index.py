@@ -19,8 +19,9 @@ def add_parser(sub) -> None:
                                              "from `mdsim prep` (then --model embeds its tracks); not "
                                              "needed with --remove alone")
     p.add_argument("--out", required=True, help="catalog folder to write (replaced when it exists)")
-    p.add_argument("--model", help="the model (.keras) that embeds a features store's tracks, and "
-                                   "later any query audio")
+    p.add_argument("--model", help="the model (.keras, or `default`) that embeds a features store's tracks, "
+                                   "and later any query audio (default for a store: the default model, "
+                                   "docs/default_model.md)")
     p.add_argument("--info", help="features store or manifest CSV with the tracks' labels, group and "
                                   "audio path (default: the source itself when it is a store)")
     p.add_argument("--index", choices=("flat", "hnsw"), default="flat",
@@ -41,6 +42,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from mdsim.cli.options import load_cli_model
+    from mdsim.features.store import is_store
     from mdsim.search import build_catalog
     from mdsim.search.index import IndexSpec
 
@@ -55,16 +58,21 @@ def run(args) -> int:
                                         model=args.model, info=args.info, progress=not args.quiet)
         print(f"index: added {len(added)}, removed {len(set(args.remove))}; {args.out} holds {len(catalog)} tracks")
         return 0
+    if args.model is None and is_store(args.source):
+        args.model = "default"
+    if args.model is not None:
+        args.model = load_cli_model(args.model, "index")
     spec = IndexSpec(kind=args.index, hnsw_m=args.hnsw_m, ef_construction=args.ef_construction,
                      ef_search=args.ef_search)
     catalog = build_catalog(args.source, model=args.model, info=args.info, index=spec,
                             progress=not args.quiet)
     if args.model:  # by content and by a path relative to the catalog: found wherever both are copied
-        from mdsim.search.catalog import file_sha256
+        from mdsim.models import DEFAULT_MODEL, DEFAULT_NAME
 
-        catalog.metadata["model"] = Path(os.path.relpath(Path(args.model).resolve(),
-                                                         Path(args.out).resolve())).as_posix()
-        catalog.metadata.setdefault("model_sha256", file_sha256(Path(args.model)))
+        path = Path(args.model.path).resolve()
+        catalog.metadata["model"] = DEFAULT_NAME if path == DEFAULT_MODEL else Path(
+            os.path.relpath(path, Path(args.out).resolve())).as_posix()
+        catalog.metadata.setdefault("model_sha256", args.model.fingerprint)
     catalog.save(args.out)
     print(f"index: {len(catalog)} tracks, {args.index} index over {', '.join(catalog.dimensions)}; "
           f"wrote {args.out}")

@@ -124,3 +124,21 @@ def filters_of(args, *, min_score=None):
     return Filters(exclude_group=args.exclude_group, tempo_range=parse_range(args.tempo),
                    tempo_tolerance=args.tempo_tolerance, key=args.key, key_compatible=args.key_compatible,
                    harmonic=args.harmonic, max_per_group=args.max_per_group, dedupe=args.dedupe, min_score=min_score)
+
+
+def add_model_option(p, what: str) -> None:
+    """``--model``, optional: the default model when it is left out (``docs/default_model.md``)."""
+    p.add_argument("--model", help=f"{what} (a .keras file from `mdsim train`, or `default`; default: the "
+                                   "default model that ships with mdsim, docs/default_model.md)")
+
+
+def load_cli_model(spec, command: str):
+    """Load ``--model`` (the default model when it is ``None``) and say once, on stderr, which one."""
+    import sys
+
+    import mdsim
+    from mdsim.models import describe
+
+    model = mdsim.load_model(spec)
+    print(f"{command}: model: {describe(model)}", file=sys.stderr)
+    return model

@@ -92,7 +92,9 @@ def add_parser(sub) -> None:
                         "(its validation tracks); default: every track")
     p.add_argument("--init-from", metavar="MODEL.keras",
                    help="start from the layers of this model that match by name and shape, input statistics "
-                        "included (e.g. a `mdsim pretrain` run's best.keras: docs/loev.md); default: random weights")
+                        "included (e.g. a `mdsim pretrain` run's best.keras: docs/loev.md); `default`: the default "
+                        "model, whose network settings (--config default_model) then apply unless --config is "
+                        "given (docs/default_model.md); default: random weights")
     aug = p.add_argument_group("augmentation (docs/augmentation.md)")
     aug.add_argument("--augment", choices=("none", "invariance", "label"),
                      help="time-stretch, pitch-shift and EQ training windows; invariance: a window loses the "
@@ -110,19 +112,28 @@ def train_configs(args):
     from mdsim.model import ModelConfig
     from mdsim.training import TrainConfig, read_run_config
 
-    config = find_config(args.config) if args.config else None
+    from mdsim.models import is_default
+
+    from_default = args.init_from is not None and is_default(args.init_from)
+    # fine-tuning the default model starts from its network (width, summaries, key head), not the paper's
+    config = find_config(args.config) if args.config else (find_config("default_model") if from_default else None)
     model, training = (ModelConfig(), TrainConfig()) if config is None else read_run_config(config)
     model_changes = given_options(args, NETWORK_OPTIONS + ("key_head",))
     if args.dims:
         model_changes["dimensions"] = check_dimensions(args.dims)
-        if "embedding_size" not in model_changes and not _sets_embedding_size(config):
+        if "embedding_size" not in model_changes and from_default and not args.config:
+            model_changes["embedding_size"] = model.embedding_size // len(model.dimensions) * len(
+                model_changes["dimensions"])  # the default model's subspace size for every dimension
+        elif "embedding_size" not in model_changes and not _sets_embedding_size(config):
             model_changes["embedding_size"] = SUBSPACE_SIZE * len(model_changes["dimensions"])
     training_changes = given_options(args, ("epochs", "steps_per_epoch", "batch_size", "learning_rate", "fallback",
                                             "workers", "validation_fraction", "seed", "eager", "pad_short", "augment",
                                             "min_key_probability", "pair_shares", *AUGMENTATION_OPTIONS,
                                             "mixed_precision", "devices"))
     if args.init_from:
-        training_changes["init_from"] = str(Path(args.init_from).resolve())
+        from mdsim.models import model_path
+
+        training_changes["init_from"] = str(model_path(args.init_from).resolve())
     return model.replace(**model_changes), training.replace(**training_changes), training_changes
 
 

@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
                    help="only these tracks: a text file of track ids, or a run's split.json "
                         "(its validation tracks)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--at-most", action="store_true",
+                   help="where fewer than N distinct triplets exist, write them all instead of refusing")
     p.set_defaults(run=run)
 
 
@@ -52,7 +54,7 @@ def run(args) -> int:
     tracks = read_track_list(args.tracks) if args.tracks else None
     labels, durations = _labels_of(args.source, tracks)
     table = generate_triplets(labels, args.dimension, args.n, seed=args.seed, track_ids=tracks,
-                              durations=durations)
+                              durations=durations, at_most=args.at_most)
     write_triplets(args.out, table)
-    print(f"triplets: wrote {args.n} {args.dimension} triplets to {args.out}")
+    print(f"triplets: wrote {len(table)} {args.dimension} triplets to {args.out}")
     return 0

@@ -318,7 +318,7 @@ def load_triplets(path, *, min_agreement: float = DEFAULT_MIN_AGREEMENT) -> Trip
 def generate_triplets(labels_by_track: dict, dimension: str, n: int, *, seed: int = 0,
                       track_ids=None, durations: dict | None = None,
                       clip_seconds: float = CLIP_SECONDS, sampling_rate: int = SAMPLING_RATE,
-                      tolerance_bpm: float = TEMPO_TOLERANCE_BPM) -> TripletTable:
+                      tolerance_bpm: float = TEMPO_TOLERANCE_BPM, at_most: bool = False) -> TripletTable:
     """Draw ``n`` distinct triplets of one dimension from track labels, as a clean Dim-sim table.
 
     The positive is similar to the anchor and the negative is labelled but
@@ -336,6 +336,9 @@ def generate_triplets(labels_by_track: dict, dimension: str, n: int, *, seed: in
     dimension : str
     n : int
         Number of triplets; at most the number of distinct valid triplets.
+    at_most : bool
+        Where fewer than ``n`` distinct triplets exist, draw them all instead of refusing (a
+        small set, such as a few real recordings).
     seed : int
         Same labels, arguments and seed give the same table.
     track_ids : iterable of str, optional
@@ -374,12 +377,13 @@ def generate_triplets(labels_by_track: dict, dimension: str, n: int, *, seed: in
     negative = ~sim
 
     rng = np.random.default_rng(seed)
-    a, p, q = _draw_distinct(positive, negative, n, rng, dimension=dimension)
+    a, p, q = _draw_distinct(positive, negative, n, rng, dimension=dimension, at_most=at_most)
     return _as_table(ids[a], ids[p], ids[q], rng, dimension=dimension, durations=durations,
                      clip_seconds=clip_seconds, sampling_rate=sampling_rate)
 
 
-def _draw_distinct(positive: np.ndarray, negative: np.ndarray, n: int, rng, *, dimension: str):
+def _draw_distinct(positive: np.ndarray, negative: np.ndarray, n: int, rng, *, dimension: str,
+                   at_most: bool = False):
     """``n`` distinct (anchor, positive, negative) index triplets, uniform over all valid ones."""
     n_pos = positive.sum(axis=1).astype(np.int64)
     n_neg = negative.sum(axis=1).astype(np.int64)
@@ -388,6 +392,8 @@ def _draw_distinct(positive: np.ndarray, negative: np.ndarray, n: int, rng, *, d
     if total == 0:
         raise InputError(f"no {dimension} triplet can be formed: among {len(weight)} labelled track(s) "
                          f"none has both a similar and a dissimilar track")
+    if n > total and at_most:
+        n = total
     if n > total:
         raise InputError(f"asked for {n} {dimension} triplets but only {total} distinct ones exist "
                          f"among {len(weight)} labelled track(s)")

@@ -173,7 +173,8 @@ def catalog_model(catalog: Catalog, *, model=None):
     """The model that embedded ``catalog``, loaded: ``model`` (a :class:`mdsim.Model` or a
     path) when given, else the file the catalog names, looked for where it was (relative to
     the catalog folder) and then, by name or by content, among the ``.keras`` files in the
-    catalog folder and the folder holding it: a catalog copied with its model works anywhere.
+    catalog folder and the folder holding it, and last the default model (by content): a
+    catalog copied with its model, or embedded by the default model, works anywhere.
 
     Raises
     ------
@@ -207,6 +208,10 @@ def _find_model_file(catalog: Catalog, expected) -> Path:
         candidates.append(Path(folder, named) if folder is not None else Path(named))
         candidates += [place / Path(named).name for place in places]
     candidates += [f for place in places for f in sorted(place.glob("*.keras"))]
+    from mdsim.models import DEFAULT_MODEL
+
+    if expected:  # the same file wherever mdsim is installed, taken only when its content is the catalog's
+        candidates.append(DEFAULT_MODEL)
     for path in dict.fromkeys(candidates):  # in order, each once
         if path.is_file() and (not expected or file_sha256(path) == expected):
             return path
