@@ -64,11 +64,19 @@ renderer:
 	    echo "no fluidsynth and no root apt-get: the rendered-corpus tests will be skipped (apt-get install $(RENDERER_PACKAGES))"; \
 	  fi; }
 
+# The suite runs in TEST_WORKERS pytest-xdist processes (default 2, this project's CI machine's
+# cores; TEST_WORKERS=0 runs it in one process), each test file whole in one of them; the
+# longest files start first (tests/conftest.py, LONG_FILES). About a third of the suite's time
+# is single-threaded (imports, XLA compiles, subprocesses, Python around small steps), which a
+# second worker fills.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: install browser renderer
-	$(PY) -m pytest -q -ra --durations=25
+	$(PY) -m pytest -q -ra --durations=25 $(XDIST)
 
 test-fast: install
-	$(PY) -m pytest -q -ra -m "not slow"
+	$(PY) -m pytest -q -ra -m "not slow" $(XDIST)
 
 # Regenerates docs/reference.md from the docstrings, checks every relative link of
 # README.md and docs/*.md and runs their examples; `$(PY) docs/build.py --check`

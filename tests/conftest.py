@@ -141,3 +141,20 @@ def small_corpus(tmp_path):
                      "tempo": 90 + 10 * i, "key": ["C major", "A minor", "F# minor"][i % 3],
                      "group": f"artist{i // 2}", "year": 1990 + i})
     return write_manifest(folder / "manifest.csv", rows)
+
+
+#: The test files that take longest, the longest first (``make test``'s ``--durations``, summed
+#: by file). ``make test`` runs two pytest-xdist workers and gives each file whole to one worker
+#: (``--dist loadfile``, module fixtures built once) in collection order
+#: (``--no-loadscope-reorder``): started first, the long files run beside each other and beside
+#: the short ones, instead of one of them running alone at the end while the other worker idles.
+LONG_FILES = ("test_loev.py", "test_training.py", "test_backends.py", "test_disentanglement.py",
+              "test_manifold.py", "test_default_model.py", "test_experiments.py", "test_synth.py",
+              "test_model.py", "test_store.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files of :data:`LONG_FILES` first, in that order; the others after them, as collected
+    (a stable sort: the order inside each file is kept)."""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))

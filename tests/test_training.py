@@ -534,8 +534,9 @@ def test_a_class_of_short_clips_is_learned(tmp_path):
     def vocabulary(run):
         return sorted(json.loads((run / "labels.json").read_text())["vocabularies"]["genre"])
 
-    train(store, tmp_path / "off", model_config=model_config, train_config=config.replace(pad_short=False),
-          verbose=0)
+    # left out, the class is missing from the run's vocabulary from the start: one step shows it
+    train(store, tmp_path / "off", model_config=model_config,
+          train_config=config.replace(pad_short=False, epochs=1, steps_per_epoch=1), verbose=0)
     assert vocabulary(tmp_path / "off") == ["tone"]  # the short class never reaches training
     train(store, tmp_path / "on", model_config=model_config, train_config=config, verbose=0)
     assert vocabulary(tmp_path / "on") == ["perc", "tone"]
@@ -631,7 +632,8 @@ def test_two_devices_give_the_one_device_loss_curve(tiny_store, tmp_path):
 
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}  # as tests/test_backends.py: the same ops, compiled faster
     run = subprocess.run([sys.executable, "-c", _DEVICES_RUN, str(tiny_store), str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=1200)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -677,6 +679,7 @@ def test_two_processes_give_the_one_process_loss_curve(tiny_store, tmp_path):
         pytest.skip("jax is not installed")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KERAS_DISTRIBUTION_", "XLA_FLAGS"))}
     env["KERAS_BACKEND"] = "jax"
+    env["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"  # as tests/test_backends.py: the same ops, compiled faster
     one = subprocess.run([sys.executable, "-c", _PROCESS_RUN, str(tiny_store), str(tmp_path / "one"), "1"],
                          capture_output=True, text=True, env=env, timeout=1200)
     assert one.returncode == 0, one.stderr[-3000:]
