@@ -32,6 +32,14 @@ mood, tempo and key (``bench_loader.py --generate`` writes such stores):
 per-dimension figures recorded by the loss (``ConditionalTripletLoss.statistics``, what ``mdsim
 train`` uses); ``subspace``: the standalone ``subspace_metrics`` (each mines its own dimension).
 Runs unchanged on a GPU machine (the peak is measured there too).
+
+``--compile-cache``: the first step three ways, each in a fresh process: without JAX's
+persistent compilation cache, with an empty one (the run that fills it), and with the filled one
+(a resumed or repeated run: what ``mdsim train`` does by default, ``MDSIM_COMPILE_CACHE``)::
+
+    python experiments/bench_train.py --backends jax --compile-cache
+
+The other rows run without the cache, so that their first step is a compile.
 """
 
 from __future__ import annotations
@@ -90,7 +98,7 @@ def child(args) -> dict:
     from mdsim.labels import LabelLayout
     from mdsim.metric import ConditionalTripletLoss, subspace_metrics
     from mdsim.model import ModelConfig, build_model, subspace_slices
-    from mdsim.training.fit import compile_options, distribution_scope, precision_policy
+    from mdsim.training.fit import compile_options, distribution_scope, precision_policy, use_compile_cache
 
     rng = np.random.default_rng(0)
     config = ModelConfig(backbone=args.backbone, dimensions=DIMS, embedding_size=args.embedding_size,
@@ -107,6 +115,7 @@ def child(args) -> dict:
         options = compile_options(eager=args.jit == "eager")
         if args.jit in ("on", "off"):
             options["jit_compile"] = args.jit == "on"
+        use_compile_cache()  # as mdsim train does; the parent sets MDSIM_COMPILE_CACHE
         model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss, metrics=metrics, **options)
         return _time_steps(model, config, layout, args, rng)
 
@@ -218,6 +227,8 @@ def main(argv=None) -> int:
     p.add_argument("--mixed-precision", default="off", help="a Keras dtype policy, e.g. mixed_bfloat16")
     p.add_argument("--matmul-size", type=int, default=2048)
     p.add_argument("--store", type=Path, help="a compact store: loader + step, tempogram in the loader or the step")
+    p.add_argument("--compile-cache", action="store_true",
+                   help="the first step without JAX's persistent compilation cache, with an empty one, with a filled one")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -226,6 +237,8 @@ def main(argv=None) -> int:
         return 0
     if args.store:
         return _compare_store(args)
+    if args.compile_cache:
+        return _compare_cache(args)
     print("| backend | jit | metrics | devices | precision | first step (s) | steps/s | windows/s | GFLOP/s | peak GFLOP/s "
           "| % peak |\n|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|", flush=True)
     for backend in args.backends:
@@ -234,24 +247,57 @@ def main(argv=None) -> int:
             continue
         for jit in args.jit:
             for metrics in args.metrics:
-                cmd = [sys.executable, __file__, "--child", "--jit", jit, "--metrics", metrics,
-                       "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--width", str(args.width),
-                       "--embedding-size", str(args.embedding_size), "--backbone", args.backbone,
-                       "--devices", str(args.devices), "--matmul-size", str(args.matmul_size)]
-                cmd += ["--mixed-precision", args.mixed_precision]
-                env = {**os.environ, "KERAS_BACKEND": backend,
-                       "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-                run = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
-                if run.returncode or not lines:
-                    print(f"| {backend} | {jit} | {metrics} | failed: {run.stderr.strip().splitlines()[-1:]} |",
-                          flush=True)
+                r = _run_child(args, backend, jit, metrics)
+                if isinstance(r, str):
+                    print(f"| {backend} | {jit} | {metrics} | failed: {r} |", flush=True)
                     continue
-                r = json.loads(lines[-1][len("RESULT "):])
                 print(f"| {backend} ({r['device']}) | {jit} ({'jit' if r['jit_compile'] else 'no jit'}) | {metrics} "
                       f"| {r['devices']} | {r['mixed_precision']} | {r['first_step_s']:.1f} | {r['steps_per_s']:.2f} | {r['windows_per_s']:.0f} "
                       f"| {r['gflops']:.1f} | {r['peak_gflops']:.0f} | {100 * r['gflops'] / r['peak_gflops']:.1f} |",
                       flush=True)
+    return 0
+
+
+def _run_child(args, backend: str, jit: str, metrics: str, cache: str = "off") -> dict | str:
+    """One configuration in a fresh process: its result, or the last line of its error."""
+    cmd = [sys.executable, __file__, "--child", "--jit", jit, "--metrics", metrics,
+           "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--width", str(args.width),
+           "--embedding-size", str(args.embedding_size), "--backbone", args.backbone,
+           "--devices", str(args.devices), "--matmul-size", str(args.matmul_size),
+           "--mixed-precision", args.mixed_precision]
+    env = {**os.environ, "KERAS_BACKEND": backend, "MDSIM_COMPILE_CACHE": cache,
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
+    if run.returncode or not lines:
+        return str(run.stderr.strip().splitlines()[-1:])
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def _compare_cache(args) -> int:
+    import tempfile
+
+    print("| backend | first step, no cache (s) | first step, empty cache (s) | first step, filled cache (s) "
+          "| no cache / filled | windows/s (filled) |\n|---|---:|---:|---:|---:|---:|", flush=True)
+    for backend in args.backends:
+        if importlib.util.find_spec(backend) is None:
+            print(f"| {backend} | not installed |", flush=True)
+            continue
+        if backend != "jax":
+            print(f"| {backend} | no persistent cache: mdsim trains a graph without XLA (TensorFlow) or eagerly "
+                  f"(PyTorch) |", flush=True)
+            continue
+        with tempfile.TemporaryDirectory(prefix="mdsim_cache_") as folder:
+            runs = [_run_child(args, backend, args.jit[0], args.metrics[0], cache)
+                    for cache in ("off", folder, folder)]
+        failed = [r for r in runs if isinstance(r, str)]
+        if failed:
+            print(f"| {backend} | failed: {failed[0]} |", flush=True)
+            continue
+        off, cold, warm = (r["first_step_s"] for r in runs)
+        print(f"| {backend} ({runs[0]['device']}) | {off:.1f} | {cold:.1f} | {warm:.1f} | {off / warm:.1f} "
+              f"| {runs[2]['windows_per_s']:.0f} |", flush=True)
     return 0
 
 

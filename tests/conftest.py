@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mdsim.data import AUDIO_DIR as BUNDLED_AUDIO_DIR
+
+# The suite's JAX trainings (and the processes they start) keep no compiled steps in the user's
+# cache folder; tests/test_training.py's cache test gives its runs a folder of their own.
+os.environ.setdefault("MDSIM_COMPILE_CACHE", "off")
 
 SR = 22050
 AUDIO_DIR = BUNDLED_AUDIO_DIR

@@ -707,6 +707,67 @@ def test_two_processes_give_the_one_process_loss_curve(tiny_store, tmp_path):
     assert not any((tmp_path / "two1").iterdir())
 
 
+_CACHE_RUN = """
+import json, sys
+from jax import monitoring
+events = {"hits": 0, "writes": 0}
+def count(event, **_):
+    events["hits"] += event == "/jax/compilation_cache/cache_hits"
+    events["writes"] += event == "/jax/compilation_cache/cache_misses"
+monitoring.register_event_listener(count)
+from mdsim.model import ModelConfig
+from mdsim.training import TrainConfig, train
+r = train(sys.argv[1], sys.argv[2], verbose=0,
+          model_config=ModelConfig(dimensions=("genre", "mood", "tempo", "key"), embedding_size=32, width=0.25),
+          train_config=TrainConfig(epochs=2, batch_size=8, steps_per_epoch=2, validation_fraction=0,
+                                   normalization_windows=8, learning_rate=1e-3))
+print("CACHE " + json.dumps({**events, "loss": r.history["loss"]}))
+"""
+
+
+def test_compile_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    from mdsim.training.fit import compile_cache_dir
+
+    monkeypatch.delenv("MDSIM_COMPILE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compile_cache_dir() == tmp_path / "mdsim" / "jax"
+    monkeypatch.setenv("MDSIM_COMPILE_CACHE", str(tmp_path / "c"))
+    assert compile_cache_dir() == tmp_path / "c"
+    for off in ("off", "0", "OFF", "none"):
+        monkeypatch.setenv("MDSIM_COMPILE_CACHE", off)
+        assert compile_cache_dir() is None
+
+
+@pytest.mark.slow
+def test_a_repeated_jax_run_loads_its_compiled_steps(tiny_store, tmp_path):
+    """JAX's persistent compilation cache (``MDSIM_COMPILE_CACHE``): the first run writes every
+    compiled step, a second identical run in a new process reads every one of them back, writes
+    nothing, and trains to the same losses to the bit."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "MDSIM_COMPILE_CACHE": str(tmp_path / "cache"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",  # every compile is kept, however quick under load
+           "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    runs = []
+    for name in ("first", "second"):
+        done = subprocess.run([sys.executable, "-c", _CACHE_RUN, str(tiny_store), str(tmp_path / name)],
+                              capture_output=True, text=True, env=env, timeout=1200)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(next(ln for ln in done.stdout.splitlines() if ln.startswith("CACHE "))[6:]))
+    first, second = runs
+    print(first, second)
+    assert first["writes"] > 0 and first["hits"] == 0
+    assert second["writes"] == 0 and second["hits"] == first["writes"]
+    assert second["loss"] == first["loss"]
+    assert any((tmp_path / "cache").iterdir())
+
+
 def test_unsure_estimated_keys_are_not_trained_on(tmp_path):
     """``min_key_probability``: an estimated key less sure than the bar leaves the track's key
     labels (the track keeps its others and its place); a key from the manifest is kept whatever

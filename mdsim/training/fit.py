@@ -222,6 +222,8 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
                 norm_batches = _normalization_batches(train_data, train_config.normalization_windows)
                 fit_normalization(model, norm_batches)  # on plain windows: embedding sees unaugmented audio
             optimizer = keras.optimizers.Adam(learning_rate=train_config.learning_rate)
+        if not train_config.eager and (cache := use_compile_cache(log)) is not None:
+            print(f"train: compiled steps are kept in {cache} ({COMPILE_CACHE_ENV}=off turns this off)", file=log)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_options(eager=train_config.eager))
 
         if train_config.augment != "none":
@@ -362,6 +364,54 @@ def compile_options(*, eager: bool) -> dict:
 
     return {"jit_compile": False if eager else JIT_COMPILE.get(keras.backend.backend(), "auto"),
             "run_eagerly": eager}
+
+
+#: Where JAX keeps compiled training steps between runs, unless ``MDSIM_COMPILE_CACHE`` says
+#: otherwise (a folder, or ``off``); ``$XDG_CACHE_HOME`` moves the default.
+COMPILE_CACHE_ENV = "MDSIM_COMPILE_CACHE"
+#: The cache's size bound: JAX evicts the least recently used entries beyond it.
+COMPILE_CACHE_BYTES = 2 * 1024 ** 3
+
+
+def compile_cache_dir() -> Path | None:
+    """The folder of JAX's persistent compilation cache that training uses, or None when off:
+    ``$MDSIM_COMPILE_CACHE`` (``off``, ``0`` or ``none`` turn it off), else
+    ``$XDG_CACHE_HOME/mdsim/jax`` (``~/.cache/mdsim/jax``)."""
+    setting = os.environ.get(COMPILE_CACHE_ENV, "").strip()
+    if setting.lower() in ("off", "0", "none", "false"):
+        return None
+    if setting:
+        return Path(setting).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mdsim" / "jax"
+
+
+def use_compile_cache(log=None) -> Path | None:
+    """On JAX, keep compiled steps in :func:`compile_cache_dir`, so that a resumed or repeated
+    run with the same model, batch and devices loads its step instead of compiling it again
+    (experiments/bench_train.py ``--compile-cache`` measures the first step both ways). A cache
+    folder the user gave JAX itself (``JAX_COMPILATION_CACHE_DIR``) is kept. Other backends:
+    nothing (TensorFlow trains a graph without XLA, PyTorch eagerly). Returns the folder used."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return Path(jax.config.jax_compilation_cache_dir)
+    path = compile_cache_dir()
+    if path is None:
+        return None
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"warning: no compilation cache ({path}: {e.strerror}); set {COMPILE_CACHE_ENV} to a writable "
+              f"folder, or to off", file=log or sys.stderr)
+        return None
+    if jax.config.jax_compilation_cache_max_size == -1:
+        jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_BYTES)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    return path
 
 
 @contextlib.contextmanager
