@@ -207,6 +207,10 @@ def _device_name() -> str:
         import torch
 
         return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    if keras.backend.backend() == "jax":  # a GPU machine may have no TensorFlow
+        import jax
+
+        return str(jax.devices()[0])
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
