@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
+# Numba's on-disk cache (librosa compiles with cache=True) is not safe for two processes that
+# compile the same function at once: a generalised ufunc's cache can then crash every later
+# process that loads it with a segmentation fault (numba issue 10128; seen here as
+# librosa.estimate_tuning killed by signal 11 after two workers prepped at the same moment).
+# Each pytest-xdist worker, and every process it starts, keeps its own cache, removed at its end.
+if os.environ.get("PYTEST_XDIST_WORKER") and "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"mdsim-numba-{os.environ['PYTEST_XDIST_WORKER']}-")
+    atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
 
-from mdsim.data import AUDIO_DIR as BUNDLED_AUDIO_DIR
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mdsim.data import AUDIO_DIR as BUNDLED_AUDIO_DIR  # noqa: E402
 
 # The suite's JAX trainings (and the processes they start) keep no compiled steps in the user's
 # cache folder; tests/test_training.py's cache test gives its runs a folder of their own.
