@@ -262,13 +262,13 @@ def main(argv=None) -> int:
     return 0
 
 
-def _run_child(args, backend: str, jit: str, metrics: str, cache: str = "off") -> dict | str:
+def _run_child(args, backend: str, jit: str, metrics: str, cache: str = "off", extra=()) -> dict | str:
     """One configuration in a fresh process: its result, or the last line of its error."""
     cmd = [sys.executable, __file__, "--child", "--jit", jit, "--metrics", metrics,
            "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--width", str(args.width),
            "--embedding-size", str(args.embedding_size), "--backbone", args.backbone,
            "--devices", str(args.devices), "--matmul-size", str(args.matmul_size),
-           "--mixed-precision", args.mixed_precision]
+           "--mixed-precision", args.mixed_precision, *extra]
     env = {**os.environ, "KERAS_BACKEND": backend, "MDSIM_COMPILE_CACHE": cache,
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
@@ -312,17 +312,10 @@ def _compare_store(args) -> int:
         if importlib.util.find_spec(backend) is None:
             print(f"| {backend} | not installed |", flush=True)
             continue
-        cmd = [sys.executable, __file__, "--child", "--jit", args.jit[0], "--batch-size", str(args.batch_size),
-               "--steps", str(args.steps), "--width", str(args.width), "--embedding-size", str(args.embedding_size),
-               "--backbone", args.backbone, "--store", str(args.store.resolve())]
-        env = {**os.environ, "KERAS_BACKEND": backend,
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        run = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
-        if run.returncode or not lines:
-            print(f"| {backend} | failed: {run.stderr.strip().splitlines()[-1:]} |", flush=True)
+        r = _run_child(args, backend, args.jit[0], args.metrics[0], extra=["--store", str(args.store.resolve())])
+        if isinstance(r, str):
+            print(f"| {backend} | failed: {r} |", flush=True)
             continue
-        r = json.loads(lines[-1][len("RESULT "):])
         w, f = r["windows_per_s"], r["first_step_s"]
         print(f"| {backend} ({r['device']}) | {r['batch']} | {f['cpu']:.1f}, {f['envelope']:.1f} | {w['cpu']:.1f} "
               f"| {w['envelope']:.1f} | {w['envelope'] / w['cpu']:.2f} |", flush=True)

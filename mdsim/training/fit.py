@@ -222,8 +222,8 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
                 norm_batches = _normalization_batches(train_data, train_config.normalization_windows)
                 fit_normalization(model, norm_batches)  # on plain windows: embedding sees unaugmented audio
             optimizer = keras.optimizers.Adam(learning_rate=train_config.learning_rate)
-        if not train_config.eager and (cache := use_compile_cache(log)) is not None:
-            print(f"train: compiled steps are kept in {cache} ({COMPILE_CACHE_ENV}=off turns this off)", file=log)
+        if not train_config.eager:
+            use_compile_cache(log, command="train")
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_options(eager=train_config.eager))
 
         if train_config.augment != "none":
@@ -375,7 +375,7 @@ COMPILE_CACHE_BYTES = 2 * 1024 ** 3
 
 def compile_cache_dir() -> Path | None:
     """The folder of JAX's persistent compilation cache that training uses, or None when off:
-    ``$MDSIM_COMPILE_CACHE`` (``off``, ``0`` or ``none`` turn it off), else
+    ``$MDSIM_COMPILE_CACHE`` (``off``, ``0``, ``none`` or ``false`` turn it off), else
     ``$XDG_CACHE_HOME/mdsim/jax`` (``~/.cache/mdsim/jax``)."""
     setting = os.environ.get(COMPILE_CACHE_ENV, "").strip()
     if setting.lower() in ("off", "0", "none", "false"):
@@ -385,12 +385,21 @@ def compile_cache_dir() -> Path | None:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mdsim" / "jax"
 
 
-def use_compile_cache(log=None) -> Path | None:
+def use_compile_cache(log=None, command: str | None = None) -> Path | None:
     """On JAX, keep compiled steps in :func:`compile_cache_dir`, so that a resumed or repeated
     run with the same model, batch and devices loads its step instead of compiling it again
     (experiments/bench_train.py ``--compile-cache`` measures the first step both ways). A cache
     folder the user gave JAX itself (``JAX_COMPILATION_CACHE_DIR``) is kept. Other backends:
-    nothing (TensorFlow trains a graph without XLA, PyTorch eagerly). Returns the folder used."""
+    nothing (TensorFlow trains a graph without XLA, PyTorch eagerly). With ``command``, says on
+    ``log`` where the cache is. Returns the folder used."""
+    path = _set_compile_cache(log)
+    if path is not None and command:
+        print(f"{command}: compiled steps are kept in {path} ({COMPILE_CACHE_ENV}=off turns this off)",
+              file=log or sys.stderr)
+    return path
+
+
+def _set_compile_cache(log) -> Path | None:
     import keras
 
     if keras.backend.backend() != "jax":

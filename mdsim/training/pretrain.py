@@ -376,7 +376,7 @@ def pretrain(source, run_dir, *, model_config=None, config: PretrainConfig | Non
     from mdsim.model.subspaces import subspace_slices
     from mdsim.training.callbacks import PlateauSchedule, RunCheckpoint, read_state, recover_last
     from mdsim.training.data import TrackTable, default_steps, run_split
-    from mdsim.training.fit import COMPILE_CACHE_ENV, compile_options, use_compile_cache
+    from mdsim.training.fit import compile_options, use_compile_cache
 
     log = log if log is not None else sys.stderr
     run_dir = Path(run_dir)
@@ -438,8 +438,8 @@ def pretrain(source, run_dir, *, model_config=None, config: PretrainConfig | Non
         model = build_model(model_config, feature_config=store.feature_config)
         fit_normalization(model, train_data.plain_batches(config.normalization_windows))
         optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
-    if not config.eager and (cache := use_compile_cache(log)) is not None:
-        print(f"pretrain: compiled steps are kept in {cache} ({COMPILE_CACHE_ENV}=off turns this off)", file=log)
+    if not config.eager:
+        use_compile_cache(log, command="pretrain")
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_options(eager=config.eager))
     print(summarize(model), file=log)
     print(f"pretrain: {config.objective}, subspaces {', '.join(config.subspaces)}; {len(train_ids)} training and "
