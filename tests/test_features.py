@@ -197,3 +197,53 @@ def test_a_longer_chroma_window_resolves_a_low_chord():
     assert set(np.argsort(short)[-3:]) != {9, 0, 4}
     with pytest.raises(InputError, match="chroma_n_fft"):
         FeatureConfig(chroma_n_fft=100)
+
+
+def test_a_process_compiles_librosa_kernels_under_the_machine_lock(tmp_path, monkeypatch):
+    """A process's first extraction waits for the machine-wide compile lock (numba's on-disk
+    cache is not safe for two processes compiling at once, numba issue 10128); later ones do
+    not take it. Without the lock the first call would finish while another holder keeps it."""
+    import fcntl
+    import threading
+
+    from mdsim.features import compile_lock
+
+    monkeypatch.setattr(compile_lock, "_compiled", False)
+    monkeypatch.setattr(compile_lock, "lock_path", lambda: tmp_path / "compile.lock")
+    y = sine(440.0, seconds=1.0)
+
+    def extract_in_thread():
+        t = threading.Thread(target=extract_features, args=(y,), daemon=True)
+        t.start()
+        return t
+
+    with open(tmp_path / "compile.lock", "a") as held:  # another process compiling
+        fcntl.flock(held, fcntl.LOCK_EX)
+        first = extract_in_thread()
+        first.join(2.0)
+        assert first.is_alive(), "the first extraction did not wait for the compile lock"
+    first.join(60.0)
+    assert not first.is_alive() and compile_lock._compiled
+    with open(tmp_path / "compile.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        later = extract_in_thread()
+        later.join(60.0)
+        assert not later.is_alive(), "a later extraction waited for the lock"
+
+
+def test_a_failed_first_track_leaves_the_next_one_under_the_lock(tmp_path, monkeypatch):
+    from mdsim.features import compile_lock
+    from mdsim.features.pipeline import process_track
+    from mdsim.manifest import TrackEntry
+
+    monkeypatch.setattr(compile_lock, "_compiled", False)
+    monkeypatch.setattr(compile_lock, "lock_path", lambda: tmp_path / "compile.lock")
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", sine(440.0, seconds=4.0), SR)
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    config = FeatureConfig()
+    bad = process_track(TrackEntry(track_id="bad", path=tmp_path / "bad.wav", labels={}), config, annotate="none")
+    assert not bad["ok"] and not compile_lock._compiled
+    good = process_track(TrackEntry(track_id="a", path=tmp_path / "a.wav", labels={}), config, annotate="none")
+    assert good["ok"] and compile_lock._compiled

@@ -31,6 +31,7 @@ from mdsim.audio import file_hash, load_audio
 from mdsim.config import FeatureConfig
 from mdsim.errors import InputError, MdsimError
 from mdsim.features.annotators import annotate_track, check_method
+from mdsim.features.compile_lock import first_compile
 from mdsim.features.spectral import extract_features
 from mdsim.labels import TAG_DIMENSIONS, key_name
 from mdsim.manifest import TrackEntry, read_input
@@ -89,7 +90,18 @@ def process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str = "f
         ``{"track_id", "ok": True, "features": {...}, "attrs": {...}}`` or
         ``{"track_id", "ok": False, "path", "reason"}``; never raises for bad
         input, so one corrupt file cannot stop a batch.
+
+    A worker's first track (features and annotation) is computed under the machine-wide compile
+    lock of :mod:`mdsim.features.compile_lock`, so two workers never compile librosa's kernels
+    into numba's cache at once.
     """
+    with first_compile() as compiled:
+        result = _process_track(entry, config, tempo_mode, annotate, keep)
+        compiled.ok = result["ok"]  # a failed track may not have compiled everything: the next one locks
+    return result
+
+
+def _process_track(entry: TrackEntry, config: FeatureConfig, tempo_mode: str, annotate: str, keep) -> dict:
     try:
         t0 = time.perf_counter()
         stamp = _source_stamp(entry.path) if entry.path.exists() else {}

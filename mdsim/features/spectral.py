@@ -311,11 +311,14 @@ def extract_features(y, *, config: FeatureConfig = FeatureConfig()) -> dict:
     Computed with one BLAS thread: a multi-threaded matrix product rounds differently
     (seen: 1 ulp in the mel and onset values with two threads), so the same audio gives the
     same bytes whether it is prepped in this process, in worker processes or on a Dask worker,
-    or embedded from audio.
+    or embedded from audio. A process's first call holds a machine-wide lock while librosa's
+    kernels compile (:mod:`mdsim.features.compile_lock`).
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    from mdsim.features.compile_lock import first_compile
+
+    with first_compile(), threadpool_limits(limits=1, user_api="blas"):
         return _extract_features(y, config)
 
 

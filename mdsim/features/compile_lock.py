@@ -1,0 +1,70 @@
+"""One process at a time compiles librosa's kernels into numba's on-disk cache.
+
+librosa compiles its kernels with numba (``cache=True``) the first time a process calls them
+and keeps them in numba's on-disk cache. That cache is not safe for two processes compiling
+the same module at the same moment (numba issue 10128): a generalised ufunc's two cache files
+can then come from different processes, and from that moment every process that loads them
+dies of a segmentation fault (seen here: ``librosa.estimate_tuning`` killed by signal 11 in
+every later run after two processes prepped at once, until the cache files were deleted).
+
+:func:`first_compile` serialises the first feature extraction of every process on this
+machine (prep workers, a second ``mdsim prep``, ``mdsim embed``, the server) on a file lock:
+the first holder compiles and writes the cache, the others then load it. Later calls take no
+lock. Where ``fcntl`` is missing (Windows) or the temporary folder is not writable, nothing
+is locked.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+#: True once this process has finished one call under the lock (its kernels are compiled).
+_compiled = False
+#: True while this process holds the lock (a nested call does not wait for itself).
+_holding = False
+
+
+def lock_path() -> Path:
+    """The machine-wide lock file (one per user, in the temporary folder)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"mdsim-numba-compile-{uid}.lock"
+
+
+class _Outcome:
+    ok = True
+
+
+@contextmanager
+def first_compile():
+    """Hold the machine-wide compile lock around this process's first successful call.
+
+    Yields an object whose ``ok`` the caller may set to False (a call that reported a failure
+    instead of raising); such a call, like one that raises, leaves the process uncompiled, so
+    the next call takes the lock again.
+    """
+    global _compiled, _holding
+    outcome = _Outcome()
+    if _compiled or _holding or fcntl is None:
+        yield outcome
+        return
+    try:
+        f = open(lock_path(), "a")
+    except OSError:  # no writable temporary folder: compile unlocked, as before
+        yield outcome
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        _holding = True
+        try:
+            yield outcome
+            _compiled = outcome.ok
+        finally:
+            _holding = False  # closing the file releases the lock
