@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -16,6 +17,11 @@ from mdsim.training.data import (ConditionalSampler, TrackTable, WindowBatches, 
 from conftest import clicks, sine, stop_signals_at_default, write_manifest, write_wav
 
 DIMS = ("genre", "mood", "tempo", "key")
+#: Whether a brief training runs eagerly: the faster start on each backend (as in tests/test_model.py).
+#: TensorFlow spends a minute building the graph of a compiled step on two cores; JAX compiles every
+#: op of an eager step separately (the mixed-precision test: 87 s eager, 58 s compiled).
+EAGER = keras.backend.backend() != "jax"
+EAGER_FLAG = ["--eager"] if EAGER else []
 
 
 def _table(rng, n=40, missing=0.2):
@@ -453,7 +459,7 @@ def test_short_tracks_can_be_left_out(tmp_path):
 
 @pytest.fixture(scope="module")
 def twin_validation_run(tmp_path_factory):
-    """A one-step eager run whose validation split is two tracks with the same labels
+    """A one-step run whose validation split is two tracks with the same labels
     (one group of three, each a pair of twins): no validation triplet exists."""
     import contextlib
     import io
@@ -473,7 +479,7 @@ def twin_validation_run(tmp_path_factory):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = main(["train", str(folder / "s.h5"), "--out", str(folder / "run"), "--width", "0.25",
                        "--batch-size", "8", "--epochs", "1", "--steps-per-epoch", "1", "--dims", "genre,mood,key",
-                       "--embedding-size", "12", "--validation-fraction", "0.34", "--eager", "--quiet"])
+                       "--embedding-size", "12", "--validation-fraction", "0.34", *EAGER_FLAG, "--quiet"])
     return status, out.getvalue(), err.getvalue(), folder / "run"
 
 
@@ -561,7 +567,7 @@ def test_an_augmented_run_records_its_augmentation(tiny_store, tmp_path):
     from mdsim.training import read_run_config
 
     run = tmp_path / "aug"
-    args = _tiny_args(tiny_store, run, 1) + ["--eager", "--augment", "label", "--pitch-range", "-2", "3",
+    args = _tiny_args(tiny_store, run, 1) + [*EAGER_FLAG, "--augment", "label", "--pitch-range", "-2", "3",
                                              "--stretch-range", "0.9", "1.1"]
     assert main(args) == 0
     _, training = read_run_config(run / "config.toml")
@@ -579,7 +585,7 @@ def test_mixed_precision_trains_with_finite_losses(tiny_store, tmp_path):
 
     result = train(tiny_store, tmp_path / "run",
                    model_config=ModelConfig(dimensions=DIMS, embedding_size=32, width=0.25),
-                   train_config=TrainConfig(epochs=1, batch_size=8, steps_per_epoch=2, eager=True,
+                   train_config=TrainConfig(epochs=1, batch_size=8, steps_per_epoch=2, eager=EAGER,
                                             validation_fraction=0, normalization_windows=8,
                                             mixed_precision="mixed_bfloat16"), verbose=0)
     assert keras.config.dtype_policy().name == "float32"

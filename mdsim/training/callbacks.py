@@ -17,6 +17,7 @@ discards a checkpoint a kill interrupted: ``state.json`` is the commit point.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -131,7 +132,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if val is not None and np.isfinite(val) and (best is None or val < best):
             self.state["best_val_loss"] = float(val)
             btmp = self.run_dir / "best.tmp.keras"
-            save_model(self._model_to_save(), btmp)
+            shutil.copyfile(tmp, btmp)  # the same model: a copy, not a second serialisation
             btmp.replace(self.run_dir / "best.keras")
         self.state.update(epochs_done=epoch + 1, plateau_wait=self.plateau.wait,
                           plateau_best=self.plateau.best if np.isfinite(self.plateau.best) else None,
