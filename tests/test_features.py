@@ -247,3 +247,22 @@ def test_a_failed_first_track_leaves_the_next_one_under_the_lock(tmp_path, monke
     assert not bad["ok"] and not compile_lock._compiled
     good = process_track(TrackEntry(track_id="a", path=tmp_path / "a.wav", labels={}), config, annotate="none")
     assert good["ok"] and compile_lock._compiled
+
+
+def test_a_stuck_holder_of_the_compile_lock_stalls_no_one_for_ever(tmp_path, monkeypatch):
+    import fcntl
+    import threading
+
+    from mdsim.features import compile_lock
+
+    monkeypatch.setattr(compile_lock, "_compiled", False)
+    monkeypatch.setattr(compile_lock, "lock_path", lambda: tmp_path / "compile.lock")
+    monkeypatch.setattr(compile_lock, "WAIT_SECONDS", 0.5)
+    done = []
+    with open(tmp_path / "compile.lock", "a") as held:  # a process stuck on its first file
+        fcntl.flock(held, fcntl.LOCK_EX)
+        t = threading.Thread(target=lambda: done.append(extract_features(sine(440.0, seconds=1.0))), daemon=True)
+        t.start()
+        t.join(60.0)
+        assert not t.is_alive(), "the extraction waited for a stuck holder past WAIT_SECONDS"
+    assert set(done[0]) >= {"mel", "cens", "tempogram"} and compile_lock._compiled

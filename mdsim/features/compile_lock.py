@@ -10,14 +10,16 @@ every later run after two processes prepped at once, until the cache files were 
 :func:`first_compile` serialises the first feature extraction of every process on this
 machine (prep workers, a second ``mdsim prep``, ``mdsim embed``, the server) on a file lock:
 the first holder compiles and writes the cache, the others then load it. Later calls take no
-lock. Where ``fcntl`` is missing (Windows) or the temporary folder is not writable, nothing
-is locked.
+lock. A process waits at most :data:`WAIT_SECONDS` for the lock (a holder stuck on a file
+must not stall every other worker), then goes on unlocked. Where ``fcntl`` is missing (Windows)
+or the temporary folder is not writable, nothing is locked.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +28,8 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
+#: The longest a process waits for another's first extraction before it goes on unlocked.
+WAIT_SECONDS = 300.0
 #: True once this process has finished one call under the lock (its kernels are compiled).
 _compiled = False
 #: True while this process holds the lock (a nested call does not wait for itself).
@@ -61,7 +65,15 @@ def first_compile():
         yield outcome
         return
     with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:  # the holder is stuck: go on unlocked
+                    break
+                time.sleep(0.05)
         _holding = True
         try:
             yield outcome
