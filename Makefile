@@ -69,7 +69,8 @@ renderer:
 # longest files start first (tests/conftest.py, LONG_FILES). Three of the slowest tests used
 # about 1.35 of two cores (imports, XLA compiles, subprocesses and the Python around small
 # steps run on one core): a second worker fills the other. From a fresh clone the suite took
-# 37 min 24 s this way against 52 min 45 s in one process (docs/installation.md).
+# 37 min 24 s this way against 52 min 45 s in one process, and 36 min 11 s with a CPU-bound job
+# beside it once TensorFlow's oneDNN kernels were on (docs/installation.md).
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
