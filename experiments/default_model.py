@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 TRAIN_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
 TEST_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 DIMENSIONS = ("instrument", "tempo", "key")
-BASELINE_OF = {"key": "key profile", "tempo": "tempogram peak", "instrument": "MFCC mean"}
+BASELINE_OF = {"key": "key profile", "tempo": "tempogram peak", "instrument": "MFCC mean", "sound": "MFCC mean"}
 #: The largest model file the wheel takes.
 MAX_MODEL_BYTES = 10 * 1024 * 1024
 SHIPPED_MODEL = ROOT / "mdsim" / "models" / "default.keras"
@@ -120,8 +120,84 @@ def baselines(store_path) -> dict:
             "MFCC mean": mfcc_mean_embedding(store_path)}
 
 
-def score_set(store: Path, triplet_dir: Path, model_path: Path, *, dims, n: int, bootstrap: int) -> dict:
-    """Each dimension's triplets: the model in its own subspace, its baseline, and the paired difference."""
+def _distinct_triplets(ids, positives, negatives, n: int, seed: int = 0):
+    """Up to ``n`` distinct (anchor, positive, negative) of ``ids``: ``positives(i)`` and
+    ``negatives(i)`` are the indices that may be anchor ``i``'s positive and negative."""
+    from mdsim.evaluation.triplets import Triplets
+
+    rng, seen = np.random.default_rng(seed), set()
+    for _ in range(50 * n):
+        if len(seen) == n:
+            break
+        a = int(rng.integers(len(ids)))
+        same, other = positives(a), negatives(a)
+        if len(same) and len(other):
+            seen.add((a, int(rng.choice(same)), int(rng.choice(other))))
+    rows = sorted(seen)
+    return Triplets(*(np.array([ids[r[k]] for r in rows], dtype=str) for k in range(3)))
+
+
+def sound_triplets_by_score(track_ids, n: int):
+    """The sound subspace's triplets on a rendered corpus (ids ``SCORE_TONIC_MODE``): the anchor
+    and the positive are one score played in two tonics (one arrangement, soundfont and room, in
+    two keys), the negative another score."""
+    ids = list(track_ids)
+    score = np.array([t.split("_", 1)[0] for t in ids])
+    index = np.arange(len(ids))
+    return _distinct_triplets(ids, lambda a: index[(score == score[a]) & (index != a)],
+                              lambda a: index[score != score[a]], n)
+
+
+def halves(model, store_path):
+    """The model's and the MFCC mean's embeddings of each half of every track of at least two
+    windows (ids ``TRACK#1``, ``TRACK#2``: the mean over the 3 s windows of each half)."""
+    from scipy.fft import dct
+
+    from mdsim.evaluation import EmbeddingSet
+    from mdsim.features.store import FeatureStore
+
+    ids, model_rows, mfcc_rows = [], [], []
+    with FeatureStore(store_path) as store:
+        for t in store.track_ids():
+            feats = store.features(t, names=tuple(dict.fromkeys(model.config.inputs + ("mel",))))
+            segments = model.embed_features([{k: feats[k] for k in model.config.inputs}], mode="segments")[0]
+            if len(segments.vectors) < 2:
+                continue
+            cut, frames = len(segments.vectors) // 2, feats["mel"].shape[1] // 2
+            mfcc = dct(feats["mel"].astype(np.float64), type=2, norm="ortho", axis=0)[:20]
+            for half, (v, m) in enumerate(((segments.vectors[:cut], mfcc[:, :frames]),
+                                           (segments.vectors[cut:], mfcc[:, frames:])), 1):
+                ids.append(f"{t}#{half}")
+                model_rows.append(v.mean(axis=0))
+                mfcc_rows.append(m.mean(axis=1))
+    x = np.array(mfcc_rows)
+    x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-9)
+    slices = [(model.slices[d].start, model.slices[d].stop) for d in model.dimensions]
+    return (EmbeddingSet(np.array(ids), np.array(model_rows, np.float32), dimensions=model.dimensions,
+                         slices=slices, name="default"),
+            EmbeddingSet(np.array(ids), x.astype(np.float32), name="MFCC mean"))
+
+
+def sound_triplets_by_halves(track_ids, n: int):
+    """The sound subspace's triplets on real recordings, which need no label: the anchor is the
+    first half of a recording, the positive its second half, the negative another recording's
+    second half."""
+    ids = list(track_ids)
+    track = np.array([t.rsplit("#", 1)[0] for t in ids])
+    second = np.array([t.endswith("#2") for t in ids])
+    index = np.arange(len(ids))
+    return _distinct_triplets(ids, lambda a: index[(track == track[a]) & second] if not second[a] else index[:0],
+                              lambda a: index[(track != track[a]) & second], n)
+
+
+def score_set(store: Path, triplet_dir: Path, model_path: Path, *, dims, n: int, bootstrap: int,
+              sound: str | None = None) -> dict:
+    """Each dimension's triplets: the model in its own subspace, its baseline, and the paired difference.
+
+    ``sound`` (a model with the self-supervised subspace): ``"score"`` scores it on one score in
+    two keys against another score (:func:`sound_triplets_by_score`), ``"halves"`` on the two
+    halves of a recording against another recording (:func:`sound_triplets_by_halves`).
+    """
     from mdsim import load_model
     from mdsim.embed import store_embedding_set
     from mdsim.evaluation import (bootstrap_ci, check_layout, combination_correct, evaluate, load_triplets,
@@ -131,15 +207,27 @@ def score_set(store: Path, triplet_dir: Path, model_path: Path, *, dims, n: int,
     model = load_model(model_path)
     emb = store_embedding_set(model, store, progress=False, name="default")
     base = baselines(store)
-    out = {}
+    out, n_tracks = {}, int(len(emb.track_ids))
+    if sound and "sound" in model.dimensions:
+        dims = (*dims, "sound")
     for dim in dims:
-        path = triplet_dir / f"{dim}.csv"
-        if not path.exists():
-            try:
-                _mdsim("triplets", store, "--dimension", dim, "--n", n, "--at-most", "--out", path)
-            except subprocess.CalledProcessError:  # no track of this set has a similar and a dissimilar one
-                continue
-        triplets = load_triplets(path, min_agreement=0.0)
+        if dim == "sound":
+            if sound == "halves":
+                emb, base["MFCC mean"] = halves(model, store)
+                triplets = sound_triplets_by_halves(emb.track_ids, n)
+            else:
+                triplets = sound_triplets_by_score(emb.track_ids, n)
+            description = ("one score in two keys against another score" if sound == "score" else
+                           "the two halves of a recording against another recording")
+        else:
+            path = triplet_dir / f"{dim}.csv"
+            if not path.exists():
+                try:
+                    _mdsim("triplets", store, "--dimension", dim, "--n", n, "--at-most", "--out", path)
+                except subprocess.CalledProcessError:  # no track of this set has a similar and a dissimilar one
+                    continue
+            triplets = load_triplets(path, min_agreement=0.0)
+            description = None
 
         def correct(e, subspace=None):
             kept, _ = validate(triplets, e)
@@ -156,9 +244,11 @@ def score_set(store: Path, triplet_dir: Path, model_path: Path, *, dims, n: int,
             continue
         mine, theirs = correct(emb, dim), correct(base[BASELINE_OF[dim]])
         distinct = len({tuple(r) for r in zip(triplets.anchor, triplets.positive, triplets.negative)})
-        out[dim] = {"triplets": int(len(mine)), "distinct": distinct, "tracks": int(len(emb.track_ids)),
+        out[dim] = {"triplets": int(len(mine)), "distinct": distinct, "tracks": n_tracks,
                     "model": interval(mine), "baseline": BASELINE_OF[dim], "baseline score": interval(theirs),
                     "model minus baseline": interval(mine - theirs)}
+        if description:
+            out[dim]["triplets are"] = description
         r = evaluate(triplets, emb, n_bootstrap=bootstrap)
         out[dim]["whole embedding"] = [round(r["full"][k], 4) for k in ("score", "ci_low", "ci_high")]
     return out
@@ -206,12 +296,13 @@ def table(results: dict) -> str:
             continue
         lines += [f"### {title}", "", "| dimension | tracks | triplets (distinct) | model, own subspace | baseline | "
                   "baseline's score | model minus baseline (paired) |", "|---|---:|---:|---:|---|---:|---:|"]
+        notes = [f"{dim}: {r['triplets are']}" for dim, r in scores.items() if "triplets are" in r]
         for dim, r in scores.items():
             m, b, d = r["model"], r["baseline score"], r["model minus baseline"]
             lines.append(f"| {dim} | {r['tracks']} | {r['triplets']} ({r['distinct']}) | {m[0]:.3f} [{m[1]:.3f}, "
                          f"{m[2]:.3f}] | {r['baseline']} | {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}] | {d[0]:+.3f} "
                          f"[{d[1]:+.3f}, {d[2]:+.3f}] |")
-        lines.append("")
+        lines += ["", *(f"Triplets of {note}." for note in notes), *([""] if notes else [])]
     if "speed" in results:
         s = results["speed"]
         steady = (f"; {s['steady_times_real_time']:.0f}x on a second pass over the same files, when every batch "
@@ -282,7 +373,7 @@ def main(argv=None) -> int:
         results["training tracks"] = sum(1 for _ in csv.DictReader(f))
     (out / "triplets").mkdir(exist_ok=True)
     results["rendered"] = score_set(out / "test.h5", out / "triplets", model_path, dims=DIMENSIONS,
-                                    n=args.triplets, bootstrap=args.bootstrap)
+                                    n=args.triplets, bootstrap=args.bootstrap, sound="score")
     results["model bytes"] = model_path.stat().st_size
     from mdsim.search.catalog import file_sha256
 
@@ -302,7 +393,7 @@ def main(argv=None) -> int:
         for name, (store, about) in stores.items():
             (out / f"triplets_{name}").mkdir(exist_ok=True)
             scores = score_set(store, out / f"triplets_{name}", model_path, dims=("tempo", "key"), n=args.triplets,
-                               bootstrap=args.bootstrap)
+                               bootstrap=args.bootstrap, sound="halves")
             tracks = next(iter(scores.values()))["tracks"] if scores else 0
             results["real"][name] = {"about": f"{tracks} tracks; {about}", **scores}
 

@@ -11,16 +11,21 @@ instrument,
 era
 tempo       ``|t1 - t2 * 2**k| <= 5`` BPM for some integer k in -2..2
 key         same key, or the parallel key (same tonic, other mode)
+sound       they are the same recording (self-supervised: no label needed;
+            training draws two windows of one track, each augmented on its
+            own when training augments, so the subspace learns what stays
+            the same across a recording and its transforms)
 ==========  =============================================================
 
 Labels of one track are a plain ``dict``: tag dimensions map to a list of
 tag strings (empty: unlabelled), ``tempo`` to BPM as ``float`` or ``None``,
-``key`` to a key index (see :func:`parse_key`) or ``None``.
+``key`` to a key index (see :func:`parse_key`) or ``None``, ``sound`` to the
+track's number in the collection (given by training, never by a manifest).
 
 For training, labels are packed into one float32 row per track by a
 :class:`LabelLayout` (multi-hot blocks for the tag dimensions, one column of
 BPM for tempo with 0 meaning missing, one column of key index with -1
-meaning missing) so that any Keras backend can carry them as ``y_true``.
+meaning missing, one column of track number for sound with -1 meaning missing) so that any Keras backend can carry them as ``y_true``.
 """
 
 from __future__ import annotations
@@ -33,8 +38,13 @@ import numpy as np
 
 from mdsim.errors import InputError
 
-#: Every dimension mdsim knows, in the canonical subspace order.
+#: The labelled dimensions, in the canonical subspace order (a model's default six).
 DIMENSIONS = ("genre", "mood", "instrument", "era", "tempo", "key")
+#: The self-supervised dimension: two windows of one recording are similar, so it needs
+#: no label (:class:`mdsim.training.data.TrackTable` numbers the tracks).
+SOUND = "sound"
+#: Every dimension a model may have.
+ALL_DIMENSIONS = DIMENSIONS + (SOUND,)
 #: Dimensions whose labels are free-form multi-label tags.
 TAG_DIMENSIONS = ("genre", "mood", "instrument", "era")
 
@@ -60,7 +70,7 @@ _KEY_RE = re.compile(
 )
 
 
-def check_dimensions(dims, *, allowed=DIMENSIONS) -> tuple[str, ...]:
+def check_dimensions(dims, *, allowed=ALL_DIMENSIONS) -> tuple[str, ...]:
     """Validate dimension names and return them as a tuple (order kept).
 
     Accepts a sequence or a comma-separated string.
@@ -333,7 +343,9 @@ def similar(dimension: str, a, b, *, tolerance_bpm: float = TEMPO_TOLERANCE_BPM)
         return tempo_similar(a, b, tolerance_bpm=tolerance_bpm)
     if dimension == "key":
         return key_similar(a, b)
-    raise InputError(f"unknown dimension {dimension!r} (valid: {', '.join(DIMENSIONS)})")
+    if dimension == SOUND:
+        return a == b
+    raise InputError(f"unknown dimension {dimension!r} (valid: {', '.join(ALL_DIMENSIONS)})")
 
 
 def similarity_matrix(dimension: str, values, *, tolerance_bpm: float = TEMPO_TOLERANCE_BPM):
@@ -385,8 +397,11 @@ def similarity_matrix(dimension: str, values, *, tolerance_bpm: float = TEMPO_TO
     elif dimension == "key":
         k = np.array([v if v is not None else -1 for v in values])
         sim = (k[:, None] % 12) == (k[None, :] % 12)
+    elif dimension == SOUND:
+        k = np.array([v if v is not None else -1 for v in values])
+        sim = k[:, None] == k[None, :]
     else:
-        raise InputError(f"unknown dimension {dimension!r} (valid: {', '.join(DIMENSIONS)})")
+        raise InputError(f"unknown dimension {dimension!r} (valid: {', '.join(ALL_DIMENSIONS)})")
     sim &= labelled[:, None] & labelled[None, :]
     return sim, labelled
 
@@ -460,8 +475,8 @@ class LabelLayout:
                             out[i, start + index[t]] = 1.0
             elif d == "tempo":
                 out[:, start] = [r.get("tempo") or 0.0 for r in records]
-            else:
-                out[:, start] = [-1 if r.get("key") is None else r["key"] for r in records]
+            else:  # key, sound: an index, -1 missing
+                out[:, start] = [-1 if r.get(d) is None else r[d] for r in records]
         return out
 
     def to_dict(self) -> dict:

@@ -145,3 +145,23 @@ def test_the_recipe_runs_end_to_end(tmp_path):
         assert 0.0 <= low <= score <= high <= 1.0
     assert np.isfinite(figures["rendered"]["tempo"]["model minus baseline"][0])
     assert (tmp_path / "run" / "best.keras").is_file()
+
+
+def test_the_sound_subspace_is_scored_on_one_score_in_two_keys_and_on_two_halves_of_a_recording():
+    """The recipe's triplets for the self-supervised subspace: on the rendered test corpus the
+    positive is the anchor's score in another key and the negative another score; on real
+    recordings (no labels) the positive is the anchor's second half, the negative another
+    recording's second half. All distinct."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import default_model as recipe
+
+    ids = [f"s{i:04d}_{key}" for i in range(6) for key in ("C_major", "D_minor", "F_major")]
+    t = recipe.sound_triplets_by_score(ids, 40)
+    assert len(t.anchor) == 40 and len(set(zip(t.anchor, t.positive, t.negative))) == 40
+    score = {i: i.split("_", 1)[0] for i in ids}
+    assert all(a != p and score[a] == score[p] != score[q] for a, p, q in zip(t.anchor, t.positive, t.negative))
+    halves = [f"r{i}#{h}" for i in range(5) for h in (1, 2)]
+    t = recipe.sound_triplets_by_halves(halves, 15)
+    assert len(set(zip(t.anchor, t.positive, t.negative))) == 15
+    for a, p, q in zip(t.anchor, t.positive, t.negative):
+        assert a.endswith("#1") and p == a[:-1] + "2" and q.endswith("#2") and q[:-2] != a[:-2]

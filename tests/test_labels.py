@@ -39,6 +39,7 @@ def test_parse_tags_and_tempo():
 
 def test_check_dimensions():
     assert check_dimensions("genre, tempo") == ("genre", "tempo")
+    assert check_dimensions("tempo,key,sound") == ("tempo", "key", "sound")  # the self-supervised one
     with pytest.raises(InputError, match="unknown dimension 'colour'.*valid: genre"):
         check_dimensions(["colour"])
 
@@ -86,6 +87,9 @@ def test_similarity_matrix_matches_pairwise_rule(rng):
             expected = a is not None and b is not None and tempo_similar(a, b)
             assert sim[i, j] == expected
     assert np.array_equal(lab, [t is not None for t in tempi])
+    sim, lab = similarity_matrix("sound", [3, 0, 3, None])  # the same track number only
+    assert sim.astype(int).tolist() == [[1, 0, 1, 0], [0, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
+    assert lab.tolist() == [True, True, True, False]
     tags = [["a"], ["b", "a"], [], ["c"], None]
     sim, lab = similarity_matrix("genre", tags)
     assert sim[0, 1] and not sim[0, 3] and not sim[2, 2] and not lab[4]

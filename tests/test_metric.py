@@ -213,6 +213,20 @@ def test_masks_match_similarity_matrix(rng):
     assert (~want_positive & ~want_negative).all(axis=2).any(axis=1).all()
 
 
+def test_sound_masks_match_similarity_matrix(rng):
+    """sound (self-supervised): two windows of one track are positives, windows of other tracks
+    negatives, a window without a track number neither."""
+    records = [{"sound": None if rng.random() < 0.2 else int(rng.integers(0, 6))} for _ in range(30)]
+    layout = LabelLayout(("sound",))
+    positive, negative = similarity_masks(layout.encode(records), layout=layout)
+    want_positive, want_negative = oracle_masks(records, ("sound",))
+    np.testing.assert_array_equal(to_numpy(positive), want_positive)
+    np.testing.assert_array_equal(to_numpy(negative), want_negative)
+    assert want_positive.any() and want_negative.any()
+    same = np.array([[r["sound"] is not None and r["sound"] == q["sound"] for q in records] for r in records])
+    np.testing.assert_array_equal(want_positive[0], same & ~np.eye(30, dtype=bool))
+
+
 def test_tempo_octaves_and_parallel_keys():
     tempi = [120.0, 60.0, 240.0, 30.0, 480.0, 125.0, 125.5, 15.0, None, 300.0, 147.0]
     keys = [0, 12, 1, 13, None, 0, 12, 7, 19, 0, 2]

@@ -196,6 +196,44 @@ def test_augmented_batches_draw_the_same_tracks_and_move_their_labels(tiny_store
     assert np.all(yi[:, t0] == 0) and np.array_equal(yi[:, k0], plain[0][1][:, k0])
 
 
+def test_sound_pairs_are_two_windows_of_one_track_each_augmented_on_its_own(tiny_store):
+    """sound needs no label: TrackTable numbers the tracks, a sound pair is one track twice (two
+    random windows), label augmentation draws each window's transform on its own (so the subspace
+    learns what a pitch shift or stretch leaves of a recording) and keeps the track number, and
+    the loss's masks make the two windows of a track positives and every other track negatives."""
+    from mdsim.evaluation.triplets import generate_triplets
+    from mdsim.features.augment import AugmentConfig
+    from mdsim.metric.masks import similarity_masks
+
+    with FeatureStore(tiny_store) as s:
+        table, _ = TrackTable.from_store(s, min_frames=259)
+    assert [lab["sound"] for lab in table.labels] == list(range(12))
+    dims = ("tempo", "key", "sound")
+    layout = LabelLayout.from_records(dims, table.labels)
+    cfg = AugmentConfig(mode="label", stretch_probability=1.0, pitch_probability=1.0, eq_probability=0.0)
+    data = WindowBatches(tiny_store, table, layout, inputs=("mel", "cens", "tempogram"), batch_size=16,
+                         steps=4, segment_frames=259, seed=3, augment=cfg)
+    column = layout.offsets["sound"][0]
+    pairs = independent = 0
+    for index in range(4):
+        rows, pair_dims = data.sampler.batch_pairs(data._rng(index))
+        _, y = data[index]
+        np.testing.assert_array_equal(y[:, column], rows)  # the track number, augmented or not
+        plans = data._plans(index, pair_dims)
+        for i in range(0, 15, 2):
+            if pair_dims[i] == "sound":
+                pairs += 1
+                assert rows[i] == rows[i + 1]
+                independent += plans[i] != plans[i + 1]
+        positive, negative = similarity_masks(y, layout=layout)
+        same = rows[:, None] == rows[None, :]
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(positive[2]), same & ~np.eye(16, dtype=bool))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(negative[2]), ~same)
+    assert pairs >= 8 and independent >= pairs - 1
+    with pytest.raises(InputError, match="sound has no track labels to draw triplets from"):
+        generate_triplets({t: lab for t, lab in zip(table.track_ids, table.labels)}, "sound", 10)
+
+
 def test_window_batches_hold_the_stores_windows(tiny_store):
     """Every item of a batch against a plain read: the sampler's rows and starts (drawn in the
     documented order), each feature sliced from the whole track, the tempogram from the whole

@@ -31,7 +31,9 @@ def add_parser(sub) -> None:
                    help=f"model and training settings: a TOML file, or a named config: {', '.join(config_names())}")
     add_backbone_option(p)
     p.add_argument("--dims", help="comma-separated dimensions, in subspace order "
-                                  "(default genre,mood,instrument,era,tempo,key)")
+                                  "(default genre,mood,instrument,era,tempo,key); add sound for a "
+                                  "self-supervised subspace that needs no labels (two windows of one "
+                                  "recording are similar; with --augment, each augmented on its own)")
     p.add_argument("--embedding-size", type=positive_int,
                    help=f"embedding size, split evenly (default {SUBSPACE_SIZE} per dimension: "
                         f"{SUBSPACE_SIZE * len(DIMENSIONS)} for the six, {SUBSPACE_SIZE * 5} for five --dims)")

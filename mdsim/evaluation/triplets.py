@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsim.errors import InputError
-from mdsim.labels import TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, check_dimensions, similarity_matrix
+from mdsim.labels import SOUND, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, check_dimensions, similarity_matrix
 
 #: The columns of a Dim-sim triplet file, in the published order.
 TRIPLET_COLUMNS = (
@@ -356,6 +356,9 @@ def generate_triplets(labels_by_track: dict, dimension: str, n: int, *, seed: in
     similarity matrix), so pass ``track_ids`` for large collections.
     """
     (dimension,) = check_dimensions([dimension])
+    if dimension == SOUND:
+        raise InputError("sound has no track labels to draw triplets from (a track is similar to itself "
+                         "only); experiments/default_model.py measures it on parts of held-out recordings")
     if int(n) != n or n < 1:
         raise InputError(f"number of triplets is {n}, expected a whole number >= 1")
     n = int(n)

@@ -11,6 +11,8 @@ checks one against the other. The rules:
   ``(b, a)``) so that the relation is symmetric, compared in float32; 0 BPM
   is unlabelled;
 - key: same pitch class (``index % 12``: same or parallel key); -1 is
+  unlabelled;
+- sound: the same track number (two windows of one recording); -1 is
   unlabelled.
 
 An unlabelled item takes no part in that dimension: it is neither anchor,
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from keras import ops
 
-from mdsim.labels import MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, check_dimensions
+from mdsim.labels import MAX_TEMPO_OCTAVE, SOUND, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, check_dimensions
 
 
 def _tag_similarity(block):
@@ -44,6 +46,12 @@ def _key_similarity(key):
     index = ops.cast(ops.round(key), "int32")
     pitch_class = ops.mod(index, 12)
     return pitch_class[:, None] == pitch_class[None, :], index >= 0
+
+
+def _same_track(track):
+    """``(B,)`` track number (-1 = missing) -> similar ``(B, B)``, labelled ``(B,)``."""
+    index = ops.cast(ops.round(track), "int32")
+    return index[:, None] == index[None, :], index >= 0
 
 
 def similarity_masks(labels, *, layout, dimensions=None, tolerance_bpm=TEMPO_TOLERANCE_BPM):
@@ -103,6 +111,8 @@ def similarity_masks(labels, *, layout, dimensions=None, tolerance_bpm=TEMPO_TOL
             sim, lab = _tag_similarity(y[:, start:stop])
         elif dim == "tempo":
             sim, lab = _tempo_similarity(y[:, start], tolerance_bpm=tolerance_bpm)
+        elif dim == SOUND:
+            sim, lab = _same_track(y[:, start])
         else:
             sim, lab = _key_similarity(y[:, start])
         similar.append(sim)

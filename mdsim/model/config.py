@@ -18,7 +18,7 @@ import dataclasses
 from dataclasses import asdict, dataclass, fields
 
 from mdsim.errors import InputError
-from mdsim.labels import DIMENSIONS
+from mdsim.labels import ALL_DIMENSIONS, DIMENSIONS
 
 #: Version of the saved-model layout, written by the subspace head (:mod:`mdsim.model.head`)
 #: and checked by :mod:`mdsim.model.saving`; bump it when an old mdsim could not read a new file.
@@ -131,7 +131,7 @@ class ModelConfig:
         and tempogram.
     dimensions : tuple of str
         Subspace names, in embedding order (a subset of
-        :data:`mdsim.labels.DIMENSIONS`).
+        :data:`mdsim.labels.ALL_DIMENSIONS`: the six labelled ones and ``sound``).
     embedding_size : int
         Size D of the embedding, the sum of the subspace sizes.
     subspace_sizes : tuple of int or None
@@ -240,7 +240,7 @@ class ModelConfig:
             raise InputError(f"unknown backbone {self.backbone!r} (valid: {', '.join(BACKBONES)})")
         if self.head not in HEADS:
             raise InputError(f"unknown head {self.head!r} (valid: {', '.join(HEADS)})")
-        names = DIMENSIONS if self.head == "csn" else SSL_SUBSPACES
+        names = ALL_DIMENSIONS if self.head == "csn" else SSL_SUBSPACES
         if not self.dimensions:
             raise InputError(f"no dimension given (valid: {', '.join(names)})")
         for d in self.dimensions:

@@ -7,7 +7,7 @@ dimension, label first, then tracks: for a tag dimension a tag (uniformly
 among those at least two tracks share), then two tracks holding it; for key
 a tonic, then two tracks in it (a key or its parallel); tempo has no
 classes, so an anchor track, then one within 5 BPM of it up to tempo
-octaves. Then a random window of each track (a track shorter than a window,
+octaves; for sound (self-supervised) a track, twice. Then a random window of each track (a track shorter than a window,
 kept with ``pad_short``, gives its whole length followed by zeros, as
 embedding pads it). Negatives are whatever else the batch holds (mined
 inside the loss). With augmentation on, each window may be time-stretched,
@@ -27,7 +27,7 @@ import numpy as np
 
 from mdsim.errors import InputError, StoreError
 from mdsim.features.store import FeatureStore, stored_names
-from mdsim.labels import (MAX_TEMPO_OCTAVE, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled,
+from mdsim.labels import (MAX_TEMPO_OCTAVE, SOUND, TAG_DIMENSIONS, TEMPO_TOLERANCE_BPM, LabelLayout, is_labelled,
                           similarity_matrix)
 from mdsim.training.config import check_pair_shares
 
@@ -53,6 +53,8 @@ class TrackTable:
         ``min_key_probability`` (0: off): an estimated key (not the manifest's) with a
         lower (or no) ``key_probability`` is dropped from the track's labels
         (:attr:`TrainConfig.min_key_probability`); how many is :attr:`unsure_keys`.
+        Each track's ``sound`` label is its number in the store's order (the
+        self-supervised dimension: a track is similar to itself only).
         """
         ids, frames, labels, groups, short, unsure = [], [], [], [], 0, 0
         for tid in store.track_ids():
@@ -63,7 +65,7 @@ class TrackTable:
                     continue
             ids.append(tid)
             frames.append(int(a["n_frames"]))
-            labels.append(store.labels(tid))
+            labels.append({**store.labels(tid), SOUND: len(ids) - 1})
             if min_key_probability and labels[-1]["key"] is not None \
                     and a.get("key_source", "manifest") != "manifest" \
                     and not float(a.get("key_probability", np.nan)) >= min_key_probability:
@@ -156,6 +158,8 @@ class _PositiveIndex:
             self._groups = {c: ix for c, ix in self._groups.items() if len(ix) > 1}
             self.anchors = np.array(sorted(i for ix in self._groups.values() for i in ix), dtype=np.int64)
             self._labels = sorted(self._groups)
+        elif dimension == SOUND:  # every track is its own positive: two windows of it
+            self.anchors = np.array([i for i, v in enumerate(values) if v is not None], dtype=np.int64)
         else:  # tempo: sorted tempi and binary search around t * 2**k
             t = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             labelled = np.flatnonzero(np.isfinite(t))
@@ -182,7 +186,8 @@ class _PositiveIndex:
         return c[c != i]
 
     def pair(self, rng) -> tuple[int, int]:
-        """An (anchor, positive) pair: label first for tags and key, anchor first for tempo.
+        """An (anchor, positive) pair: label first for tags and key, anchor first for tempo,
+        one track twice for sound.
 
         Drawing the label first gives a rare tag as many pairs as a common
         one; tempo is continuous, so its anchor is drawn among the tracks
@@ -194,6 +199,8 @@ class _PositiveIndex:
             a, p = rng.choice(members, size=2, replace=False)
             return int(a), int(p)
         a = int(self.anchors[rng.integers(self.anchors.size)])
+        if self.dimension == SOUND:
+            return a, a
         pool = self._tempo_candidates(a)
         return a, int(pool[rng.integers(len(pool))])
 

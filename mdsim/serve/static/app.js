@@ -333,7 +333,8 @@ async function init() {
   state.tracks.forEach(t => { state.byId[t.track_id] = t; });
   document.getElementById("count").textContent = `${info.n_tracks} tracks`;
   const colour = document.getElementById("colour");
-  for (const d of [...state.dims, "group"]) colour.add(new Option(d, d));
+  // sound (self-supervised) has no label to colour by
+  for (const d of [...state.dims.filter(d => d !== "sound"), "group"]) colour.add(new Option(d, d));
   state.colourBy = colour.value;
   colour.onchange = () => { state.colourBy = colour.value; saveState(); draw(); };
   const sliders = document.getElementById("sliders");
