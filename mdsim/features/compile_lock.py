@@ -32,8 +32,8 @@ except ImportError:  # Windows
 WAIT_SECONDS = 300.0
 #: True once this process has finished one call under the lock (its kernels are compiled).
 _compiled = False
-#: True while this process holds the lock (a nested call does not wait for itself).
-_holding = False
+#: True inside the outermost call, holding the lock or past the wait (a nested call does not wait again).
+_inside = False
 
 
 def lock_path() -> Path:
@@ -54,9 +54,9 @@ def first_compile():
     instead of raising); such a call, like one that raises, leaves the process uncompiled, so
     the next call takes the lock again.
     """
-    global _compiled, _holding
+    global _compiled, _inside
     outcome = _Outcome()
-    if _compiled or _holding or fcntl is None:
+    if _compiled or _inside or fcntl is None:
         yield outcome
         return
     try:
@@ -74,9 +74,9 @@ def first_compile():
                 if time.monotonic() > deadline:  # the holder is stuck: go on unlocked
                     break
                 time.sleep(0.05)
-        _holding = True
+        _inside = True
         try:
             yield outcome
             _compiled = outcome.ok
         finally:
-            _holding = False  # closing the file releases the lock
+            _inside = False  # closing the file releases the lock
