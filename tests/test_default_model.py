@@ -87,6 +87,7 @@ def test_fine_tuning_starts_from_the_default_model(small_corpus, tmp_path, capsy
     base = mdsim.load_model()
     assert tuned.dimensions == ("genre", "mood", "tempo", "key")
     assert tuned.config.width == base.config.width and tuned.config.key_head == base.config.key_head
+    assert tuned.config.tempo_head == base.config.tempo_head and tuned.config.summaries == base.config.summaries
     assert tuned.config.embedding_size == 16 * 4  # the default model's subspace size for every dimension
 
 

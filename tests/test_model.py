@@ -598,6 +598,46 @@ def test_tonic_key_head_is_the_key_finder_with_its_weights_and_follows_a_transpo
                            **changes})
 
 
+def test_tempogram_tempo_head_reads_the_tempogram_alone_and_sits_in_its_place(tmp_path):
+    """``tempo_head = "tempogram"``: the tempo slice is the numpy oracle of its layers (mean tempogram
+    over time, dense with ReLU, dense, layer normalisation) and moves with the tempogram alone; with the
+    tonic key head beside it each made-apart subspace lands in its own slice, the shared layer's
+    between them; the model saves and loads; a tempo head without a tempo dimension or a tempogram
+    is refused."""
+    from mdsim.model import ModelConfig, build_model, load_model_file, save_model
+
+    config = ModelConfig(dimensions=("instrument", "tempo", "key", "sound"), embedding_size=32, width=0.25,
+                         key_profiles=2, key_head="tonic", tempo_head="tempogram")
+    model = build_model(config)
+    rng = np.random.default_rng(0)
+    x = {"mel": rng.random((3, 128, 259), dtype=np.float32), "cens": rng.random((3, 12, 259), dtype=np.float32),
+         "tempogram": rng.random((3, 384, 259), dtype=np.float32)}
+    y = keras.ops.convert_to_numpy(model(x))
+    (w1, b1), (w2, b2) = (model.get_layer(n).get_weights() for n in ("tempo_hidden", "tempo_embedding"))
+    gamma, beta = model.get_layer("tempo_norm").get_weights()
+    z = np.maximum(x["tempogram"].mean(axis=2) @ w1 + b1, 0) @ w2 + b2
+    z = (z - z.mean(axis=1, keepdims=True)) / np.sqrt(z.var(axis=1, keepdims=True) + 1e-5) * gamma + beta
+    np.testing.assert_allclose(y[:, 8:16], z, atol=1e-4)  # tempo: columns 8..15
+    key = keras.ops.convert_to_numpy(keras.Model(model.inputs, model.get_layer("tonic_norm").output)(x))
+    np.testing.assert_allclose(y[:, 16:24], key, atol=1e-5)  # key: columns 16..23
+    other = keras.ops.convert_to_numpy(model({**x, "mel": x["mel"][::-1], "cens": x["cens"][::-1]}))
+    np.testing.assert_allclose(other[:, 8:16], y[:, 8:16], atol=1e-5)
+    assert np.abs(other[:, :8] - y[:, :8]).max() > 1e-3 and np.abs(other[:, 24:] - y[:, 24:]).max() > 1e-3
+    moved = keras.ops.convert_to_numpy(model({**x, "tempogram": x["tempogram"][::-1]}))
+    assert np.abs(moved[:, 8:16] - y[:, 8:16]).max() > 1e-3
+    save_model(model, tmp_path / "m.keras")
+    loaded, saved = load_model_file(tmp_path / "m.keras")
+    assert saved.tempo_head == "tempogram"
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), y, atol=1e-5)
+    alone = build_model(ModelConfig(dimensions=("tempo",), embedding_size=8, width=0.25, tempo_head="tempogram"))
+    assert alone.output.shape[-1] == 8  # the tempo head is the whole embedding
+    for changes, message in (({"dimensions": ("mood", "key")}, "add tempo to the dimensions"),
+                             ({"backbone": "baseline", "dimensions": ("tempo",)}, "reads the tempogram"),
+                             ({"tempo_head": "onset"}, "unknown tempo_head")):
+        with pytest.raises(InputError, match=message):
+            ModelConfig(**{"dimensions": ("tempo",), "embedding_size": 8, "tempo_head": "tempogram", **changes})
+
+
 def _key_windows(rng, tonics, n, frames=259):
     """``n`` CENS-like windows of random keys with the given tonics: the key's Krumhansl-Kessler profile
     (major or minor) with noise in every frame, and the key index of each."""

@@ -11,7 +11,7 @@ from mdsim.cli.options import (AUGMENTATION_OPTIONS, NETWORK_OPTIONS, add_backbo
                                given_options, name_list, pair_shares, positive_int, read_track_list)
 from mdsim.configs import config_names, find_config
 from mdsim.labels import DIMENSIONS
-from mdsim.model.config import KEY_HEADS, SUBSPACE_SIZE
+from mdsim.model.config import KEY_HEADS, SUBSPACE_SIZE, TEMPO_HEADS
 
 
 def add_parser(sub) -> None:
@@ -56,6 +56,10 @@ def add_parser(sub) -> None:
                    help="how the key subspace is made: a slice of the shared dense layer (default dense, the "
                         "paper) or tonic: a tonic posterior from the mean chroma and --key-profiles K, the same "
                         "for every key (transposition-equivariant; docs/key_tempo.md)")
+    p.add_argument("--tempo-head", choices=TEMPO_HEADS,
+                   help="how the tempo subspace is made: a slice of the shared dense layer (default dense, the "
+                        "paper) or tempogram: from the window's mean tempogram alone, which no timbre reaches "
+                        "(docs/default_model.md)")
     p.add_argument("--epochs", type=positive_int, help="epochs in total (default 100)")
     p.add_argument("--steps-per-epoch", type=positive_int, help="batches per epoch (default: each track once)")
     p.add_argument("--batch-size", type=positive_int, help="windows per batch (default 64)")
@@ -120,7 +124,13 @@ def train_configs(args):
     # fine-tuning the default model starts from its network (width, summaries, key head), not the paper's
     config = find_config(args.config) if args.config else (find_config("default_model") if from_default else None)
     model, training = (ModelConfig(), TrainConfig()) if config is None else read_run_config(config)
-    model_changes = given_options(args, NETWORK_OPTIONS + ("key_head",))
+    if from_default and not args.config:
+        # the shipped model's own network, as its file records it; the recipe's training settings
+        from mdsim.model.saving import read_model_config
+        from mdsim.models import model_path
+
+        model = read_model_config(model_path(args.init_from))
+    model_changes = given_options(args, NETWORK_OPTIONS + ("key_head", "tempo_head"))
     if args.dims:
         model_changes["dimensions"] = check_dimensions(args.dims)
         if "embedding_size" not in model_changes and from_default and not args.config:
@@ -154,7 +164,7 @@ def run(args) -> int:
         unsupported = sorted(set(changes) - {"epochs", "eager", "devices"})
         if unsupported or args.config or args.backbone or args.dims or args.embedding_size or args.width \
                 or args.tempo_axis or args.chroma_padding or args.summaries or args.key_profiles is not None \
-                or args.key_head:
+                or args.key_head or args.tempo_head:
             print("mdsim train: note: --resume keeps the run's own settings; only --epochs, --eager and "
                   "--devices are applied",
                   file=sys.stderr)

@@ -22,7 +22,7 @@ import keras
 from keras import layers
 
 from mdsim.model import blocks
-from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, SUMMARY_UNITS, TONIC_UNITS, ModelConfig,
+from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, SUMMARY_UNITS, TEMPO_UNITS, TONIC_UNITS, ModelConfig,
                                 channel_axis, check_feature_config, padded_bins, pool_plan, scale_filters)
 from mdsim.model.head import SubspaceHead
 from mdsim.model.normalization import Standardize
@@ -163,6 +163,16 @@ class Splice(layers.Layer):
         return {**super().get_config(), "position": self.position}
 
 
+def tempogram_subspace(tempogram, size: int):
+    """The ``tempo_head = "tempogram"`` subspace ``(B, size)`` from the raw tempogram input
+    ``(B, n_lags, T)``: its mean over time, dense :data:`~mdsim.model.config.TEMPO_UNITS` with
+    ReLU, dense ``size``, layer normalisation (layers ``tempo_*``)."""
+    mean = layers.GlobalAveragePooling1D(data_format="channels_first", name="tempo_mean")(tempogram)
+    h = layers.Dense(TEMPO_UNITS, activation="relu", name="tempo_hidden")(mean)
+    x = layers.Dense(size, name="tempo_embedding")(h)
+    return layers.LayerNormalization(epsilon=1e-5, name="tempo_norm")(x)
+
+
 def chroma_key_profiles(cens, n_profiles: int, prefix: str):
     """:class:`KeyProfiles` correlations ``(B, 12 n_profiles)`` of the raw CENS input ``(B, 12, T)``
     averaged over time (layers ``{prefix}_chroma_mean`` and ``{prefix}_key_profiles``): read by
@@ -284,13 +294,19 @@ def head(x, config: ModelConfig, *, feature_config: dict | None = None, inputs: 
     are built per subspace (the invariant one keeps the plain layer names, so a
     CSN initialised from it finds its weights), each followed by its projection.
     """
+    apart = {}  # subspaces made apart from the shared representation, by where they start
     if config.head == "csn" and config.key_head == "tonic":
         key = subspace_slices(config)["key"]
-        size = key.stop - key.start
-        tonic = tonic_subspace(inputs["cens"], config, size)
-        # the key alone: the tonic head is the embedding
-        x = tonic if size == config.embedding_size else Splice(key.start, name="tonic_splice")(
-            [representation(x, config, units=config.embedding_size - size), tonic])
+        apart[key.start] = ("tonic", tonic_subspace(inputs["cens"], config, key.stop - key.start))
+    if config.head == "csn" and config.tempo_head == "tempogram":
+        tempo = subspace_slices(config)["tempo"]
+        apart[tempo.start] = ("tempo", tempogram_subspace(inputs["tempogram"], tempo.stop - tempo.start))
+    if apart:
+        rest = config.embedding_size - sum(int(v.shape[-1]) for _, v in apart.values())
+        x = representation(x, config, units=rest) if rest else None
+        # in order of position, so that every column before the next one's start is in place
+        for start, (name, sub) in sorted(apart.items()):
+            x = sub if x is None else Splice(start, name=f"{name}_splice")([x, sub])
     elif config.head == "csn":
         x = representation(x, config)
     else:

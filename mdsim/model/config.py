@@ -50,6 +50,11 @@ SUMMARY_UNITS = 64
 KEY_HEADS = ("dense", "tonic")
 #: Hidden units of the tonic key head's network, shared by the 12 tonics.
 TONIC_UNITS = 16
+#: How the tempo subspace is made (``ModelConfig.tempo_head``): ``"dense"``, a slice of the
+#: shared dense layer; ``"tempogram"``, from the window's mean tempogram alone.
+TEMPO_HEADS = ("dense", "tempogram")
+#: Hidden units of the tempogram tempo head.
+TEMPO_UNITS = 64
 #: The log tempo axis (``ModelConfig.tempo_axis = "log"``): this many bins, log-spaced
 #: between these lags (4 octaves; 430 to 27 BPM at 22 050 Hz, hop 256).
 LOG_TEMPO_BINS = 128
@@ -194,6 +199,14 @@ class ModelConfig:
         bias and a layer normalisation make the subspace. Every training window
         teaches every tonic; transposing the input rolls the posterior
         (docs/key_tempo.md).
+    tempo_head : {"dense", "tempogram"}
+        How the ``tempo`` subspace is made. ``"dense"`` (default, the paper): a
+        slice of ``head_dense``. ``"tempogram"`` (the CSN head, an input
+        ``tempogram``): from the window's mean tempogram (the autocorrelation of
+        its onset envelope at every lag) alone, through dense :data:`TEMPO_UNITS`
+        with ReLU, dense to the subspace and a layer normalisation. Nothing of the
+        mel spectrogram or the chroma reaches it, so a timbre or a production the
+        training corpus lacked cannot move it (docs/default_model.md).
     head : {"csn", "loev", "loev++"}
         ``"csn"``: dense to D, layer normalisation, the label dimensions' slices.
         ``"loev"``: the same dense and normalisation make the superspace V (D wide),
@@ -223,6 +236,7 @@ class ModelConfig:
     summaries: tuple = ()
     key_profiles: int = 0
     key_head: str = "dense"
+    tempo_head: str = "dense"
     head: str = "csn"
 
     def __post_init__(self):
@@ -314,6 +328,15 @@ class ModelConfig:
                                  f"{', '.join(self.inputs)}")
             if not self.key_profiles:
                 raise InputError("key_head 'tonic' needs key_profiles K >= 1 (--key-profiles 8)")
+        if self.tempo_head not in TEMPO_HEADS:
+            raise InputError(f"unknown tempo_head {self.tempo_head!r} (valid: {', '.join(TEMPO_HEADS)})")
+        if self.tempo_head == "tempogram":
+            if self.head != "csn" or "tempo" not in self.dimensions:
+                raise InputError("tempo_head 'tempogram' makes the tempo subspace of the csn head: add tempo to the "
+                                 "dimensions")
+            if "tempogram" not in self.inputs:
+                raise InputError(f"tempo_head 'tempogram' reads the tempogram; the {self.backbone} backbone reads "
+                                 f"{', '.join(self.inputs)}")
 
     # ---- derived values -------------------------------------------------------
 
