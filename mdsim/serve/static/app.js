@@ -12,6 +12,13 @@ let snippetTimer = null;
 function weightsParam() {
   return state.dims.map(d => `${d}=${document.getElementById("w-" + d).value}`).join(",");
 }
+// What each slider weighs, shown on hover (docs/method.md's similarity rules)
+const DIM_HELP = {
+  tempo: "tempo: beats per minute, a doubled or halved tempo counting as close",
+  key: "key: the same key or its parallel (C major and C minor)",
+  sound: "sound: what a recording keeps across a transposition, a tempo change and an EQ " +
+         "(instruments, texture, production), learned without labels",
+};
 // The filter controls, by the /api/search parameter each one sets (empty or unchecked: unset).
 const FILTERS = ["max_per_group", "tempo_tolerance", "dedupe", "harmonic", "exclude_group"];
 function filterValues() {  // [[name, value]] of the filters that are set
@@ -342,6 +349,7 @@ async function init() {
     const label = document.createElement("label");
     label.innerHTML = `<span>${d}</span><input type="range" id="w-${d}" min="0" max="1" step="0.05" value="1">` +
                       `<output id="v-${d}">1</output>`;
+    if (DIM_HELP[d]) label.title = DIM_HELP[d];
     sliders.append(label);
     label.querySelector("input").addEventListener("input", onWeightsChanged);
   }
