@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from synthetic_disentanglement import DIMS, add_run_arguments, markdown, prepare, subspace_matrix  # noqa: E402
+from synthetic_disentanglement import (add_run_arguments, efficiency_markdown, label_efficiency,  # noqa: E402
+                                       markdown, prepare)
 
 def pretrain_suffix(args) -> str:
     """Run-folder suffix of the non-default pretraining options (``_track``, ``_summaries``)."""
@@ -61,55 +62,6 @@ def pretrain_runs(args, store, mdsim) -> dict:
         assert status == 0, f"pretraining {objective} failed"
         runs[objective] = run
     return runs
-
-
-def label_efficiency(args, store, pool, held, pretrained, mdsim, common) -> dict:
-    """CSN from scratch and from ``pretrained`` on fractions of ``pool``; the held-out 6 x 6 matrices."""
-    import mdsim as api
-
-    triplet_files = {}
-    held_list = args.out / "tracks_held.txt"
-    held_list.write_text("\n".join(held) + "\n")
-    for dim in DIMS:
-        path = args.out / f"triplets_held_{dim}.csv"
-        if not path.exists():
-            assert mdsim(["triplets", str(store), "--dimension", dim, "--n", str(args.triplets), "--tracks",
-                          str(held_list), "--seed", str(args.seed), "--out", str(path)]) == 0
-        triplet_files[dim] = path
-    order = np.random.default_rng(args.seed).permutation(len(pool))
-    out = {}
-    for fraction in args.fractions:
-        n = max(8, int(round(fraction * len(pool))))
-        subset = sorted(pool[i] for i in order[:n])
-        tracks = args.out / f"tracks_{fraction:g}.txt"
-        tracks.write_text("\n".join(subset) + "\n")
-        for start in ("scratch", "loev++"):
-            run = args.out / f"csn_{fraction:g}_{start.replace('+', 'p')}{pretrain_suffix(args)}"
-            if (run / "state.json").exists():
-                status = mdsim(["train", str(store), "--resume", str(run), "--epochs", str(args.epochs), "--quiet"])
-            else:
-                init = ["--init-from", str(pretrained / "best.keras")] if start != "scratch" else []
-                status = mdsim(["train", str(store), "--out", str(run), *common, "--tracks", str(tracks), *init])
-            assert status == 0, f"training {run} failed"
-            cached = run / "held_matrix.json"
-            if cached.exists() and cached.stat().st_mtime > (run / "best.keras").stat().st_mtime:
-                matrix = json.loads(cached.read_text())
-            else:
-                matrix = subspace_matrix(api.load_model(run / "best.keras"), store, triplet_files,
-                                         model_name=run.name)
-                cached.write_text(json.dumps(matrix, indent=1))
-            out[f"{fraction:g}/{start}"] = {"fraction": fraction, "tracks": n, "start": start, "matrix": matrix}
-    return out
-
-
-def efficiency_markdown(results: dict) -> str:
-    lines = ["| labelled tracks | start | " + " | ".join(DIMS) + " | mean diagonal |",
-             "|---|---|" + "---:|" * (len(DIMS) + 1)]
-    for r in results.values():
-        diag = [r["matrix"][d][d] for d in DIMS]
-        lines.append(f"| {r['fraction']:.0%} ({r['tracks']}) | {r['start']} | "
-                     + " | ".join(f"{v:.3f}" for v in diag) + f" | {np.mean(diag):.3f} |")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -176,7 +128,9 @@ def main(argv=None) -> int:
         text += [sensitivity_md(sens, f"{objective}: distance to the original window against manipulation of "
                                       "its features (held-out tracks)")]
     if args.fractions and "loev++" in runs:
-        results["efficiency"] = label_efficiency(args, store, pool, held, runs["loev++"], mdsim, common)
+        starts = {"scratch": None, "loev++": runs["loev++"] / "best.keras"}
+        results["efficiency"] = label_efficiency(args, store, pool, held, starts, mdsim, common,
+                                                 suffix=pretrain_suffix(args))
         text += [f"### Label efficiency: the CSN on a share of the labelled tracks ({args.epochs} epochs x "
                  f"{args.steps} batches of {args.batch_size}), own-subspace scores of held-out triplets", "",
                  efficiency_markdown(results["efficiency"])]

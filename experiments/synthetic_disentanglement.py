@@ -156,6 +156,63 @@ def prepare(args, mdsim) -> tuple[Path, list]:
     return store, common
 
 
+def label_efficiency(args, store, pool, held, starts: dict, mdsim, common, *, suffix: str = "") -> dict:
+    """The CSN from each start on shares of the labelled tracks; the held-out 6 x 6 matrices.
+
+    ``starts``: ``{name: None}`` trains from scratch, ``{name: MODEL}`` from ``mdsim train
+    --init-from MODEL`` (a path or ``"default"``); every start gets the same ``common`` options.
+    For each of ``args.fractions`` the first ``fraction`` of ``pool`` in one seeded order
+    (``mdsim train --tracks``; at least 8) is trained on, and ``held``'s triplets of every
+    dimension are scored in every subspace. Runs resume; a run's matrix is cached beside it.
+    """
+    import mdsim as api
+
+    triplet_files = {}
+    held_list = args.out / "tracks_held.txt"
+    held_list.write_text("\n".join(held) + "\n")
+    for dim in DIMS:
+        path = args.out / f"triplets_held_{dim}.csv"
+        if not path.exists():
+            assert mdsim(["triplets", str(store), "--dimension", dim, "--n", str(args.triplets), "--tracks",
+                          str(held_list), "--seed", str(args.seed), "--out", str(path)]) == 0
+        triplet_files[dim] = path
+    order = np.random.default_rng(args.seed).permutation(len(pool))
+    out = {}
+    for fraction in args.fractions:
+        n = max(8, int(round(fraction * len(pool))))
+        subset = sorted(pool[i] for i in order[:n])
+        tracks = args.out / f"tracks_{fraction:g}.txt"
+        tracks.write_text("\n".join(subset) + "\n")
+        for start, init in starts.items():
+            run = args.out / f"csn_{fraction:g}_{start.replace('+', 'p')}{suffix}"
+            if (run / "state.json").exists():
+                status = mdsim(["train", str(store), "--resume", str(run), "--epochs", str(args.epochs), "--quiet"])
+            else:
+                status = mdsim(["train", str(store), "--out", str(run), *common, "--tracks", str(tracks),
+                                *(["--init-from", str(init)] if init else [])])
+            assert status == 0, f"training {run} failed"
+            cached = run / "held_matrix.json"
+            if cached.exists() and cached.stat().st_mtime > (run / "best.keras").stat().st_mtime:
+                matrix = json.loads(cached.read_text())
+            else:
+                matrix = subspace_matrix(api.load_model(run / "best.keras"), store, triplet_files,
+                                         model_name=run.name)
+                cached.write_text(json.dumps(matrix, indent=1))
+            out[f"{fraction:g}/{start}"] = {"fraction": fraction, "tracks": n, "start": start, "matrix": matrix}
+    return out
+
+
+def efficiency_markdown(results: dict) -> str:
+    """One row per (share, start): the own-subspace score of each dimension and their mean."""
+    lines = ["| labelled tracks | start | " + " | ".join(DIMS) + " | mean diagonal |",
+             "|---|---|" + "---:|" * (len(DIMS) + 1)]
+    for r in results.values():
+        diag = [r["matrix"][d][d] for d in DIMS]
+        lines.append(f"| {r['fraction']:.0%} ({r['tracks']}) | {r['start']} | "
+                     + " | ".join(f"{v:.3f}" for v in diag) + f" | {np.mean(diag):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def split_triplets(runs, which: str, store, args, mdsim) -> tuple[dict, dict]:
     """The runs' shared split, and triplets per dimension drawn from its ``which`` tracks
     (``"validation"`` or ``"train"``; files in ``args.out``, drawn once)."""
