@@ -25,7 +25,8 @@ track's number in the collection (given by training, never by a manifest).
 For training, labels are packed into one float32 row per track by a
 :class:`LabelLayout` (multi-hot blocks for the tag dimensions, one column of
 BPM for tempo with 0 meaning missing, one column of key index with -1
-meaning missing, one column of track number for sound with -1 meaning missing) so that any Keras backend can carry them as ``y_true``.
+meaning missing, one column of track number for sound with -1 meaning
+missing) so that any Keras backend can carry them as ``y_true``.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ def _table(rng, n=40, missing=0.2):
     for _ in range(n):
         labels.append({
             "genre": [] if rng.random() < missing else [str(rng.choice(["rock", "jazz", "pop", "folk"]))],
-            "mood": [] if rng.random() < missing else list({str(rng.choice(["sad", "happy", "calm"])) for _ in range(2)}),
+            "mood": [] if rng.random() < missing
+            else list({str(rng.choice(["sad", "happy", "calm"])) for _ in range(2)}),
             "instrument": [], "era": [],
             "tempo": None if rng.random() < missing else float(rng.uniform(60, 180)),
             "key": None if rng.random() < missing else int(rng.integers(24)),

@@ -22,8 +22,9 @@ import keras
 from keras import layers
 
 from mdsim.model import blocks
-from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, SUMMARY_UNITS, TEMPO_UNITS, TONIC_UNITS, ModelConfig,
-                                channel_axis, check_feature_config, padded_bins, pool_plan, scale_filters)
+from mdsim.model.config import (LOG_TEMPO_BINS, LOG_TEMPO_LAGS, SUMMARY_UNITS, TEMPO_UNITS, TONIC_UNITS,
+                                ModelConfig, channel_axis, check_feature_config, padded_bins, pool_plan,
+                                scale_filters)
 from mdsim.model.head import SubspaceHead
 from mdsim.model.normalization import Standardize
 from mdsim.model.subspaces import subspace_slices

@@ -7,12 +7,13 @@ dimension, label first, then tracks: for a tag dimension a tag (uniformly
 among those at least two tracks share), then two tracks holding it; for key
 a tonic, then two tracks in it (a key or its parallel); tempo has no
 classes, so an anchor track, then one within 5 BPM of it up to tempo
-octaves; for sound (self-supervised) a track, twice. Then a random window of each track (a track shorter than a window,
-kept with ``pad_short``, gives its whole length followed by zeros, as
-embedding pads it). Negatives are whatever else the batch holds (mined
-inside the loss). With augmentation on, each window may be time-stretched,
-pitch-shifted and equalised on its features (:mod:`mdsim.features.augment`)
-and its labels follow the augmentation's mode.
+octaves; for sound (self-supervised) a track, twice. Then a random window
+of each track (a track shorter than a window, kept with ``pad_short``, gives
+its whole length followed by zeros, as embedding pads it). Negatives are
+whatever else the batch holds (mined inside the loss). With augmentation on,
+each window may be time-stretched, pitch-shifted and equalised on its
+features (:mod:`mdsim.features.augment`) and its labels follow the
+augmentation's mode.
 """
 
 from __future__ import annotations
