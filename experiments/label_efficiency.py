@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, epochs=20, triplets=300)
     p.add_argument("--fractions", default="0.1,0.3,1.0", help="shares of the training tracks labelled")
+    p.add_argument("--starts", default="scratch,default", help="which runs: scratch, default or both (default)")
     p.add_argument("--smoke", action="store_true", help="tiny corpus and budget: runs in minutes")
     args = p.parse_args(argv)
     if args.smoke:
@@ -51,15 +52,17 @@ def main(argv=None) -> int:
     from mdsim.training.data import TrackTable, split_tracks
 
     store, _ = prepare(args, mdsim)
-    # the default model's network and training settings for both starts; the budget of this run
+    # the default model's network and training settings for both starts (no augmentation); this run's budget
     common = ["--config", "default_model", "--dims", ",".join(DIMS), "--embedding-size", str(args.embedding_size),
               "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps), "--batch-size",
               str(args.batch_size), "--learning-rate", str(args.learning_rate), "--validation-fraction",
-              str(args.validation_fraction), "--seed", str(args.seed), "--quiet"]
+              str(args.validation_fraction), "--seed", str(args.seed), "--augment", "none", "--quiet"]
     with FeatureStore(store) as s:
         table, _ = TrackTable.from_store(s, min_frames=0, pad_short=True)
     pool, held = split_tracks(table, validation_fraction=args.validation_fraction, seed=args.seed)
-    results = label_efficiency(args, store, pool, held, {"scratch": None, "default": "default"}, mdsim, common)
+    starts = {name: init for name, init in (("scratch", None), ("default", "default"))
+              if name in args.starts.split(",")}
+    results = label_efficiency(args, store, pool, held, starts, mdsim, common)
     about = describe(api.load_model())
     text = [f"## Label efficiency of the default model ({args.n} synthetic tracks, {len(held)} held out by artist; "
             f"{args.epochs} epochs x {args.steps} batches of {args.batch_size}, the default model's network)", "",

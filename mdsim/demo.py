@@ -4,7 +4,7 @@
 2. ``mdsim prep`` it together with the eight bundled recordings (madmom
    estimates tempo and key for those),
 3. the default model, with no training: each bundled recording's nearest
-   others by tempo, by key and by instrument (``docs/default_model.md``),
+   others by tempo, by key, by instrument and by sound (``docs/default_model.md``),
 4. ``mdsim train`` a small multi-input model briefly,
 5. ``mdsim triplets`` per dimension on the held-out tracks and ``mdsim evaluate``
    (table and radar chart),
@@ -60,8 +60,8 @@ def run(out: Path, *, n_tracks: int = 72, epochs: int = 6, workers: int | None =
     _run(["prep", manifest, "--out", store, *extra])
     _run(["prep", BUNDLED_AUDIO, "--out", store, "--tempo-mode", "fast", *extra])
 
-    _step("3/7 the default model, no training: each bundled recording's nearest others by tempo, key and "
-          "instrument")
+    _step("3/7 the default model, no training: each bundled recording's nearest others by tempo, key, "
+          "instrument and sound")
     _default_neighbours(store)
 
     run_dir = out / "run"

@@ -111,12 +111,13 @@ def test_shipped_configs_load():
     # the same with three turns of the sampler's pairs for key
     shares_model, shares_training = configs["key_tonic_shares_5dim_80.toml"]
     assert shares_model == model and shares_training == training.replace(pair_shares={"key": 3})
-    # the default model's network: the same recipe on instrument, tempo and key, 16 each, the tempo
-    # subspace from the tempogram alone
+    # the default model's network: the same recipe on instrument, tempo, key and sound, 16 each, the
+    # tempo subspace from the tempogram alone, label-moving augmentation
     default_model, default_training = configs["default_model.toml"]
-    assert default_model == model.replace(dimensions=("instrument", "tempo", "key"), embedding_size=48,
+    assert default_model == model.replace(dimensions=("instrument", "tempo", "key", "sound"), embedding_size=64,
                                           tempo_head="tempogram")
     assert default_training.pair_shares == {"key": 2} and default_training.lr_patience == 1000
+    assert default_training.augment == "label"
     assert len(configs) == 8
 
 

@@ -30,7 +30,7 @@ _HAS_RENDERER = shutil.which("fluidsynth") is not None and HELD_OUT_SOUNDFONT.is
 def test_the_default_model_ships_loads_and_is_the_one_its_card_measured():
     model = mdsim.load_model()
     assert model.path == DEFAULT_MODEL
-    assert tuple(model.dimensions) == ("instrument", "tempo", "key")
+    assert tuple(model.dimensions) == ("instrument", "tempo", "key", "sound")
     assert mdsim.load_model("default").fingerprint == model.fingerprint
     assert DEFAULT_MODEL.stat().st_size <= 10 * 1024 * 1024
     figures = json.loads(FIGURES.read_text())
@@ -55,7 +55,7 @@ def test_embed_index_and_search_need_no_model(audio_dir, tmp_path, capsys):
     assert mdsim_main(["embed", *files, "--out", str(tmp_path / "e.h5"), "--quiet"]) == 0
     assert "embed: model: the default model (instrument, tempo, key" in capsys.readouterr().err
     emb = mdsim.evaluation.read_embeddings(tmp_path / "e.h5")
-    assert emb.dimensions == ("instrument", "tempo", "key") and len(emb.track_ids) == 3
+    assert emb.dimensions == ("instrument", "tempo", "key", "sound") and len(emb.track_ids) == 3
 
     store = tmp_path / "store.h5"
     assert mdsim_main(["prep", str(folder), "--out", str(store), "--annotate", "none", "--quiet"]) == 0
@@ -103,8 +103,9 @@ def _score(emb, triplets, dim):
                                               "(make renderer)")
 def test_the_default_model_generalises_to_new_scores_and_a_held_out_soundfont(tmp_path):
     """New scores (seed 7: none of them in training), rendered with TimGM6mb, a soundfont the
-    model never heard; each subspace scored on its own triplets. Bars: TEMPO_BAR, KEY_BAR,
-    INSTRUMENT_BAR below (docs/default_model.md has the full figures on 160 tracks)."""
+    model never heard; each subspace scored on its own triplets, sound on one score in another key
+    against another score. Bars: TEMPO_BAR, KEY_BAR, INSTRUMENT_BAR, SOUND_BAR below
+    (docs/default_model.md has the full figures on 160 tracks)."""
     from mdsim.embed import store_embedding_set
     from mdsim.evaluation import generate_triplets
     from mdsim.features.store import FeatureStore
@@ -119,16 +120,20 @@ def test_the_default_model_generalises_to_new_scores_and_a_held_out_soundfont(tm
         labels = {t: s.labels(t) for t in s.track_ids()}
     scores = {dim: _score(emb, generate_triplets(labels, dim, 300, seed=1, at_most=True), dim)
               for dim in ("tempo", "key", "instrument")}
+    # sound needs no label: the score a track plays (its id's prefix) stands for one here
+    scores_of = {t: {"genre": [t.split("_", 1)[0]]} for t in labels}
+    scores["sound"] = _score(emb, generate_triplets(scores_of, "genre", 300, seed=1, at_most=True), "sound")
     record_learning("default_model_held_out_soundfont", scores)
     assert scores["tempo"] >= TEMPO_BAR, scores
     assert scores["key"] >= KEY_BAR, scores
     assert scores["instrument"] >= INSTRUMENT_BAR, scores
+    assert scores["sound"] >= SOUND_BAR, scores
 
 
-#: Measured with the shipped model on this test's 30 tracks: tempo 0.897, key 0.687, instrument
-#: 0.953 (chance 0.5; the model and the renders are fixed, so what varies between machines is
-#: float rounding in the features and the network).
-TEMPO_BAR, KEY_BAR, INSTRUMENT_BAR = 0.75, 0.6, 0.75
+#: Measured with the shipped model on this test's 30 tracks: tempo 1.000, key 0.623, instrument
+#: 0.913, sound 1.000 (chance 0.5; the model and the renders are fixed, so what varies between
+#: machines is float rounding in the features and the network).
+TEMPO_BAR, KEY_BAR, INSTRUMENT_BAR, SOUND_BAR = 0.85, 0.58, 0.8, 0.9
 
 
 @pytest.mark.slow
