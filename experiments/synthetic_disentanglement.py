@@ -167,15 +167,7 @@ def label_efficiency(args, store, pool, held, starts: dict, mdsim, common, *, su
     """
     import mdsim as api
 
-    triplet_files = {}
-    held_list = args.out / "tracks_held.txt"
-    held_list.write_text("\n".join(held) + "\n")
-    for dim in DIMS:
-        path = args.out / f"triplets_held_{dim}.csv"
-        if not path.exists():
-            assert mdsim(["triplets", str(store), "--dimension", dim, "--n", str(args.triplets), "--tracks",
-                          str(held_list), "--seed", str(args.seed), "--out", str(path)]) == 0
-        triplet_files[dim] = path
+    triplet_files = draw_triplets(args, store, held, "held", mdsim)
     order = np.random.default_rng(args.seed).permutation(len(pool))
     out = {}
     for fraction in args.fractions:
@@ -220,8 +212,14 @@ def split_triplets(runs, which: str, store, args, mdsim) -> tuple[dict, dict]:
     split = json.loads((runs[0] / "split.json").read_text())
     for run in runs:
         assert split == json.loads((run / "split.json").read_text()), "runs must share the split"
+    return split, draw_triplets(args, store, split[which], which, mdsim)
+
+
+def draw_triplets(args, store, tracks, which: str, mdsim) -> dict:
+    """``{dimension: triplets file}`` drawn by ``mdsim triplets`` among ``tracks`` (their list in
+    ``args.out / tracks_<which>.txt``, the files ``triplets_<which>_<dim>.csv``; drawn once)."""
     track_list = args.out / f"tracks_{which}.txt"
-    track_list.write_text("\n".join(split[which]) + "\n")
+    track_list.write_text("\n".join(tracks) + "\n")
     files = {}
     for dim in DIMS:
         path = args.out / f"triplets_{which}_{dim}.csv"
@@ -229,7 +227,7 @@ def split_triplets(runs, which: str, store, args, mdsim) -> tuple[dict, dict]:
             assert mdsim(["triplets", str(store), "--dimension", dim, "--n", str(args.triplets), "--tracks",
                           str(track_list), "--seed", str(args.seed), "--out", str(path)]) == 0
         files[dim] = path
-    return split, files
+    return files
 
 
 def main(argv=None) -> int:
