@@ -93,6 +93,18 @@ def page(server):
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def no_filters(request):
+    """Each test starts with the filters unset and a track of the library as the query, whatever
+    the test before it left (the page is shared by the module; one failure must not fail the
+    tests after it)."""
+    if "page" in request.fixturenames:
+        request.getfixturevalue("page").evaluate("""() => {
+            for (const name of FILTERS) { const el = document.getElementById('f-' + name);
+                if (el.type === 'checkbox') el.checked = false; else el.value = ''; }
+            state.upload = null; state.query = state.query || 't0'; }""")
+
+
 def set_weights(page, weights: dict):
     before = int(page.evaluate("document.body.dataset.searches || 0"))
     page.evaluate("""(w) => { for (const [d, v] of Object.entries(w)) {
@@ -260,6 +272,25 @@ def test_a_link_reproduces_the_search(page, server, site):
     page.fill("#f-max_per_group", "")
     page.check("#mapByWeights")
     page.select_option("#colour", "genre")
+
+
+def test_a_late_answer_never_replaces_a_newer_search(page, site):
+    # Two searches in flight whose answers come back in the other order (an upload being
+    # embedded while a slider moves, a busy server): the page shows the newer one's results.
+    set_weights(page, {"genre": 1, "mood": 1, "tempo": 1, "key": 1})
+    page.evaluate("""() => { window.plainFetch = window.fetch;
+        window.fetch = async (url, options) => {
+            if (String(url).includes('track=t1')) await new Promise(done => setTimeout(done, 1500));
+            return window.plainFetch(url, options); }; }""")
+    try:
+        before = int(page.evaluate("document.body.dataset.searches || 0"))
+        page.evaluate("state.query = 't1'; search(); state.query = 't2'; search()")
+        page.wait_for_function(f"Number(document.body.dataset.searches || 0) > {before}")
+        page.wait_for_timeout(2500)  # t1's answer has arrived by now
+        assert results(page) == [h.track_id for h in site[0].search("t2", k=10)]
+        assert int(page.evaluate("document.body.dataset.searches")) == before + 1
+    finally:
+        page.evaluate("window.fetch = window.plainFetch")
 
 
 def legend(page) -> list:

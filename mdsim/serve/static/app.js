@@ -241,20 +241,28 @@ async function loadMap() {
   draw();
 }
 
+// Searches may overlap (a slider moved while an upload is embedded, a busy server): each has a
+// number, and an answer that arrives after a newer search was asked for is dropped.
+let searchesAsked = 0;
 async function search() {
   saveState();
   if (!state.query && !state.upload) return;
+  const asked = ++searchesAsked, upload = state.upload;
   const q = "dims=" + encodeURIComponent(weightsParam()) + "&k=10" + filtersParam();
   let result;
   try {
-    if (state.upload) {
+    if (upload) {
       result = await getJSON("/api/search?" + q + "&map_dims=" + encodeURIComponent(mapWeights()),
-                             { method: "POST", body: state.upload, headers: { "X-Filename": state.upload.name } });
-      state.uploadXY = result.xy;
+                             { method: "POST", body: upload, headers: { "X-Filename": upload.name } });
     } else {
       result = await getJSON("/api/search?" + q + "&track=" + encodeURIComponent(state.query));
     }
-  } catch (e) { setStatus(e.message); return; }
+  } catch (e) {
+    if (asked === searchesAsked) setStatus(e.message);
+    return;
+  }
+  if (asked !== searchesAsked) return;  // a newer search is under way: its answer is the one to show
+  if (upload) state.uploadXY = result.xy;
   const list = document.getElementById("results");
   list.replaceChildren(...result.results.map(resultItem));
   state.results = result.results.map(h => h.track_id);
