@@ -96,20 +96,30 @@ def train(store: Path, run: Path, *, epochs: int, steps: int, config: str) -> No
                "--quiet")
 
 
-def mfcc_mean_embedding(store_path, track_ids=None):
-    """The standardised mean of the first 20 MFCCs (DCT-II of the log-mel frames) of each track."""
+def _mfcc(mel) -> np.ndarray:
+    """The first 20 MFCCs of each frame: the DCT-II of the log-mel frames (20 x frames)."""
     from scipy.fft import dct
 
+    return dct(mel.astype(np.float64), type=2, norm="ortho", axis=0)[:20]
+
+
+def _mfcc_set(ids, rows):
+    """The MFCC-mean baseline's embedding set: ``rows`` standardised over the set."""
     from mdsim.evaluation import EmbeddingSet
+
+    x = np.array(rows)
+    x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-9)
+    return EmbeddingSet(np.array(ids), x.astype(np.float32), name="MFCC mean")
+
+
+def mfcc_mean_embedding(store_path, track_ids=None):
+    """The standardised mean of the first 20 MFCCs of each track."""
     from mdsim.features.store import FeatureStore
 
     with FeatureStore(store_path) as store:
         ids = list(track_ids) if track_ids is not None else store.track_ids()
-        rows = [dct(store.features(t, names=("mel",))["mel"].astype(np.float64), type=2, norm="ortho",
-                    axis=0)[:20].mean(axis=1) for t in ids]
-    x = np.array(rows)
-    x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-9)
-    return EmbeddingSet(np.array(ids), x.astype(np.float32), name="MFCC mean")
+        rows = [_mfcc(store.features(t, names=("mel",))["mel"]).mean(axis=1) for t in ids]
+    return _mfcc_set(ids, rows)
 
 
 def baselines(store_path) -> dict:
@@ -151,8 +161,6 @@ def sound_triplets_by_score(track_ids, n: int):
 def halves(model, store_path):
     """The model's and the MFCC mean's embeddings of each half of every track of at least two
     windows (ids ``TRACK#1``, ``TRACK#2``: the mean over the 3 s windows of each half)."""
-    from scipy.fft import dct
-
     from mdsim.evaluation import EmbeddingSet
     from mdsim.features.store import FeatureStore
 
@@ -164,18 +172,16 @@ def halves(model, store_path):
             if len(segments.vectors) < 2:
                 continue
             cut, frames = len(segments.vectors) // 2, feats["mel"].shape[1] // 2
-            mfcc = dct(feats["mel"].astype(np.float64), type=2, norm="ortho", axis=0)[:20]
+            mfcc = _mfcc(feats["mel"])
             for half, (v, m) in enumerate(((segments.vectors[:cut], mfcc[:, :frames]),
                                            (segments.vectors[cut:], mfcc[:, frames:])), 1):
                 ids.append(f"{t}#{half}")
                 model_rows.append(v.mean(axis=0))
                 mfcc_rows.append(m.mean(axis=1))
-    x = np.array(mfcc_rows)
-    x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-9)
     slices = [(model.slices[d].start, model.slices[d].stop) for d in model.dimensions]
     return (EmbeddingSet(np.array(ids), np.array(model_rows, np.float32), dimensions=model.dimensions,
                          slices=slices, name="default"),
-            EmbeddingSet(np.array(ids), x.astype(np.float32), name="MFCC mean"))
+            _mfcc_set(ids, mfcc_rows))
 
 
 def sound_triplets_by_halves(track_ids, n: int):
@@ -211,10 +217,11 @@ def score_set(store: Path, triplet_dir: Path, model_path: Path, *, dims, n: int,
     if sound and "sound" in model.dimensions:
         dims = (*dims, "sound")
     for dim in dims:
+        ours, theirs_set = emb, base[BASELINE_OF[dim]]  # the sets this dimension's triplets name
         if dim == "sound":
-            if sound == "halves":
-                emb, base["MFCC mean"] = halves(model, store)
-                triplets = sound_triplets_by_halves(emb.track_ids, n)
+            if sound == "halves":  # the triplets name halves of recordings: embed those
+                ours, theirs_set = halves(model, store)
+                triplets = sound_triplets_by_halves(ours.track_ids, n)
             else:
                 triplets = sound_triplets_by_score(emb.track_ids, n)
             description = ("one score in two keys against another score" if sound == "score" else
@@ -242,14 +249,14 @@ def score_set(store: Path, triplet_dir: Path, model_path: Path, *, dims, n: int,
 
         if not len(triplets.anchor):
             continue
-        mine, theirs = correct(emb, dim), correct(base[BASELINE_OF[dim]])
+        mine, theirs = correct(ours, dim), correct(theirs_set)
         distinct = len({tuple(r) for r in zip(triplets.anchor, triplets.positive, triplets.negative)})
         out[dim] = {"triplets": int(len(mine)), "distinct": distinct, "tracks": n_tracks,
                     "model": interval(mine), "baseline": BASELINE_OF[dim], "baseline score": interval(theirs),
                     "model minus baseline": interval(mine - theirs)}
         if description:
             out[dim]["triplets are"] = description
-        r = evaluate(triplets, emb, n_bootstrap=bootstrap)
+        r = evaluate(triplets, ours, n_bootstrap=bootstrap)
         out[dim]["whole embedding"] = [round(r["full"][k], 4) for k in ("score", "ci_low", "ci_high")]
     return out
 
