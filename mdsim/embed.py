@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsim.audio import load_audio, prefetch
-from mdsim.errors import InputError, MdsimError
+from mdsim.errors import InputError, MdsimError, stop_if_terminated
 from mdsim.features.spectral import extract_features
 from mdsim.manifest import TrackEntry, entries_from_folder, read_manifest
 
@@ -377,6 +377,7 @@ def _embed_locked(inputs, model, out: Path, *, dims, segments, batch_size, check
                         or output.n_pending >= checkpoint_tracks):
                     output.checkpoint(slices)
                     last_write = time.perf_counter()
+            stop_if_terminated()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was embedded is written, as a checkpoint would
         bar.close()
         output.checkpoint(slices)

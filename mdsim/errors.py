@@ -23,3 +23,24 @@ class StoreError(MdsimError):
 
 class ModelError(MdsimError):
     """A model file is missing, not an mdsim model, or from a newer format."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a scheduler's or container's stop) raised as an interrupt.
+
+    A subclass of KeyboardInterrupt, so every path that keeps finished work on Ctrl-C
+    (prep's commit, train's finished epochs, embed's checkpoints) runs for it too.
+
+    ``requested`` stays True from the signal until the command ends: Python prints and drops
+    an interrupt raised while the main thread runs a finalizer (an object's ``__del__``, a
+    weakref callback; TensorFlow has many), and the command would then run on, deaf to the stop
+    it was sent. Long loops call :func:`stop_if_terminated` at their safe points."""
+
+    requested = False
+
+
+def stop_if_terminated() -> None:
+    """Raise :class:`Terminated` if a stop was requested: a no-op unless the interrupt that
+    SIGTERM raised was lost in a finalizer (see :class:`Terminated`)."""
+    if Terminated.requested:
+        raise Terminated

@@ -98,6 +98,39 @@ def stop_signals_at_default() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def interruptible(args, **kwargs):
+    """``subprocess.Popen`` of a child that a test will stop: SIGINT and SIGTERM at their
+    defaults (:func:`stop_signals_at_default`), stderr piped, and Python's fault handler on, so
+    :func:`exit_status` can show where a child that does not stop is stuck."""
+    import subprocess
+
+    env = dict(kwargs.pop("env", None) or os.environ, PYTHONFAULTHANDLER="1")
+    return subprocess.Popen(args, stderr=subprocess.PIPE, text=True, preexec_fn=stop_signals_at_default,
+                            env=env, **kwargs)
+
+
+def exit_status(proc, timeout: float = 120) -> tuple[int, str]:
+    """The child's exit status and its stderr, read while waiting (a child writing more than a
+    pipe holds must not block). A child still running after ``timeout`` seconds is sent
+    SIGABRT, which makes its fault handler print every thread's stack, and the test fails
+    with that stack."""
+    import signal
+    import subprocess
+
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        pytest.fail(f"{' '.join(map(str, proc.args[1:4]))}: still running {timeout:.0f} s after it was "
+                    f"stopped; its threads then:\n{(err or '')[-8000:]}")
+    return proc.returncode, err or ""
+
+
 def onednn_active() -> bool | None:
     """Whether TensorFlow runs its oneDNN CPU kernels in this process (None: cannot tell).
 

@@ -268,3 +268,42 @@ def test_recipes_run_from_the_package_and_by_their_old_names(recipe, tmp_path):
     r = subprocess.run([sys.executable, "-m", f"data_prep.{recipe}", "--help"], capture_output=True, text=True,
                        cwd=ROOT)
     assert r.returncode == 0 and r.stdout.startswith(f"usage: python -m mdsim.recipes.{recipe}"), r.stderr
+
+
+_LOST_INTERRUPT = r"""
+import time
+from mdsim.cli import _sigterm_as_interrupt
+from mdsim.errors import Terminated, stop_if_terminated
+
+class Finalized:
+    def __del__(self):
+        print("finalizing", flush=True)
+        time.sleep(3)  # SIGTERM arrives here: Python prints the interrupt and drops it
+
+with _sigterm_as_interrupt():
+    try:
+        x = Finalized()
+        del x
+        for _ in range(100):  # a loop of work, checking at each step as train's and prep's do
+            time.sleep(0.05)
+            stop_if_terminated()
+        print("ran on")
+    except Terminated:
+        print("stopped")
+"""
+
+
+def test_a_sigterm_lost_in_a_finalizer_still_stops_the_loop():
+    # Python drops an interrupt raised inside __del__ ("Exception ignored in"); the handler then
+    # ignores further SIGTERMs, so without the remembered request a training would run on.
+    import signal
+
+    from conftest import exit_status, interruptible
+
+    proc = interruptible([sys.executable, "-c", _LOST_INTERRUPT], stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == "finalizing\n"
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stdout.read()
+    rc, err = exit_status(proc)
+    assert "Exception ignored" in err and "Terminated" in err  # the interrupt was lost, as intended
+    assert rest == "stopped\n" and rc == 0

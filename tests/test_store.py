@@ -23,7 +23,7 @@ from mdsim.features.pipeline import prep
 from mdsim.features.spectral import extract_features
 from mdsim.features.store import FeatureStore, StoreWriter, shard_paths, shards_dir
 
-from conftest import SR, clicks, sine, stop_signals_at_default, wait_until_caught, write_manifest, write_wav
+from conftest import SR, clicks, exit_status, interruptible, sine, wait_until_caught, write_manifest, write_wav
 
 DATA = Path(__file__).parent / "data"
 #: float16 storage: relative rounding 2**-11 on values of order 1.
@@ -473,9 +473,7 @@ def test_ctrl_c_or_sigterm_says_what_was_kept_and_exits_130_or_143(tmp_path, sto
     out = tmp_path / "s.h5"
     # SIGINT at its default in the child: a suite started with `&`, nohup or a CI wrapper runs with
     # SIGINT ignored, which the child would inherit (and rightly not be interrupted by Ctrl-C)
-    proc = subprocess.Popen([sys.executable, "-m", "mdsim", "prep", str(manifest), "--out", str(out),
-                             "--workers", "1"], stderr=subprocess.PIPE, text=True,
-                            preexec_fn=stop_signals_at_default)
+    proc = interruptible([sys.executable, "-m", "mdsim", "prep", str(manifest), "--out", str(out), "--workers", "1"])
     if when == "at once":  # as soon as the command runs (its main() catches SIGTERM from then on)
         assert wait_until_caught(proc.pid, signal.SIGTERM), "mdsim prep never started its command"
     else:  # once the first shard is being filled (a track is finished)
@@ -484,8 +482,7 @@ def test_ctrl_c_or_sigterm_says_what_was_kept_and_exits_130_or_143(tmp_path, sto
                                               and list(shards_dir(out).glob("*.tmp"))):
             time.sleep(0.02)
     proc.send_signal(stop)
-    rc = proc.wait(timeout=120)
-    err = proc.stderr.read()
+    rc, err = exit_status(proc)
     assert rc == (130 if stop == signal.SIGINT else 143), err[-2000:]
     if stop == signal.SIGTERM:
         assert "mdsim prep: terminated (SIGTERM); finished work is kept" in err

@@ -18,7 +18,7 @@ import sys
 from mdsim import __version__
 from mdsim.cli import (analyze, embed, evaluate, index, inspect, manifold, playlist, prep, pretrain, search, serve,
                        train, triplets)
-from mdsim.errors import MdsimError
+from mdsim.errors import MdsimError, Terminated
 from mdsim.native_log import quiet_tensorflow_start
 
 #: The subcommands, in the order of ``mdsim --help``.
@@ -68,17 +68,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill PID``, a scheduler's or container's stop) raised as an interrupt.
-
-    A subclass of KeyboardInterrupt, so every path that keeps finished work on Ctrl-C
-    (prep's commit, train's finished epochs, embed's checkpoints) runs for it too."""
-
-
 def _raise_terminated(signum, frame) -> None:
     # One stop request is enough: further ones (a supervisor repeating itself) must not break
-    # the commit that the first one started; SIGKILL still ends the process at once.
+    # the commit that the first one started; SIGKILL still ends the process at once. The request
+    # is remembered, for the loops that check it (mdsim.errors.Terminated).
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    Terminated.requested = True
     raise Terminated
 
 
@@ -99,6 +94,7 @@ def _sigterm_as_interrupt():
     try:
         yield
     finally:
+        Terminated.requested = False
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

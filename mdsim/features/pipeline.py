@@ -29,7 +29,7 @@ from pathlib import Path
 
 from mdsim.audio import file_hash, load_audio
 from mdsim.config import FeatureConfig
-from mdsim.errors import InputError, MdsimError
+from mdsim.errors import InputError, MdsimError, stop_if_terminated
 from mdsim.features.annotators import annotate_track, check_method
 from mdsim.features.compile_lock import first_compile
 from mdsim.features.spectral import extract_features
@@ -350,6 +350,7 @@ def prep(input_path, out, *, workers: int | None = None, scheduler: str | None =
                     hours = summary.audio_seconds / 3600
                     rt = summary.audio_seconds / max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix_str(f"{hours:.2f} h audio, {rt:.1f}x rt, failed {summary.failed}")
+                    stop_if_terminated()
             cancelled = False
         except KeyboardInterrupt:
             summary.interrupted = True

@@ -3,6 +3,8 @@
 - :class:`PlateauSchedule`: the learning rate times ``factor`` after ``patience``
   epochs without improvement (Keras' ``ReduceLROnPlateau`` rule, without cooldown),
   its counters readable and restorable through public attributes.
+- :class:`StopWhenTerminated`: ends the fit at the next batch once a SIGTERM was received
+  (:func:`mdsim.errors.stop_if_terminated`).
 - :class:`RunCheckpoint`: after every epoch, ``last.keras`` (model and optimizer),
   ``best.keras`` when the monitored loss improved, and ``state.json``, written in
   an order that a kill at any moment cannot leave inconsistent (below).
@@ -24,7 +26,7 @@ import keras
 import numpy as np
 
 from mdsim.audio import file_hash
-from mdsim.errors import InputError
+from mdsim.errors import InputError, stop_if_terminated
 
 
 def file_sha256(path) -> str:
@@ -102,6 +104,21 @@ class PlateauSchedule(keras.callbacks.Callback):
                             print(f"\nEpoch {epoch + 1}: learning rate reduced to {lr:.3g}")
                     self.wait = 0
         logs["learning_rate"] = lr
+
+
+class StopWhenTerminated(keras.callbacks.Callback):
+    """Raise :class:`mdsim.errors.Terminated` after a batch or an epoch once a stop was
+    requested: the interrupt that SIGTERM raised can be lost in a finalizer, and a fit of many
+    epochs would then run on. Placed after :class:`RunCheckpoint`, so a finished epoch is kept."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        stop_if_terminated()
+
+    def on_test_batch_end(self, batch, logs=None):
+        stop_if_terminated()
+
+    def on_epoch_end(self, epoch, logs=None):
+        stop_if_terminated()
 
 
 class RunCheckpoint(keras.callbacks.Callback):

@@ -129,7 +129,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
     run_dir.mkdir(parents=True, exist_ok=True)
 
     from mdsim.model import check_feature_config
-    from mdsim.training.callbacks import PlateauSchedule, RunCheckpoint, read_state, recover_last
+    from mdsim.training.callbacks import PlateauSchedule, RunCheckpoint, StopWhenTerminated, read_state, recover_last
 
     store = FeatureStore(store_path)
     check_feature_config(model_config, store.feature_config, source=f"features store {store_path}")
@@ -262,6 +262,7 @@ def train(store_path, run_dir, *, model_config=None, train_config: TrainConfig |
                 keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
                 keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
             ]
+        callbacks.append(StopWhenTerminated())
         history: dict = {}
         if state["epochs_done"] >= train_config.epochs:
             print(f"train: {run_dir} already finished {state['epochs_done']} epochs; "

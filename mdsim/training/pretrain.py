@@ -374,7 +374,7 @@ def pretrain(source, run_dir, *, model_config=None, config: PretrainConfig | Non
     from mdsim.metric.contrastive import LOEVLoss
     from mdsim.model import build_model, check_feature_config, fit_normalization, load_model_file, summarize
     from mdsim.model.subspaces import subspace_slices
-    from mdsim.training.callbacks import PlateauSchedule, RunCheckpoint, read_state, recover_last
+    from mdsim.training.callbacks import PlateauSchedule, RunCheckpoint, StopWhenTerminated, read_state, recover_last
     from mdsim.training.data import TrackTable, default_steps, run_split
     from mdsim.training.fit import compile_options, use_compile_cache
 
@@ -450,7 +450,7 @@ def pretrain(source, run_dir, *, model_config=None, config: PretrainConfig | Non
                               min_lr=config.min_lr, best=state.get("plateau_best"),
                               wait=state.get("plateau_wait", 0), verbose=verbose)
     callbacks = [plateau, RunCheckpoint(run_dir, plateau, state, monitor=monitor),
-                 keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume)]
+                 keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume), StopWhenTerminated()]
     history: dict = {}
     try:
         if state["epochs_done"] >= config.epochs:
