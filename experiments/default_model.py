@@ -69,13 +69,14 @@ def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def render(out: Path, *, scores: int, keys: int, seconds: float, seed: int, soundfonts, jobs: int) -> Path:
+def render(out: Path, *, scores: int, keys: int, seconds: float, seed: int, soundfonts, jobs: int,
+           with_mastering: bool = False) -> Path:
     from tqdm import tqdm
 
     from mdsim.recipes.rendered import generate_corpus
 
     return generate_corpus(out, scores=scores, keys=keys, seconds=seconds, seed=seed, palette="gm",
-                           soundfonts=tuple(soundfonts), jobs=jobs,
+                           soundfonts=tuple(soundfonts), jobs=jobs, with_mastering=with_mastering,
                            progress=lambda rows: tqdm(rows, desc=f"render {out.name}", unit="track"))
 
 
@@ -336,6 +337,9 @@ def main(argv=None) -> int:
     p.add_argument("--triplets", type=int, default=1000, help="triplets per dimension (default 1000)")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--jobs", type=int, default=2, help="FluidSynth processes at once (default 2)")
+    p.add_argument("--mastering", action="store_true",
+                   help="every score of both corpora through a mastering chain of its own (python -m "
+                        "mdsim.recipes.rendered --mastering; not in the shipped model's corpus)")
     p.add_argument("--real", type=Path, help="folder of real recordings to measure on, labelled by madmom "
                    "(default: the bundled ones)")
     p.add_argument("--real-store", action="append", default=[], metavar="NAME=STORE",
@@ -356,9 +360,10 @@ def main(argv=None) -> int:
 
     _step("1/7 render the training corpus and the test corpus (other scores, held-out soundfont)")
     train_manifest = render(out / "train", scores=args.scores, keys=args.keys, seconds=args.seconds, seed=0,
-                            soundfonts=args.soundfont or TRAIN_SOUNDFONTS, jobs=args.jobs)
+                            soundfonts=args.soundfont or TRAIN_SOUNDFONTS, jobs=args.jobs,
+                            with_mastering=args.mastering)
     test_manifest = render(out / "test", scores=args.test_scores, keys=args.keys, seconds=args.seconds, seed=1,
-                           soundfonts=[args.test_soundfont], jobs=args.jobs)
+                           soundfonts=[args.test_soundfont], jobs=args.jobs, with_mastering=args.mastering)
 
     _step("2/7 mdsim prep, exact labels")
     prep(train_manifest, out / "train.h5")

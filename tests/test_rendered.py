@@ -188,6 +188,21 @@ def test_rendering_writes_the_manifest_and_audio(tmp_path):
 _HAS_RENDERER = shutil.which("fluidsynth") is not None and rendered.DEFAULT_SOUNDFONT.is_file()
 
 
+@pytest.mark.skipif(not _HAS_RENDERER, reason="FluidSynth and its General MIDI soundfont are not installed")
+def test_a_mastered_corpus_says_its_chain_and_the_audio_follows_it(tmp_path):
+    import soundfile as sf
+
+    manifest = rendered.generate_corpus(tmp_path, scores=2, keys=2, seconds=6.0, palette="gm", with_mastering=True)
+    rows = list(csv.DictReader(open(manifest, encoding="utf-8")))
+    chains = {r["track_id"]: r["_mastering"] for r in rendered.corpus_rows(scores=2, keys=2, seconds=6.0, palette="gm",
+                                                                            with_mastering=True)}
+    for row in rows:
+        chain = chains[row["track_id"]]
+        assert row["mastering"] == rendered.mastering_text(chain)
+        y, _ = sf.read(tmp_path / row["path"])
+        assert np.abs(y).max() == pytest.approx(10 ** (chain["peak_db"] / 20), abs=1e-3)
+
+
 def key_on_held_out_scores(tmp_path, name, options, seed: int = 0) -> tuple[float, float]:
     """Render 96 tracks (24 scores in 4 keys, 10 s), prep them with exact labels, train the CENS
     branch on key briefly (300 batches of 32; ``options``: more ``mdsim train`` options), and score
@@ -267,3 +282,55 @@ def test_key_is_learned_on_held_out_rendered_scores(tmp_path):
     record_learning("rendered", scores)
     print(f"held-out key, tonic key head: {scores['tonic']:.3f}; key profile {scores['key profile']:.3f}")
     assert scores["tonic"] >= TONIC_BAR, scores
+
+
+def test_mastering_band_limits_compresses_sets_width_and_peak():
+    sr, n = rendered.SAMPLE_RATE, rendered.SAMPLE_RATE * 2
+    t = np.arange(n) / sr
+    low, high, rumble = np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 9000 * t), np.sin(2 * np.pi * 30 * t)
+    side = 0.3 * np.sin(2 * np.pi * 3000 * t)  # in the channels' difference only
+    loudness = np.where(t < 1.0, 0.05, 1.0)  # a quiet second, then a loud one
+    left, right = loudness * (low + high + rumble + side), loudness * (low + high + rumble - side)
+    y = np.stack([left, right], axis=1)
+    plain = {"highpass_hz": 0.0, "lowpass_hz": 0.0, "threshold_db": 0.0, "ratio": 1.0, "width": 1.0,
+             "noise_db": -120.0, "peak_db": -6.0}
+
+    def power(x, hz):  # of the mid signal's component at hz, over the loud second
+        mid = x[n // 2:].mean(axis=1)
+        return np.abs(np.fft.rfft(mid * np.hanning(len(mid))))[int(round(hz * len(mid) / sr))] ** 2
+
+    out = rendered.apply_mastering(y, sr, plain)
+    assert np.abs(out).max() == pytest.approx(10 ** (-6 / 20), rel=1e-3)
+    filtered = rendered.apply_mastering(y, sr, dict(plain, highpass_hz=150.0, lowpass_hz=4000.0))
+    for hz, drop_db in ((9000, 40), (30, 15)):  # removed against the 440 Hz tone, which stays
+        before, after = power(out, hz) / power(out, 440), power(filtered, hz) / power(filtered, 440)
+        assert 10 * np.log10(before / after) > drop_db, hz
+    squeezed = rendered.apply_mastering(y, sr, dict(plain, threshold_db=12.0, ratio=8.0))
+
+    def spread(x):  # loud second against quiet second, in dB
+        return 10 * np.log10((x[n // 2 + 2000:] ** 2).mean() / (x[2000:n // 2 - 2000] ** 2).mean())
+
+    assert spread(out) == pytest.approx(26.0, abs=0.5) and spread(squeezed) < spread(out) - 8
+    mono = rendered.apply_mastering(y, sr, dict(plain, width=0.0))
+    np.testing.assert_allclose(mono[:, 0], mono[:, 1], atol=1e-5)  # the noise floor, 120 dB down, differs
+    wide = rendered.apply_mastering(y, sr, dict(plain, width=1.5))
+    assert np.abs(wide[:, 0] - wide[:, 1]).mean() > np.abs(out[:, 0] - out[:, 1]).mean()
+    noisy = rendered.apply_mastering(np.zeros((n, 2)) + y * (t[:, None] > 1.9), sr, dict(plain, noise_db=-40.0))
+    assert 1e-4 < np.abs(noisy[:sr]).mean() < 1e-2  # the floor where the music is silent
+
+
+def test_mastering_is_one_chain_a_score_and_moves_no_other_draw():
+    fonts = (Path("/a/FluidR3_GM.sf2"), Path("/b/MuseScore_General_Lite.sf3"))
+    plain = rendered.corpus_rows(scores=12, keys=3, seed=0, seconds=8.0, palette="gm", soundfonts=fonts)
+    rows = rendered.corpus_rows(scores=12, keys=3, seed=0, seconds=8.0, palette="gm", soundfonts=fonts,
+                                with_mastering=True)
+    drawn = ("track_id", "_bpm", "_mode", "_parts", "_gain", "_settings", "_soundfont", "key", "instrument")
+    assert [[r[k] for k in drawn] for r in plain] == [[r[k] for k in drawn] for r in rows]
+    assert all(r["_mastering"] is None and r["mastering"] == "" for r in plain)
+    chains = {}
+    for r in rows:
+        assert chains.setdefault(r["group"], r["_mastering"]) == r["_mastering"]  # every transposition shares it
+        assert r["mastering"] == rendered.mastering_text(r["_mastering"])
+    assert len({rendered.mastering_text(c) for c in chains.values()}) == 12
+    assert {bool(c["lowpass_hz"]) for c in chains.values()} == {True, False}
+    assert {c["ratio"] > 1 for c in chains.values()} == {True, False}

@@ -36,6 +36,11 @@ bank's. ``--jobs N`` runs N FluidSynth processes at once.
     python -m mdsim.recipes.rendered --out gm/ --palette gm --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 \
         --soundfont /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 --scores 200 --keys 4 --seconds 20 --jobs 2
 
+``--mastering`` puts each score through a mastering chain of its own after FluidSynth
+(:func:`mastering`: band-limiting as a lossy encoder does, a high-pass, a compressor, stereo
+width, a noise floor and a peak level; the ``mastering`` column of the manifest says which), so
+production is not FluidSynth's alone. The labels do not move.
+
 ``--annotate none`` keeps the exact labels; ``mdsim prep`` without it estimates them with
 madmom instead (the madmom-labelled variant of the corpus).
 """
@@ -60,7 +65,7 @@ TICKS_PER_BEAT = 480
 #: Where Debian's fluid-soundfont-gm puts its General MIDI soundfont.
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 MANIFEST_COLUMNS = ("track_id", "path", "genre", "mood", "instrument", "tempo", "key", "group", "ensemble",
-                    "tempo_change", "soundfont")
+                    "tempo_change", "soundfont", "mastering")
 
 #: name -> (genre tag, instrument tags, melody program, chord program, bass program, drums, chord style)
 ENSEMBLES = {
@@ -251,6 +256,75 @@ def production(rng) -> tuple[float, dict]:
                   "synth.chorus.active": int(rng.random() < 0.5)}
 
 
+def mastering(rng) -> dict:
+    """One score's mastering chain (``--mastering``), drawn once, so every transposition of the
+    score shares it: what a release does to a mix after the room (:func:`apply_mastering`).
+
+    - ``highpass_hz``: a small speaker's or a cleaned-up low end, 40 to 150 Hz, half the scores;
+    - ``lowpass_hz``: band-limiting as a lossy encoder at a low bit rate does, 4 to 10 kHz, half
+      the scores;
+    - ``threshold_db`` (below the mix's loudest RMS) and ``ratio``: a compressor on the mix, 3
+      to 18 dB at 1.5:1 to 8:1, seven scores in ten (ratio 1 otherwise);
+    - ``width``: the side signal's gain (0: mono, 1: as rendered, 1.5: widened);
+    - ``noise_db``: a noise floor, 70 to 40 dB under the peak;
+    - ``peak_db``: the master's peak level, -12 to -0.5 dBFS.
+    """
+    def maybe(probability, low, high, off):
+        value = float(rng.uniform(low, high))  # drawn either way: each field's draw does not move the others
+        return round(value, 2) if rng.random() < probability else off
+
+    return {"highpass_hz": maybe(0.5, 40.0, 150.0, 0.0), "lowpass_hz": maybe(0.5, 4000.0, 10000.0, 0.0),
+            "threshold_db": maybe(0.7, 3.0, 18.0, 0.0), "ratio": maybe(0.7, 1.5, 8.0, 1.0),
+            "width": round(float(rng.uniform(0.0, 1.5)), 2), "noise_db": round(float(rng.uniform(-70.0, -40.0)), 1),
+            "peak_db": round(float(rng.uniform(-12.0, -0.5)), 1)}
+
+
+def mastering_text(chain: dict) -> str:
+    """The chain in a manifest cell, e.g. ``lowpass 6200 Hz; compressor -9 dB 4.0:1; width 0.70;
+    noise -55 dB; peak -3.0 dB``."""
+    parts = []
+    if chain["highpass_hz"]:
+        parts.append(f"highpass {chain['highpass_hz']:.0f} Hz")
+    if chain["lowpass_hz"]:
+        parts.append(f"lowpass {chain['lowpass_hz']:.0f} Hz")
+    if chain["ratio"] > 1:
+        parts.append(f"compressor -{chain['threshold_db']:.0f} dB {chain['ratio']:.1f}:1")
+    parts += [f"width {chain['width']:.2f}", f"noise {chain['noise_db']:.0f} dB", f"peak {chain['peak_db']:.1f} dB"]
+    return "; ".join(parts)
+
+
+def apply_mastering(y: np.ndarray, sr: int, chain: dict, *, seed: int = 0) -> np.ndarray:
+    """``y`` (samples x channels, float) through the chain of :func:`mastering`: filters, a
+    feed-forward RMS compressor (50 ms detector, the gain of both channels from their mean),
+    stereo width, a white noise floor (drawn from ``seed``) and the peak level."""
+    from scipy.signal import butter, lfilter, sosfilt
+
+    y = np.array(y, dtype=np.float64, ndmin=2)
+    if y.shape[0] == 1 and y.shape[1] > 2:
+        y = y.T
+    nyquist = sr / 2
+    if chain["highpass_hz"]:
+        y = sosfilt(butter(2, chain["highpass_hz"] / nyquist, "highpass", output="sos"), y, axis=0)
+    if chain["lowpass_hz"] and chain["lowpass_hz"] < 0.95 * nyquist:
+        y = sosfilt(butter(8, chain["lowpass_hz"] / nyquist, "lowpass", output="sos"), y, axis=0)
+    if chain["ratio"] > 1:
+        a = np.exp(-1.0 / (0.05 * sr))
+        power = lfilter([1 - a], [1, -a], (y ** 2).mean(axis=1))
+        level = 10 * np.log10(np.maximum(power, 1e-12))
+        threshold = level.max() - chain["threshold_db"]
+        over = np.maximum(level - threshold, 0.0)
+        y = y * (10 ** (-over * (1 - 1 / chain["ratio"]) / 20))[:, None]
+    if y.shape[1] == 2:
+        mid, side = (y[:, 0] + y[:, 1]) / 2, (y[:, 0] - y[:, 1]) / 2 * chain["width"]
+        y = np.stack([mid + side, mid - side], axis=1)
+    peak = np.abs(y).max()
+    if peak > 0:
+        y = y / peak
+        y = y + np.random.default_rng(seed).standard_normal(y.shape) * 10 ** (chain["noise_db"] / 20)
+        y = y / np.abs(y).max() * 10 ** (chain["peak_db"] / 20)
+    return y.astype(np.float32)
+
+
 def gm_parts(rng) -> tuple[str, tuple]:
     """A ``--palette gm`` score's lead family and its parts ``(melody, chords, bass, drums, style)``."""
     family = list(GM_LEADS)[int(rng.integers(len(GM_LEADS)))]
@@ -275,11 +349,14 @@ def trim_tail(path, *, threshold_db: float = -60.0, keep_seconds: float = 0.25) 
 
 def corpus_rows(*, scores: int, keys: int, seed: int = 0, seconds: float = 30.0, min_bpm: float = 60.0,
                 max_bpm: float = 180.0, tempo_changes: float = 0.2, ensembles=tuple(ENSEMBLES),
-                palette: str = "ensembles", soundfonts=(DEFAULT_SOUNDFONT,)) -> list[dict]:
+                palette: str = "ensembles", soundfonts=(DEFAULT_SOUNDFONT,), with_mastering: bool = False
+                ) -> list[dict]:
     """The tracks of the corpus (labels and score parameters), without rendering anything.
 
     With ``palette="gm"`` each score's parts, soundfont (one of ``soundfonts``) and production
-    are drawn from ``(seed, score, 2)``; the draws of ``"ensembles"`` are unchanged by it."""
+    are drawn from ``(seed, score, 2)``; the draws of ``"ensembles"`` are unchanged by it.
+    ``with_mastering``: each score's :func:`mastering` chain, drawn from ``(seed, score, 3)``
+    (no other draw moves)."""
     if palette not in PALETTES:
         raise InputError(f"unknown palette {palette!r} (valid: {', '.join(PALETTES)})")
     soundfonts = [Path(f) for f in soundfonts]
@@ -309,13 +386,15 @@ def corpus_rows(*, scores: int, keys: int, seed: int = 0, seconds: float = 30.0,
             gain, settings = production(extra)
             genre, mood, ensemble = "", "", "gm:{}/{}/{}/{}/{}".format(*[int(p) if not isinstance(p, str) else p
                                                                           for p in parts])
+        chain = mastering(np.random.default_rng([seed, s, 3])) if with_mastering else None
         for tonic in sorted(int(t) for t in rng.choice(12, size=keys, replace=False)):
             key = key_name(tonic + (12 if mode == "minor" else 0))
             rows.append({"track_id": f"s{s:04d}_{key.replace(' ', '_').replace('#', 's')}",
                          "genre": genre, "mood": mood, "instrument": instruments,
                          "key": key, "group": f"s{s:04d}", "ensemble": ensemble, "tempo_change": change,
                          "soundfont": soundfont.stem, "_soundfont": soundfont, "_parts": parts, "_gain": gain,
-                         "_settings": settings,
+                         "_settings": settings, "_mastering": chain,
+                         "mastering": mastering_text(chain) if chain else "",
                          "_score": s, "_tonic": tonic, "_mode": mode, "_bpm": bpm, "_seconds": seconds})
     return rows
 
@@ -323,13 +402,14 @@ def corpus_rows(*, scores: int, keys: int, seed: int = 0, seconds: float = 30.0,
 def generate_corpus(out_dir, *, scores: int = 40, keys: int = 6, seed: int = 0, seconds: float = 30.0,
                     min_bpm: float = 60.0, max_bpm: float = 180.0, tempo_changes: float = 0.2,
                     ensembles=tuple(ENSEMBLES), soundfont=DEFAULT_SOUNDFONT, palette: str = "ensembles",
-                    soundfonts=None, jobs: int = 1, progress=None) -> Path:
+                    soundfonts=None, jobs: int = 1, progress=None, with_mastering: bool = False) -> Path:
     """Write ``out_dir/midi/``, ``out_dir/audio/`` and ``out_dir/manifest.csv``; returns the manifest.
 
     A track already rendered (its WAV present) is not rendered again, so an interrupted run
     resumes; each score depends on ``(seed, score number)`` alone. ``soundfonts`` (default:
     ``soundfont`` alone) are drawn from per score with ``palette="gm"``; ``jobs`` FluidSynth
-    processes run at once.
+    processes run at once. ``with_mastering``: every track goes through its score's
+    :func:`mastering` chain after FluidSynth (the ``mastering`` column says which).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -339,7 +419,8 @@ def generate_corpus(out_dir, *, scores: int = 40, keys: int = 6, seed: int = 0, 
         if not Path(f).is_file():
             raise InputError(f"{f}: no soundfont there (Debian: apt install fluid-soundfont-gm), or give --soundfont")
     rows = corpus_rows(scores=scores, keys=keys, seed=seed, seconds=seconds, min_bpm=min_bpm, max_bpm=max_bpm,
-                       tempo_changes=tempo_changes, ensembles=ensembles, palette=palette, soundfonts=soundfonts)
+                       tempo_changes=tempo_changes, ensembles=ensembles, palette=palette, soundfonts=soundfonts,
+                       with_mastering=with_mastering)
     for sub in ("midi", "audio"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     scores_cache: dict = {}
@@ -348,6 +429,12 @@ def generate_corpus(out_dir, *, scores: int = 40, keys: int = 6, seed: int = 0, 
         tmp = wav.with_suffix(".tmp.wav")
         render(midi, tmp, soundfont=row["_soundfont"], gain=row["_gain"], settings=row["_settings"])
         trim_tail(tmp)
+        if row["_mastering"]:
+            import soundfile as sf
+
+            y, sr = sf.read(tmp, dtype="float32", always_2d=True)
+            noise_seed = 12 * row["_score"] + row["_tonic"]
+            sf.write(tmp, apply_mastering(y, sr, row["_mastering"], seed=noise_seed), sr, subtype="PCM_16")
         tmp.replace(wav)
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:
@@ -401,6 +488,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--palette", choices=PALETTES, default="ensembles",
                    help="ensembles: the eight fixed ensembles (default); gm: General MIDI programmes drawn per "
                         "score, the lead's family as the instrument tag, a production per score")
+    p.add_argument("--mastering", action="store_true",
+                   help="each score through a mastering chain of its own after FluidSynth: high- and low-pass "
+                        "(band-limiting), a compressor, stereo width, a noise floor, a peak level (the manifest's "
+                        "mastering column)")
     p.add_argument("--jobs", type=int, default=1, help="FluidSynth processes at once (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -419,7 +510,7 @@ def main(argv=None) -> int:
         args.out, scores=args.scores, keys=args.keys, seed=args.seed, seconds=args.seconds, min_bpm=args.min_bpm,
         max_bpm=args.max_bpm, tempo_changes=args.tempo_changes, ensembles=tuple(args.ensembles.split(",")),
         soundfonts=args.soundfont or (DEFAULT_SOUNDFONT,), palette=args.palette, jobs=args.jobs,
-        progress=progress))
+        progress=progress, with_mastering=args.mastering))
 
 
 if __name__ == "__main__":
