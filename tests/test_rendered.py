@@ -334,3 +334,17 @@ def test_mastering_is_one_chain_a_score_and_moves_no_other_draw():
     assert len({rendered.mastering_text(c) for c in chains.values()}) == 12
     assert {bool(c["lowpass_hz"]) for c in chains.values()} == {True, False}
     assert {c["ratio"] > 1 for c in chains.values()} == {True, False}
+
+
+def test_a_corpus_folder_refuses_settings_that_change_its_tracks(tmp_path):
+    # A rerun keeps every WAV already there: with another mastering (soundfont, seed, ...) the
+    # manifest would describe audio that is not in the folder.
+    font = tmp_path / "bank.sf2"
+    font.write_bytes(b"")
+    out = tmp_path / "corpus"
+    rendered.generate_corpus(out, scores=0, keys=2, soundfont=font)
+    rendered.generate_corpus(out, scores=0, keys=3, soundfont=font)  # more tonics: new tracks only
+    with pytest.raises(InputError, match=r"other settings \(mastering False -> True\); render into another --out"):
+        rendered.generate_corpus(out, scores=0, keys=2, soundfont=font, with_mastering=True)
+    with pytest.raises(InputError, match=r"seed 0 -> 1; seconds 30.0 -> 20.0"):
+        rendered.generate_corpus(out, scores=0, keys=2, soundfont=font, seed=1, seconds=20.0)

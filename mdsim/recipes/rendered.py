@@ -421,6 +421,9 @@ def generate_corpus(out_dir, *, scores: int = 40, keys: int = 6, seed: int = 0, 
     rows = corpus_rows(scores=scores, keys=keys, seed=seed, seconds=seconds, min_bpm=min_bpm, max_bpm=max_bpm,
                        tempo_changes=tempo_changes, ensembles=ensembles, palette=palette, soundfonts=soundfonts,
                        with_mastering=with_mastering)
+    _check_same_corpus(out_dir, {"seed": seed, "seconds": seconds, "min_bpm": min_bpm, "max_bpm": max_bpm,
+                                 "tempo_changes": tempo_changes, "ensembles": list(ensembles), "palette": palette,
+                                 "soundfonts": [Path(f).name for f in soundfonts], "mastering": with_mastering})
     for sub in ("midi", "audio"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     scores_cache: dict = {}
@@ -466,6 +469,24 @@ def generate_corpus(out_dir, *, scores: int = 40, keys: int = 6, seed: int = 0, 
         writer.writeheader()
         writer.writerows(rows)
     return manifest
+
+
+def _check_same_corpus(out_dir: Path, settings: dict) -> None:
+    """Refuse to resume into ``out_dir`` with settings that change what a track already there
+    sounds like (its WAV would be kept, and the manifest would describe other audio); record
+    them (``corpus.json``) on the first call. ``scores`` and ``keys`` may change: they only add
+    or leave out tracks, each of which depends on its own score and key alone."""
+    import json
+
+    record = out_dir / "corpus.json"
+    if record.is_file():
+        before = json.loads(record.read_text())
+        changed = [f"{k} {before.get(k)!r} -> {v!r}" for k, v in settings.items() if before.get(k, v) != v]
+        if changed:
+            raise InputError(f"{out_dir} holds a corpus rendered with other settings ({'; '.join(changed)}); "
+                             "render into another --out, or delete the folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(settings, indent=1))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
