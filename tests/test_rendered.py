@@ -348,3 +348,8 @@ def test_a_corpus_folder_refuses_settings_that_change_its_tracks(tmp_path):
         rendered.generate_corpus(out, scores=0, keys=2, soundfont=font, with_mastering=True)
     with pytest.raises(InputError, match=r"seed 0 -> 1; seconds 30.0 -> 20.0"):
         rendered.generate_corpus(out, scores=0, keys=2, soundfont=font, seed=1, seconds=20.0)
+    with pytest.raises(InputError, match=r"ensembles \['rock_band'\] -> \['folk'\]"):
+        rendered.generate_corpus(tmp_path / "rock", scores=0, keys=2, soundfont=font, ensembles=("rock_band",))
+        rendered.generate_corpus(tmp_path / "rock", scores=0, keys=2, soundfont=font, ensembles=("folk",))
+    for ensembles in (("rock_band",), ("folk",)):  # --palette gm draws none: another list is the same corpus
+        rendered.generate_corpus(tmp_path / "gm", scores=0, keys=2, soundfont=font, palette="gm", ensembles=ensembles)

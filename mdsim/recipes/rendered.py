@@ -422,7 +422,9 @@ def generate_corpus(out_dir, *, scores: int = 40, keys: int = 6, seed: int = 0, 
                        tempo_changes=tempo_changes, ensembles=ensembles, palette=palette, soundfonts=soundfonts,
                        with_mastering=with_mastering)
     _check_same_corpus(out_dir, {"seed": seed, "seconds": seconds, "min_bpm": min_bpm, "max_bpm": max_bpm,
-                                 "tempo_changes": tempo_changes, "ensembles": list(ensembles), "palette": palette,
+                                 "tempo_changes": tempo_changes, "palette": palette,
+                                 # --palette gm draws no ensemble: the list changes nothing there
+                                 "ensembles": list(ensembles) if palette == "ensembles" else None,
                                  "soundfonts": [Path(f).name for f in soundfonts], "mastering": with_mastering})
     for sub in ("midi", "audio"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
