@@ -299,9 +299,9 @@ def apply_mastering(y: np.ndarray, sr: int, chain: dict, *, seed: int = 0) -> np
     stereo width, a white noise floor (drawn from ``seed``) and the peak level."""
     from scipy.signal import butter, lfilter, sosfilt
 
-    y = np.array(y, dtype=np.float64, ndmin=2)
-    if y.shape[0] == 1 and y.shape[1] > 2:
-        y = y.T
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1:  # a mono signal: one channel
+        y = y[:, None]
     nyquist = sr / 2
     if chain["highpass_hz"]:
         y = sosfilt(butter(2, chain["highpass_hz"] / nyquist, "highpass", output="sos"), y, axis=0)
